@@ -1,0 +1,137 @@
+# accel — build, test, run.  See README.md and docs/architecture.md.
+#
+#   make            build build/accel, build/libstore.a, build/libvcl.a
+#   make run        install missing Debian packages, build, start the demo
+#   make test       install missing Debian packages, build, run every test
+#   make deps       install missing Debian packages (apt-get, only when missing)
+#   make SAN=1 ...  ASan + UBSan build, output under build/san/
+#   make TSAN=1 ... ThreadSanitizer build, output under build/tsan/
+#   make fuzz       libFuzzer targets (clang), under build/fuzz/
+#   make bench      benchmarks (never part of make test)
+
+CC      ?= gcc
+ifeq ($(origin CC),default)
+CC      := gcc
+endif
+BUILD   ?= build
+OPT     ?= -O2
+CSTD    := -std=c11 -D_GNU_SOURCE
+WARN    := -Wall -Wextra -Werror
+CFLAGS_BASE := $(CSTD) $(OPT) -g $(WARN) -pthread -fno-strict-aliasing
+ifeq ($(SAN),1)
+BUILD   := build/san
+CFLAGS_BASE += -fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer -DAC_SAN=1
+LDSAN   := -fsanitize=address,undefined
+endif
+ifeq ($(TSAN),1)
+BUILD   := build/tsan
+CFLAGS_BASE += -fsanitize=thread -fno-omit-frame-pointer -DAC_TSAN=1
+LDSAN   := -fsanitize=thread
+endif
+ifeq ($(DEBUG),1)
+CFLAGS_BASE += -DAC_DEBUG_LOG=1
+endif
+
+PKGS    := openssl zlib libbrotlienc libbrotlidec lmdb libpcre2-8
+PKG_CFLAGS = $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+PKG_LIBS   = $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lev -lm
+CMOCKA_LIBS = $(shell pkg-config --libs cmocka 2>/dev/null || echo -lcmocka)
+
+STORE_SRC := $(wildcard store/*.c)
+VCL_SRC   := $(wildcard vcl-lite/*.c)
+ACCEL_SRC := $(filter-out accel/main.c,$(wildcard accel/*.c))
+UNIT_SRC  := $(wildcard tests/unit/test_*.c)
+FUZZ_SRC  := $(wildcard tests/fuzz/fuzz_*.c)
+
+STORE_OBJ := $(STORE_SRC:%.c=$(BUILD)/obj/%.o)
+VCL_OBJ   := $(VCL_SRC:%.c=$(BUILD)/obj/%.o)
+ACCEL_OBJ := $(ACCEL_SRC:%.c=$(BUILD)/obj/%.o)
+UNIT_BIN  := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
+
+LIBSTORE  := $(BUILD)/libstore.a
+LIBVCL    := $(BUILD)/libvcl.a
+LIBACCEL  := $(BUILD)/libaccel.a
+ALL_LIBS  := $(LIBACCEL) $(LIBVCL) $(LIBSTORE)
+
+.PHONY: all deps run test unit integration fuzz fuzz-smoke bench valgrind clean format
+all: $(BUILD)/accel $(UNIT_BIN)
+
+# The libraries compile with their own directory only on the include path,
+# so store/ and vcl-lite/ cannot include each other or accel (DESIGN.md).
+$(BUILD)/obj/store/%.o: store/%.c
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS_BASE) $(PKG_CFLAGS) -Istore -MMD -MP -c $< -o $@
+$(BUILD)/obj/vcl-lite/%.o: vcl-lite/%.c
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS_BASE) $(PKG_CFLAGS) -Ivcl-lite -MMD -MP -c $< -o $@
+$(BUILD)/obj/accel/%.o: accel/%.c
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS_BASE) $(PKG_CFLAGS) -Iaccel -Istore -Ivcl-lite -MMD -MP -c $< -o $@
+
+$(LIBSTORE): $(STORE_OBJ)
+	@mkdir -p $(@D)
+	rm -f $@ && ar rcs $@ $^
+$(LIBVCL): $(VCL_OBJ)
+	@mkdir -p $(@D)
+	rm -f $@ && ar rcs $@ $^
+$(LIBACCEL): $(ACCEL_OBJ)
+	@mkdir -p $(@D)
+	rm -f $@ && ar rcs $@ $^
+
+$(BUILD)/accel: $(BUILD)/obj/accel/main.o $(ALL_LIBS)
+	$(CC) $(CFLAGS_BASE) $< $(ALL_LIBS) $(PKG_LIBS) $(LDSAN) -o $@
+
+# Unit tests: one cmocka binary per tests/unit/test_<module>.c.
+$(BUILD)/tests/%: tests/unit/%.c $(ALL_LIBS)
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS_BASE) $(PKG_CFLAGS) -Iaccel -Istore -Ivcl-lite -Itests/unit -MMD -MP $< \
+	    $(ALL_LIBS) $(PKG_LIBS) $(CMOCKA_LIBS) $(LDSAN) -o $@
+
+deps:
+	@sh scripts/deps.sh test
+
+unit: $(UNIT_BIN)
+	@sh scripts/run-unit.sh $(UNIT_BIN)
+
+integration: $(BUILD)/accel
+	ACCEL_BIN=$(abspath $(BUILD)/accel) BUILD_DIR=$(abspath $(BUILD)) \
+	    /usr/bin/python3 -m pytest -q -p no:cacheprovider tests/integration
+
+# `make test` runs everything CI runs: unit, fuzz smoke, integration.
+test: deps
+	$(MAKE) all
+	$(MAKE) unit
+	$(MAKE) fuzz-smoke
+	$(MAKE) integration
+
+valgrind: $(UNIT_BIN)
+	@VALGRIND=1 sh scripts/run-unit.sh $(UNIT_BIN)
+
+run: deps
+	$(MAKE) $(BUILD)/accel
+	@sh scripts/run-demo.sh $(BUILD)/accel
+
+# libFuzzer targets are built with clang from the same sources.
+FUZZ_CC     := clang
+FUZZ_FLAGS  := $(CSTD) -O1 -g -fsanitize=fuzzer-no-link,address,undefined -fno-omit-frame-pointer -DAC_FUZZ=1
+FUZZ_BIN    := $(FUZZ_SRC:tests/fuzz/%.c=build/fuzz/%)
+FUZZ_LIBOBJ := $(STORE_SRC:%.c=build/fuzz/obj/%.o) $(VCL_SRC:%.c=build/fuzz/obj/%.o) $(ACCEL_SRC:%.c=build/fuzz/obj/%.o)
+build/fuzz/obj/%.o: %.c
+	@mkdir -p $(@D)
+	$(FUZZ_CC) $(FUZZ_FLAGS) $(PKG_CFLAGS) -Iaccel -Istore -Ivcl-lite -pthread -MMD -MP -c $< -o $@
+build/fuzz/%: tests/fuzz/%.c $(FUZZ_LIBOBJ)
+	$(FUZZ_CC) $(FUZZ_FLAGS) -fsanitize=fuzzer $(PKG_CFLAGS) -Iaccel -Istore -Ivcl-lite -pthread $< \
+	    $(FUZZ_LIBOBJ) $(PKG_LIBS) -o $@
+fuzz: $(FUZZ_BIN)
+fuzz-smoke: $(FUZZ_BIN)
+	@sh scripts/fuzz-smoke.sh $(FUZZ_BIN)
+
+bench:
+	@sh scripts/deps.sh bench
+	$(MAKE) all
+	@sh scripts/bench.sh
+
+clean:
+	rm -rf build
+
+-include $(shell find build -name '*.d' 2>/dev/null)
