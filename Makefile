@@ -135,3 +135,11 @@ clean:
 	rm -rf build
 
 -include $(shell find build -name '*.d' 2>/dev/null)
+
+# Benchmarks: tests/bench/<name>.c → build/bench/<name> (not part of make test)
+BENCH_SRC := $(wildcard tests/bench/*.c)
+BENCH_BIN := $(BENCH_SRC:tests/bench/%.c=$(BUILD)/bench/%)
+$(BUILD)/bench/%: tests/bench/%.c $(ALL_LIBS)
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS_BASE) $(PKG_CFLAGS) -Iaccel -Istore -Ivcl-lite $< $(ALL_LIBS) $(PKG_LIBS) $(LDSAN) -o $@
+bench-bin: $(BENCH_BIN)
