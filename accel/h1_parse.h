@@ -45,6 +45,8 @@ enum h1_body {
 #define H1_F_ASTERISK_FORM  0x0040u /* request-target was "*" (OPTIONS) */
 #define H1_F_AUTHORITY_FORM 0x0080u /* request-target was authority-form (CONNECT) */
 #define H1_F_HAS_TE         0x0100u /* a TE request header was present (hop-by-hop) */
+#define H1_F_EXPECT_OTHER   0x0200u /* request: an Expect value other than 100-continue
+                                     * (the session may answer 417, RFC 9110 §10.1.1) */
 
 /* Why a message was rejected; the session maps this to a status code. */
 enum h1_error {
@@ -55,6 +57,10 @@ enum h1_error {
     H1_ERR_TE_UNKNOWN,      /* 501: a transfer coding we do not implement */
     H1_ERR_VERSION,         /* 505: HTTP major version other than 1 */
 };
+
+/* The status code a request error maps to (400, 414, 431, 501, 505); 0 for
+ * H1_ERR_NONE.  For a response error the proxy answers 502 whatever the enum. */
+int h1_error_status(enum h1_error e);
 
 struct h1_request {
     struct ac_slice method;
@@ -154,6 +160,7 @@ struct h1_chunked {
     unsigned ndigits;
     size_t max_line;            /* limit for a size line or a trailer line (0: 4096) */
     const char *reason;         /* why decoding failed */
+    unsigned _sub;              /* private: position inside a chunk-ext or trailer line */
 };
 
 void h1_chunked_init(struct h1_chunked *c);

@@ -1,9 +1,84 @@
-/* main.c -- placeholder until the proxy core lands (issue 2). */
+/*
+ * main.c -- accel: parse the command line, open listeners, start the
+ * workers, then wait for signals: SIGTERM/SIGINT drain and exit 0.
+ */
 #include "ac.h"
+#include "config.h"
+#include "log.h"
+#include "pool.h"
+#include "wrk.h"
+
+#include <errno.h>
+#include <signal.h>
 #include <stdio.h>
+#include <stdlib.h>
+
+static struct config cfg;       /* read-only once workers start (architecture.md) */
+
 int
-main(void)
+main(int argc, char **argv)
 {
-    fprintf(stderr, "accel: not built yet\n");
-    return 2;
+    char err[512];
+    struct wrk *ws = NULL;
+    sigset_t set;
+    int sig, r;
+
+    r = config_parse(&cfg, argc, argv, err, sizeof(err));
+    if (r == 1) {
+        config_free(&cfg);
+        return 0;
+    }
+    if (r != 0) {
+        fprintf(stderr, "accel: %s\n", err);
+        config_free(&cfg);
+        return 2;
+    }
+    if (cfg.debug)
+        log_set_level(LOG_DEBUG);
+    if (cfg.compile_only) {
+        fprintf(stderr, "accel: -C: the policy language is not built yet (issue 5)\n");
+        config_free(&cfg);
+        return 2;
+    }
+    if (cfg.nbackend == 0 && cfg.vcl_file == NULL) {
+        fprintf(stderr, "accel: no origin: give -b HOST:PORT (or -f policy.vcl)\n");
+        config_free(&cfg);
+        return 2;
+    }
+    /* Workers inherit a mask with the signals main waits for. */
+    sigemptyset(&set);
+    sigaddset(&set, SIGTERM);
+    sigaddset(&set, SIGINT);
+    sigaddset(&set, SIGHUP);
+    pthread_sigmask(SIG_BLOCK, &set, NULL);
+    signal(SIGPIPE, SIG_IGN);
+
+    pool_backends_init(&cfg);
+    if (wrk_create_all(&cfg, &ws, err, sizeof(err)) != 0) {
+        LOG_E("%s", err);
+        wrk_destroy_all(&ws, cfg.nworkers);
+        pool_backends_fini();
+        config_free(&cfg);
+        return 1;
+    }
+    if (wrk_start_all(ws, cfg.nworkers) != 0)
+        return 1;
+    for (unsigned i = 0; i < cfg.nlisten; i++)
+        LOG_I("listening on %s (%u workers)", cfg.listen[i].spec, cfg.nworkers);
+    for (;;) {
+        if (sigwait(&set, &sig) != 0)
+            continue;
+        if (sig == SIGHUP) {
+            LOG_I("SIGHUP: nothing to reload yet");
+            continue;
+        }
+        break;
+    }
+    LOG_I("signal %d: draining (up to %gs)", sig, cfg.p.drain_timeout);
+    wrk_stop_all(ws, cfg.nworkers);
+    wrk_destroy_all(&ws, cfg.nworkers);
+    pool_backends_fini();
+    config_free(&cfg);
+    LOG_I("stopped");
+    return 0;
 }

@@ -1,0 +1,319 @@
+/*
+ * config.c -- command line parsing in the style of varnishd: -a, -b, -f, -s,
+ * -C, -w, -l, -p name=value.
+ */
+#include "config.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <getopt.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <unistd.h>
+
+static int
+fail(char *err, size_t errlen, const char *fmt, ...)
+{
+    va_list ap;
+
+    va_start(ap, fmt);
+    vsnprintf(err, errlen, fmt, ap);
+    va_end(ap);
+    return -1;
+}
+
+double
+config_parse_duration(const char *s)
+{
+    char *end;
+    double v;
+
+    errno = 0;
+    v = strtod(s, &end);
+    if (end == s || errno != 0 || v < 0 || v != v)
+        return -1;
+    if (*end == '\0' || strcmp(end, "s") == 0)
+        return v;
+    if (strcmp(end, "ms") == 0)
+        return v / 1000.0;
+    if (strcmp(end, "m") == 0)
+        return v * 60;
+    if (strcmp(end, "h") == 0)
+        return v * 3600;
+    if (strcmp(end, "d") == 0)
+        return v * 86400;
+    return -1;
+}
+
+double
+config_parse_size(const char *s)
+{
+    char *end;
+    double v, mul = 1;
+
+    errno = 0;
+    v = strtod(s, &end);
+    if (end == s || errno != 0 || v < 0 || v != v)
+        return -1;
+    switch (tolower((unsigned char)*end)) {
+    case '\0': return v;
+    case 'k': mul = 1024.0; break;
+    case 'm': mul = 1024.0 * 1024; break;
+    case 'g': mul = 1024.0 * 1024 * 1024; break;
+    case 't': mul = 1024.0 * 1024 * 1024 * 1024; break;
+    case 'b': return end[1] == '\0' ? v : -1;
+    default: return -1;
+    }
+    end++;
+    if (*end == '\0' || strcasecmp(end, "b") == 0 || strcasecmp(end, "ib") == 0)
+        return v * mul;
+    return -1;
+}
+
+int
+config_parse_addr(const char *spec, const char *default_host, struct config_addr *out,
+                  char *err, size_t errlen)
+{
+    char host[256], port[32];
+    const char *colon, *p = spec;
+    struct addrinfo hints, *res = NULL;
+    size_t hl;
+    int r;
+
+    memset(out, 0, sizeof(*out));
+    if (p[0] == '[') {
+        const char *rb = strchr(p, ']');
+        if (rb == NULL)
+            return fail(err, errlen, "'%s': missing ']' in IPv6 address", spec);
+        hl = (size_t)(rb - p - 1);
+        if (hl >= sizeof(host))
+            return fail(err, errlen, "'%s': address too long", spec);
+        memcpy(host, p + 1, hl);
+        host[hl] = '\0';
+        colon = rb[1] == ':' ? rb + 1 : NULL;
+        if (rb[1] != '\0' && colon == NULL)
+            return fail(err, errlen, "'%s': expected ':port' after ']'", spec);
+    } else {
+        colon = strrchr(p, ':');
+        if (colon == NULL) {
+            /* a bare number is a port, anything else a host */
+            bool digits = *p != '\0';
+            for (const char *q = p; *q; q++)
+                digits = digits && isdigit((unsigned char)*q);
+            if (digits) {
+                snprintf(host, sizeof(host), "%s", default_host);
+                colon = p - 1;
+            } else {
+                hl = strlen(p);
+                if (hl >= sizeof(host))
+                    return fail(err, errlen, "'%s': host name too long", spec);
+                memcpy(host, p, hl + 1);
+            }
+        } else {
+            hl = (size_t)(colon - p);
+            if (hl >= sizeof(host))
+                return fail(err, errlen, "'%s': host name too long", spec);
+            memcpy(host, p, hl);
+            host[hl] = '\0';
+            if (hl == 0)
+                snprintf(host, sizeof(host), "%s", default_host);
+        }
+    }
+    if (colon != NULL) {
+        const char *ps = colon + 1;
+        char *end;
+        long v;
+        errno = 0;
+        v = strtol(ps, &end, 10);
+        if (*ps == '\0' || *end != '\0' || errno || v < 0 || v > 65535)
+            return fail(err, errlen, "'%s': invalid port '%s'", spec, ps);
+        snprintf(port, sizeof(port), "%ld", v);
+    } else {
+        snprintf(port, sizeof(port), "80");
+    }
+    memset(&hints, 0, sizeof(hints));
+    hints.ai_family = AF_UNSPEC;
+    hints.ai_socktype = SOCK_STREAM;
+    hints.ai_flags = AI_NUMERICSERV | (host[0] == '\0' || strcmp(host, "*") == 0 ? AI_PASSIVE : 0);
+    r = getaddrinfo(host[0] == '\0' || strcmp(host, "*") == 0 ? NULL : host, port, &hints, &res);
+    if (r != 0 || res == NULL)
+        return fail(err, errlen, "'%s': cannot resolve '%s': %s", spec, host, gai_strerror(r));
+    memcpy(&out->ss, res->ai_addr, res->ai_addrlen);
+    out->len = res->ai_addrlen;
+    freeaddrinfo(res);
+    out->spec = ac_xstrdup(spec);
+    return 0;
+}
+
+void
+config_usage(FILE *f)
+{
+    fprintf(f,
+        "usage: accel [options]\n"
+        "  -a ADDR:PORT[,tls]  listen address (repeatable; default 127.0.0.1:8080)\n"
+        "  -b HOST:PORT        origin server (repeatable: round robin)\n"
+        "  -f FILE             vcl-lite policy file\n"
+        "  -s SPEC             storage: mem=SIZE, or disk=PATH,size=SIZE\n"
+        "  -C                  compile-check the policy (-f) and exit\n"
+        "  -w N                worker threads (default: number of CPUs)\n"
+        "  -l FILE             access log file ('-' for stdout; default: none)\n"
+        "  -p NAME=VALUE       set a parameter (repeatable), see below\n"
+        "  -d                  debug logging\n"
+        "  -h                  this help\n"
+        "parameters (durations: 1.5, 500ms, 2s, 1m; sizes: 64k, 1m):\n");
+#define X(name, kind, def, help) fprintf(f, "  %-22s %-8g %s\n", #name, (double)(def), help);
+    CONFIG_PARAMS(X)
+#undef X
+}
+
+static int
+set_param(struct config *cfg, const char *arg, char *err, size_t errlen)
+{
+    const char *eq = strchr(arg, '=');
+    size_t nl;
+    double v;
+
+    if (eq == NULL)
+        return fail(err, errlen, "-p '%s': expected NAME=VALUE", arg);
+    nl = (size_t)(eq - arg);
+#define X(name, kind, def, help) \
+    if (nl == sizeof(#name) - 1 && memcmp(arg, #name, nl) == 0) { \
+        enum config_kind k = CONFIG_##kind; \
+        v = k == CONFIG_DUR ? config_parse_duration(eq + 1) : config_parse_size(eq + 1); \
+        if (v < 0 || (k == CONFIG_UINT && v != (double)(unsigned long)v)) \
+            return fail(err, errlen, "-p %s: invalid value '%s'", #name, eq + 1); \
+        cfg->p.name = v; \
+        return 0; \
+    }
+    CONFIG_PARAMS(X)
+#undef X
+    return fail(err, errlen, "-p: unknown parameter '%.*s' (accel -h lists them)", (int)nl, arg);
+}
+
+static void
+add_addr(struct config_addr **arr, unsigned *n, const struct config_addr *a)
+{
+    *arr = ac_xrealloc(*arr, sizeof(**arr) * (*n + 1));
+    (*arr)[(*n)++] = *a;
+}
+
+int
+config_parse(struct config *cfg, int argc, char **argv, char *err, size_t errlen)
+{
+    struct config_addr a;
+    long ncpu;
+    int c;
+
+    memset(cfg, 0, sizeof(*cfg));
+    cfg->magic = CONFIG_MAGIC;
+#define X(name, kind, def, help) cfg->p.name = (def);
+    CONFIG_PARAMS(X)
+#undef X
+    optind = 1;
+    opterr = 0;
+    while ((c = getopt(argc, argv, ":a:b:f:s:Cw:l:p:dh")) != -1) {
+        switch (c) {
+        case 'a': {
+            char spec[512];
+            const char *comma = strchr(optarg, ',');
+            size_t l = comma ? (size_t)(comma - optarg) : strlen(optarg);
+            bool tls = false;
+            if (l >= sizeof(spec))
+                return fail(err, errlen, "-a '%s': too long", optarg);
+            memcpy(spec, optarg, l);
+            spec[l] = '\0';
+            if (comma != NULL) {
+                if (strcmp(comma + 1, "tls") == 0 || strcmp(comma + 1, "https") == 0)
+                    tls = true;
+                else
+                    return fail(err, errlen, "-a '%s': unknown option '%s'", optarg, comma + 1);
+            }
+            if (config_parse_addr(spec, "", &a, err, errlen) != 0)
+                return -1;
+            a.tls = tls;
+            add_addr(&cfg->listen, &cfg->nlisten, &a);
+            break;
+        }
+        case 'b':
+            if (config_parse_addr(optarg, "127.0.0.1", &a, err, errlen) != 0)
+                return -1;
+            add_addr(&cfg->backend, &cfg->nbackend, &a);
+            break;
+        case 'f':
+            free(cfg->vcl_file);
+            cfg->vcl_file = ac_xstrdup(optarg);
+            break;
+        case 's':
+            cfg->storage = ac_xrealloc(cfg->storage, sizeof(char *) * (cfg->nstorage + 1));
+            cfg->storage[cfg->nstorage++] = ac_xstrdup(optarg);
+            break;
+        case 'C':
+            cfg->compile_only = true;
+            break;
+        case 'w': {
+            char *end;
+            long v = strtol(optarg, &end, 10);
+            if (*optarg == '\0' || *end != '\0' || v < 1 || v > 256)
+                return fail(err, errlen, "-w '%s': expected a number of workers 1..256", optarg);
+            cfg->nworkers = (unsigned)v;
+            break;
+        }
+        case 'l':
+            free(cfg->access_log);
+            cfg->access_log = ac_xstrdup(optarg);
+            break;
+        case 'p':
+            if (set_param(cfg, optarg, err, errlen) != 0)
+                return -1;
+            break;
+        case 'd':
+            cfg->debug = true;
+            break;
+        case 'h':
+            config_usage(stdout);
+            return 1;
+        case ':':
+            return fail(err, errlen, "option -%c needs an argument", optopt);
+        default:
+            return fail(err, errlen, "unknown option -%c (accel -h for help)", optopt);
+        }
+    }
+    if (optind < argc)
+        return fail(err, errlen, "unexpected argument '%s'", argv[optind]);
+    if (cfg->nlisten == 0) {
+        if (config_parse_addr("127.0.0.1:8080", "", &a, err, errlen) != 0)
+            return -1;
+        add_addr(&cfg->listen, &cfg->nlisten, &a);
+    }
+    if (cfg->nworkers == 0) {
+        ncpu = sysconf(_SC_NPROCESSORS_ONLN);
+        cfg->nworkers = ncpu > 0 ? (unsigned)AC_MIN(ncpu, 64) : 1;
+    }
+    if (cfg->p.max_headers < 1 || cfg->p.max_headers > 10000)
+        return fail(err, errlen, "-p max_headers: must be 1..10000");
+    if (cfg->p.max_head_bytes < 256)
+        return fail(err, errlen, "-p max_head_bytes: must be at least 256");
+    if (cfg->p.relay_buffer < 4096)
+        return fail(err, errlen, "-p relay_buffer: must be at least 4k");
+    return 0;
+}
+
+void
+config_free(struct config *cfg)
+{
+    for (unsigned i = 0; i < cfg->nlisten; i++)
+        free(cfg->listen[i].spec);
+    for (unsigned i = 0; i < cfg->nbackend; i++)
+        free(cfg->backend[i].spec);
+    for (unsigned i = 0; i < cfg->nstorage; i++)
+        free(cfg->storage[i]);
+    free(cfg->listen);
+    free(cfg->backend);
+    free(cfg->backend_host);
+    free(cfg->storage);
+    free(cfg->vcl_file);
+    free(cfg->access_log);
+    memset(cfg, 0, sizeof(*cfg));
+}

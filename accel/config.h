@@ -1,0 +1,84 @@
+/*
+ * config.h -- the daemon's configuration: command line and parameters.
+ * Filled once by config_parse() on the main thread, read-only afterwards
+ * (a global owned by main.c; see docs/architecture.md).
+ */
+#ifndef AC_CONFIG_H
+#define AC_CONFIG_H
+
+#include "ac.h"
+
+#include <stdio.h>
+#include <sys/socket.h>
+
+/* Tunable parameters (-p name=value).  X(name, kind, default, help)
+ * kind: DUR (seconds, "500ms", "2s", "1m"), UINT, SIZE ("64k", "1m"). */
+#define CONFIG_PARAMS(X) \
+    X(timeout_idle, DUR, 60, "idle keep-alive client connection timeout") \
+    X(timeout_req_head, DUR, 10, "deadline to receive a whole request head") \
+    X(min_body_rate, UINT, 1024, "bytes/s a client must sustain while sending a body (5 s windows)") \
+    X(connect_timeout, DUR, 3, "origin connect timeout") \
+    X(first_byte_timeout, DUR, 60, "origin time to the first response byte") \
+    X(between_bytes_timeout, DUR, 60, "origin silence allowed between body bytes") \
+    X(send_timeout, DUR, 60, "client not reading for this long is dropped") \
+    X(max_connections, UINT, 10000, "client connections per worker") \
+    X(max_head_bytes, SIZE, 32768, "request or response head size (431 / 502)") \
+    X(max_header_line, SIZE, 8192, "one header field line (431)") \
+    X(max_headers, UINT, 100, "number of header fields (431)") \
+    X(max_target, SIZE, 8192, "request-target length (414)") \
+    X(drain_timeout, DUR, 10, "on SIGTERM, wait this long for requests in flight") \
+    X(origin_idle_conns, UINT, 64, "idle origin connections kept per origin per worker") \
+    X(origin_idle_timeout, DUR, 30, "idle origin connections are closed after this") \
+    X(relay_buffer, SIZE, 65536, "bytes buffered per direction while relaying a body")
+
+enum config_kind { CONFIG_DUR, CONFIG_UINT, CONFIG_SIZE };
+
+struct config_params {
+#define X(name, kind, def, help) double name;
+    CONFIG_PARAMS(X)
+#undef X
+};
+
+struct config_addr {
+    char *spec;                         /* as given, for messages */
+    struct sockaddr_storage ss;
+    socklen_t len;
+    bool tls;                           /* ",tls" suffix (issue 9) */
+};
+
+struct config {
+    unsigned magic;
+#define CONFIG_MAGIC 0x5c0f1a37
+    struct config_addr *listen;
+    unsigned nlisten;
+    struct config_addr *backend;        /* -b, in order */
+    char **backend_host;                /* host part of each -b, for messages */
+    unsigned nbackend;
+    unsigned nworkers;
+    char *access_log;                   /* NULL: none, "-": stdout */
+    char *vcl_file;                     /* -f */
+    char **storage;                     /* -s specs, as given */
+    unsigned nstorage;
+    bool compile_only;                  /* -C */
+    bool debug;                         /* -d: debug logging */
+    struct config_params p;
+};
+
+/*
+ * Parse argv into cfg.  Returns 0 on success, 1 when usage was printed on
+ * request (-h: exit 0), -1 on a bad argument with a message in err (exit 2).
+ */
+int config_parse(struct config *cfg, int argc, char **argv, char *err, size_t errlen);
+void config_usage(FILE *f);
+void config_free(struct config *cfg);
+
+/* Parse "host:port", "[v6]:port", ":port" or "port" into a socket address.
+ * Host names are resolved with getaddrinfo (first result).  0 or -1 with err. */
+int config_parse_addr(const char *spec, const char *default_host, struct config_addr *out,
+                      char *err, size_t errlen);
+/* "1.5", "500ms", "2s", "3m", "1h" → seconds; -1 on error. */
+double config_parse_duration(const char *s);
+/* "123", "64k", "10M", "1G" (also KB/MB/GB, KiB...) → bytes; -1 on error. */
+double config_parse_size(const char *s);
+
+#endif /* AC_CONFIG_H */

@@ -1,0 +1,576 @@
+/*
+ * fetch.c -- the origin side of a session: connection (pooled or new),
+ * request head, request body, response head, response body relay.
+ *
+ * Flow control: the response body moves through one fixed buffer
+ * (relay_buffer bytes).  accel reads from the origin only when everything
+ * read before has been written to the client, so a slow client slows the
+ * origin read instead of growing memory (a 1 GiB body needs 64 KiB here).
+ */
+#include "sess.h"
+
+#include "http.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <sys/socket.h>
+
+void fetch_build_bereq(struct sess *s);
+
+void
+fetch_on_origin_io(struct ev_loop *loop, ev_io *io, int revents)
+{
+    struct oconn *oc = AC_CONTAINER_OF(io, struct oconn, io);
+
+    (void)loop;
+    (void)revents;
+    AC_CHECK_OBJ(oc, OCONN_MAGIC);
+    AC_NOTNULL(oc->owner);
+    sess_drive(oc->owner);
+}
+
+static bool
+is_forwarded_hdr(struct ac_slice n)
+{
+    return ac_slice_caseeq(n, AC_LIT("X-Forwarded-For")) ||
+           ac_slice_caseeq(n, AC_LIT("X-Forwarded-Proto"));
+}
+
+/*
+ * The request head for the origin: the client's fields minus hop-by-hop
+ * ones (RFC 9110 §7.6.1) and Expect (accel answers 100-continue itself),
+ * with X-Forwarded-For extended, X-Forwarded-Proto set, Via appended, and
+ * the body framing re-stated.  Built once per request, before the request
+ * body is read, while the head slices are valid.
+ */
+void
+fetch_build_bereq(struct sess *s)
+{
+    const struct h1_request *req = &s->req;
+    struct ac_buf *b = &s->bereq;
+    bool upgrade = (req->flags & H1_F_UPGRADE) != 0;
+    bool host_done = false;
+    const struct h1_header *xff = NULL;
+
+    ac_buf_reset(b);
+    ac_buf_cats(b, req->method);
+    ac_buf_cat(b, " ", 1);
+    ac_buf_cats(b, req->path);
+    ac_buf_catstr(b, " HTTP/1.1\r\n");
+    for (unsigned i = 0; i < req->nhdrs; i++) {
+        const struct h1_header *h = &req->hdrs[i];
+        if (http_is_hop_by_hop(h->name) || http_conn_lists(req->hdrs, req->nhdrs, h->name))
+            continue;
+        if (ac_slice_caseeq(h->name, AC_LIT("Content-Length")) ||
+            ac_slice_caseeq(h->name, AC_LIT("Expect")))
+            continue;
+        if (ac_slice_caseeq(h->name, AC_LIT("X-Forwarded-For"))) {
+            xff = h;            /* several: RFC 7239 says combine; keep them in order */
+            ac_buf_cats(b, h->name);
+            ac_buf_cat(b, ": ", 2);
+            ac_buf_cats(b, h->value);
+            ac_buf_cat(b, "\r\n", 2);
+            continue;
+        }
+        if (is_forwarded_hdr(h->name))
+            continue;
+        if (ac_slice_caseeq(h->name, AC_LIT("Host"))) {
+            /* absolute-form: the target's authority wins (RFC 9112 §3.2.2) */
+            if (host_done)
+                continue;
+            host_done = true;
+            ac_buf_catstr(b, "Host: ");
+            ac_buf_cats(b, req->host);
+            ac_buf_cat(b, "\r\n", 2);
+            continue;
+        }
+        ac_buf_cats(b, h->name);
+        ac_buf_cat(b, ": ", 2);
+        ac_buf_cats(b, h->value);
+        ac_buf_cat(b, "\r\n", 2);
+    }
+    if (!host_done && req->host.len > 0) {
+        ac_buf_catstr(b, "Host: ");
+        ac_buf_cats(b, req->host);
+        ac_buf_cat(b, "\r\n", 2);
+    }
+    (void)xff;
+    /* Appended as its own field line: X-Forwarded-For is a list, and field
+     * lines of one name combine in order (RFC 9110 §5.3). */
+    ac_buf_printf(b, "X-Forwarded-For: %s\r\n", s->client_ip);
+    ac_buf_printf(b, "X-Forwarded-Proto: %s\r\n", "http");
+    ac_buf_printf(b, "Via: 1.%d accel\r\n", req->minor >= 1 ? 1 : 0);
+    if (req->body == H1_BODY_LENGTH)
+        ac_buf_printf(b, "Content-Length: %llu\r\n", (unsigned long long)req->content_length);
+    else if (req->body == H1_BODY_CHUNKED)
+        ac_buf_catstr(b, "Transfer-Encoding: chunked\r\n");
+    if (upgrade) {
+        const struct h1_header *u = h1_header_find(req->hdrs, req->nhdrs, AC_LIT("Upgrade"));
+        if (u != NULL) {
+            ac_buf_catstr(b, "Connection: upgrade\r\nUpgrade: ");
+            ac_buf_cats(b, u->value);
+            ac_buf_cat(b, "\r\n", 2);
+        }
+    }
+    ac_buf_cat(b, "\r\n", 2);
+    AC_ASSERT(!ac_buf_error(b));
+}
+
+static bool
+retryable(const struct sess *s)
+{
+    return s->oc_reused && s->retries == 0 && s->req.body == H1_BODY_NONE &&
+           s->resp_bytes_in == 0 && http_method_idempotent(s->req.method);
+}
+
+/* A reused idle connection turned out dead before any response byte:
+ * the origin closed it while we picked it.  Try once on a fresh one. */
+static enum step
+retry(struct sess *s)
+{
+    pool_close(&s->oc);
+    s->retries++;
+    s->oc_reused = false;
+    STAT_INC(s->w, backend_retry);
+    s->state = S_CONNECT;
+    return STEP_MORE;
+}
+
+static enum step
+origin_fail(struct sess *s, int status, const char *what, int err)
+{
+    if (status == 504) {
+        STAT_INC(s->w, backend_timeout);
+        STAT_INC(s->w, resp_504);
+    } else {
+        STAT_INC(s->w, resp_502);
+    }
+    LOG_W("origin %s: %s%s%s (client %s)", s->be ? s->be->name : "-", what, err ? ": " : "",
+          err ? strerror(err) : "", s->client_ip);
+    if (s->oc != NULL)
+        pool_close(&s->oc);
+    s->upstream_status = 0;
+    if (status == 504)
+        return sess_synth(s, 504, NULL, "Origin timed out\n", false);
+    return sess_synth(s, 502, NULL, "Origin unreachable or invalid answer\n", false);
+}
+
+enum step
+fetch_connect(struct sess *s)
+{
+    struct oconn *oc = s->oc;
+    int err = 0;
+    socklen_t el = sizeof(err);
+
+    if (oc == NULL) {
+        if (s->retries == 0 && (oc = pool_get_idle(s->w, s->be)) != NULL) {
+            s->oc_reused = true;
+            STAT_INC(s->w, backend_reuse);
+        } else {
+            oc = pool_connect(s->w, s->be);
+            if (oc == NULL) {
+                STAT_INC(s->w, backend_fail);
+                return origin_fail(s, 502, "connect", errno);
+            }
+        }
+        oc->owner = s;
+        ev_io_stop(s->w->loop, &oc->io);
+        ev_io_init(&oc->io, fetch_on_origin_io, oc->c.fd, 0);
+        s->oc = oc;
+        if (oc->connecting) {
+            sess_want(s, 0, EV_WRITE);
+            sess_timer(s, s->w->cfg->p.connect_timeout);
+            return STEP_WAIT;
+        }
+    }
+    if (oc->connecting) {
+        if (s->timed_out) {
+            STAT_INC(s->w, backend_fail);
+            return origin_fail(s, 504, "connect timed out", 0);
+        }
+        if (getsockopt(oc->c.fd, SOL_SOCKET, SO_ERROR, &err, &el) != 0)
+            err = errno;
+        if (err != 0) {
+            STAT_INC(s->w, backend_fail);
+            return origin_fail(s, 502, "connect", err);
+        }
+        oc->connecting = false;
+    }
+    s->bereq_off = 0;
+    s->state = S_BEREQ;
+    return STEP_MORE;
+}
+
+enum step
+fetch_bereq(struct sess *s)
+{
+    struct oconn *oc = s->oc;
+
+    if (s->timed_out)
+        return origin_fail(s, 504, "timed out sending the request", 0);
+    while (s->bereq_off < s->bereq.len) {
+        struct iovec iov = { s->bereq.p + s->bereq_off, s->bereq.len - s->bereq_off };
+        ssize_t n = conn_writev(&oc->c, &iov, 1);
+        if (n == AC_AGAIN) {
+            sess_want(s, 0, oc->c.want);
+            sess_timer(s, s->w->cfg->p.first_byte_timeout);
+            return STEP_WAIT;
+        }
+        if (n < 0) {
+            if (retryable(s))
+                return retry(s);
+            return origin_fail(s, 502, "send", oc->c.err);
+        }
+        s->bereq_off += (size_t)n;
+    }
+    oc->nreq++;
+    STAT_INC(s->w, backend_req);
+    s->state = s->req.body != H1_BODY_NONE ? S_REQBODY : S_BERESP;
+    return STEP_MORE;
+}
+
+/*
+ * Stream the request body from the client to the origin.  The bytes are
+ * forwarded as received (for chunked, framing included) once the decoder has
+ * validated them; `pending` counts validated bytes at the head of rbuf that
+ * are not yet written.
+ */
+enum step
+fetch_reqbody(struct sess *s)
+{
+    const struct config *cfg = s->w->cfg;
+    struct ac_iobuf *b = &s->rbuf;
+    struct oconn *oc = s->oc;
+    ssize_t n;
+
+    if (s->niov > 0) {              /* "100 Continue" first */
+        enum step r = sess_flush(s);
+        if (r != STEP_MORE) {
+            if (r == STEP_DONE)
+                return STEP_DONE;
+            return r;
+        }
+    }
+    if (s->timed_out) {
+        double now = ev_now(s->w->loop), span = now - s->body_window_start;
+        if (s->reqbody_pending_fwd > 0)     /* we were waiting for the origin */
+            return origin_fail(s, 504, "timed out receiving the request body", 0);
+        if (span > 0 && (double)s->body_window_bytes < cfg->p.min_body_rate * span) {
+            STAT_INC(s->w, client_timeout);
+            LOG_I("client %s: request body slower than %g bytes/s, closing", s->client_ip,
+                  cfg->p.min_body_rate);
+            pool_close(&s->oc);
+            s->keepalive = false;
+            return sess_synth(s, 408, NULL, "Request body too slow\n", true);
+        }
+        s->body_window_start = now;
+        s->body_window_bytes = 0;
+        s->timed_out = false;
+    }
+    for (;;) {
+        if (s->reqbody_pending_fwd > 0) {
+            struct iovec iov = { (void *)(uintptr_t)ac_iobuf_head(b), s->reqbody_pending_fwd };
+            n = conn_writev(&oc->c, &iov, 1);
+            if (n == AC_AGAIN) {
+                sess_want(s, 0, oc->c.want);
+                sess_timer(s, cfg->p.first_byte_timeout);
+                return STEP_WAIT;
+            }
+            if (n < 0)
+                return origin_fail(s, 502, "send body", oc->c.err);
+            ac_iobuf_consume(b, (size_t)n);
+            s->reqbody_pending_fwd -= (size_t)n;
+            continue;
+        }
+        bool done = s->req.body == H1_BODY_LENGTH ? s->reqbody_left == 0
+                                                  : h1_chunked_done(&s->reqchunk);
+        if (done) {
+            s->state = S_BERESP;
+            return STEP_MORE;
+        }
+        if (ac_iobuf_len(b) > 0) {
+            if (s->req.body == H1_BODY_LENGTH) {
+                size_t take = (size_t)AC_MIN((uint64_t)ac_iobuf_len(b), s->reqbody_left);
+                s->reqbody_left -= take;
+                s->reqbody_pending_fwd = take;
+            } else {
+                struct ac_slice data;
+                long c = h1_chunked_decode(&s->reqchunk, ac_iobuf_head(b) + s->reqbody_scan,
+                                           ac_iobuf_len(b) - s->reqbody_scan, &data);
+                if (c < 0) {
+                    STAT_INC(s->w, client_req_bad);
+                    pool_close(&s->oc);
+                    s->keepalive = false;
+                    return sess_synth(s, 400, NULL, "Bad chunked request body\n", true);
+                }
+                s->reqbody_scan += (size_t)c;
+                if (h1_chunked_done(&s->reqchunk) || s->reqbody_scan == ac_iobuf_len(b) ||
+                    s->reqbody_scan >= 16384) {
+                    s->reqbody_pending_fwd = s->reqbody_scan;
+                    s->reqbody_scan = 0;
+                }
+                if (c == 0 && s->reqbody_pending_fwd == 0)
+                    goto read_more;
+            }
+            continue;
+        }
+read_more:
+        if (s->client_eof) {
+            LOG_I("client %s: closed during the request body", s->client_ip);
+            return STEP_DONE;
+        }
+        if (ac_iobuf_len(b) == 0)
+            b->start = b->end = 0;
+        else if (ac_iobuf_room(b) == 0)
+            ac_iobuf_compact(b);
+        n = conn_read(&s->c, b->data + b->end, ac_iobuf_room(b));
+        if (n > 0) {
+            b->end += (size_t)n;
+            s->body_window_bytes += (uint64_t)n;
+            continue;
+        }
+        if (n == AC_AGAIN) {
+            sess_want(s, s->c.want, 0);
+            double left = 5.0 - (ev_now(s->w->loop) - s->body_window_start);
+            sess_timer(s, left > 0 ? left : 0.001);
+            return STEP_WAIT;
+        }
+        s->client_eof = true;
+        LOG_I("client %s: closed during the request body", s->client_ip);
+        return STEP_DONE;
+    }
+}
+
+enum step
+fetch_beresp(struct sess *s)
+{
+    const struct config *cfg = s->w->cfg;
+    struct ac_iobuf *b = &s->relay;
+    struct oconn *oc = s->oc;
+    ssize_t n;
+
+    if (s->niov > 0) {              /* an interim (1xx) answer still going out */
+        enum step r = sess_flush(s);
+        if (r != STEP_MORE)
+            return r;
+    }
+    if (s->timed_out)
+        return origin_fail(s, 504, "no response within first_byte_timeout", 0);
+    if (b->data == NULL)
+        ac_iobuf_init(b, (size_t)cfg->p.relay_buffer);
+    for (;;) {
+        if (ac_iobuf_len(b) > 0) {
+            struct h1_limits lim = {
+                .max_head = (size_t)cfg->p.max_head_bytes,
+                .max_target = 0,
+                .max_header_line = (size_t)cfg->p.max_head_bytes,
+                .max_headers = (unsigned)cfg->p.max_headers,
+            };
+            if (s->bhdrs == NULL)
+                s->bhdrs = ac_xcalloc((size_t)cfg->p.max_headers, sizeof(*s->bhdrs));
+            memset(&s->resp, 0, sizeof(s->resp));
+            s->resp.hdrs = s->bhdrs;
+            int r = h1_parse_response(ac_iobuf_head(b), ac_iobuf_len(b), &lim, s->req.method,
+                                      &s->resp);
+            if (r > 0) {
+                int st = s->resp.status;
+                if (st == 101 && (s->req.flags & H1_F_UPGRADE)) {
+                    s->upstream_status = 101;
+                    sess_build_resp_head(s);
+                    ac_iobuf_consume(b, (size_t)r);
+                    s->state = S_TUNNEL;
+                    return STEP_MORE;
+                }
+                if (st >= 100 && st < 200) {
+                    /* 100: we answered the client's Expect ourselves.
+                     * 101 without an Upgrade request is a broken origin. */
+                    if (st == 101)
+                        return origin_fail(s, 502, "101 without an upgrade request", 0);
+                    if (st != 100) {
+                        ac_buf_reset(&s->whead);
+                        ac_buf_printf(&s->whead, "HTTP/1.1 %d ", st);
+                        ac_buf_cats(&s->whead, s->resp.reason_phrase);
+                        ac_buf_cat(&s->whead, "\r\n", 2);
+                        for (unsigned i = 0; i < s->resp.nhdrs; i++) {
+                            const struct h1_header *h = &s->resp.hdrs[i];
+                            if (http_is_hop_by_hop(h->name))
+                                continue;
+                            ac_buf_cats(&s->whead, h->name);
+                            ac_buf_cat(&s->whead, ": ", 2);
+                            ac_buf_cats(&s->whead, h->value);
+                            ac_buf_cat(&s->whead, "\r\n", 2);
+                        }
+                        ac_buf_cat(&s->whead, "\r\n", 2);
+                        sess_iov_add(s, s->whead.p, s->whead.len);
+                    }
+                    ac_iobuf_consume(b, (size_t)r);
+                    if (s->niov > 0) {
+                        enum step fr = sess_flush(s);
+                        if (fr != STEP_MORE)
+                            return fr;
+                    }
+                    continue;
+                }
+                s->upstream_status = st;
+                sess_build_resp_head(s);
+                ac_iobuf_consume(b, (size_t)r);
+                s->respbody_left = s->resp.content_length;
+                h1_chunked_init(&s->respchunk);
+                s->origin_reusable = !(s->resp.flags & H1_F_CLOSE) &&
+                                     s->resp.body != H1_BODY_CLOSE;
+                sess_iov_add(s, s->whead.p, s->whead.len);
+                s->state = S_RESPBODY;
+                return STEP_MORE;
+            }
+            if (r != AC_AGAIN) {
+                LOG_W("origin %s: invalid response: %s", s->be->name,
+                      s->resp.reason ? s->resp.reason : "?");
+                return origin_fail(s, 502, "invalid response head", 0);
+            }
+        }
+        if (ac_iobuf_room(b) == 0) {
+            ac_iobuf_compact(b);
+            if (ac_iobuf_room(b) == 0)
+                return origin_fail(s, 502, "response head too large", 0);
+        }
+        n = conn_read(&oc->c, b->data + b->end, ac_iobuf_room(b));
+        if (n > 0) {
+            b->end += (size_t)n;
+            s->resp_bytes_in += (uint64_t)n;
+            continue;
+        }
+        if (n == AC_AGAIN) {
+            sess_want(s, 0, oc->c.want);
+            sess_timer(s, cfg->p.first_byte_timeout);
+            return STEP_WAIT;
+        }
+        if (retryable(s))
+            return retry(s);
+        return origin_fail(s, 502, n == 0 ? "closed before responding" : "receive",
+                           n == 0 ? 0 : oc->c.err);
+    }
+}
+
+/* Queue one run of body bytes for the client, framed as the client needs. */
+static void
+emit(struct sess *s, const char *p, size_t len)
+{
+    if (len == 0)
+        return;
+    if (s->resp_chunked_out) {
+        if (s->niov == 0)
+            s->nchunkhdr = 0;
+        AC_ASSERT(s->nchunkhdr < AC_ARRAY_LEN(s->chunkhdr));
+        unsigned k = s->nchunkhdr++;
+        int hl = snprintf(s->chunkhdr[k], sizeof(s->chunkhdr[k]), "%zx\r\n", len);
+        sess_iov_add(s, s->chunkhdr[k], (size_t)hl);
+        sess_iov_add(s, p, len);
+        sess_iov_add(s, "\r\n", 2);
+    } else {
+        sess_iov_add(s, p, len);
+    }
+    s->bytes_sent += len;
+}
+
+static bool
+respbody_done(const struct sess *s)
+{
+    switch (s->resp.body) {
+    case H1_BODY_NONE: return true;
+    case H1_BODY_LENGTH: return s->respbody_left == 0;
+    case H1_BODY_CHUNKED: return h1_chunked_done(&s->respchunk);
+    case H1_BODY_CLOSE: return s->origin_eof;
+    }
+    return true;
+}
+
+enum step
+fetch_respbody(struct sess *s)
+{
+    const struct config *cfg = s->w->cfg;
+    struct ac_iobuf *b = &s->relay;
+    bool head = ac_slice_eq(s->req.method, AC_LIT("HEAD"));
+    ssize_t n;
+
+    for (;;) {
+        if (s->niov > 0) {
+            enum step r = sess_flush(s);
+            if (r != STEP_MORE)
+                return r;           /* STEP_DONE: client gone, origin conn closed by free */
+        }
+        if (s->timed_out) {
+            STAT_INC(s->w, backend_timeout);
+            LOG_W("origin %s: body stalled for %gs, closing the client connection",
+                  s->be->name, cfg->p.between_bytes_timeout);
+            return STEP_DONE;
+        }
+        if (head || respbody_done(s)) {
+            if (s->resp_chunked_out && !s->resp_head_done) {
+                s->resp_head_done = true;   /* reused as "last chunk queued" */
+                sess_iov_add(s, "0\r\n\r\n", 5);
+                continue;
+            }
+            sess_release_origin(s, s->origin_reusable);
+            s->state = S_FINISH;
+            return STEP_MORE;
+        }
+        if (ac_iobuf_len(b) > 0) {
+            switch (s->resp.body) {
+            case H1_BODY_LENGTH: {
+                size_t take = (size_t)AC_MIN((uint64_t)ac_iobuf_len(b), s->respbody_left);
+                emit(s, ac_iobuf_head(b), take);
+                b->start += take;   /* not consume(): the bytes must stay put until flushed */
+                s->respbody_left -= take;
+                break;
+            }
+            case H1_BODY_CHUNKED:
+                while (ac_iobuf_len(b) > 0 && s->niov <= SESS_NIOV - 3 &&
+                       !h1_chunked_done(&s->respchunk)) {
+                    struct ac_slice data;
+                    long c = h1_chunked_decode(&s->respchunk, ac_iobuf_head(b), ac_iobuf_len(b),
+                                               &data);
+                    if (c < 0) {
+                        LOG_W("origin %s: bad chunked body (%s), closing the client connection",
+                              s->be->name, s->respchunk.reason ? s->respchunk.reason : "?");
+                        return STEP_DONE;
+                    }
+                    b->start += (size_t)c;
+                    emit(s, data.p, data.len);
+                    if (c == 0)
+                        break;
+                }
+                break;
+            case H1_BODY_CLOSE:
+                emit(s, ac_iobuf_head(b), ac_iobuf_len(b));
+                b->start = b->end;
+                break;
+            case H1_BODY_NONE:
+                break;
+            }
+            if (s->niov > 0 || respbody_done(s))
+                continue;
+        }
+        /* Everything read so far is written: the buffer is free again. */
+        b->start = b->end = 0;
+        n = conn_read(&s->oc->c, b->data, b->cap);
+        if (n > 0) {
+            b->end = (size_t)n;
+            continue;
+        }
+        if (n == AC_AGAIN) {
+            sess_want(s, 0, s->oc->c.want);
+            sess_timer(s, cfg->p.between_bytes_timeout);
+            return STEP_WAIT;
+        }
+        if (n == 0 && s->resp.body == H1_BODY_CLOSE) {
+            s->origin_eof = true;
+            s->origin_reusable = false;
+            continue;
+        }
+        /* Truncated: close the client connection so it cannot take a
+         * partial body for a whole one. */
+        LOG_W("origin %s: %s mid-body, closing the client connection", s->be->name,
+              n == 0 ? "closed" : "error");
+        return STEP_DONE;
+    }
+}

@@ -1,0 +1,594 @@
+/*
+ * sess.c -- client sessions: the state machine driver, reading and
+ * dispatching request heads, synthetic answers, the client response head,
+ * keep-alive and (lingering) close.
+ */
+#include "sess.h"
+
+#include "http.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+static sess_step_f step_head, step_recv, step_synth, step_finish, step_close;
+
+static sess_step_f *const steps[S__MAX] = {
+    [S_HEAD] = step_head,
+    [S_RECV] = step_recv,
+    [S_CONNECT] = fetch_connect,
+    [S_BEREQ] = fetch_bereq,
+    [S_REQBODY] = fetch_reqbody,
+    [S_BERESP] = fetch_beresp,
+    [S_RESPBODY] = fetch_respbody,
+    [S_TUNNEL] = tunnel_step,
+    [S_SYNTH] = step_synth,
+    [S_FINISH] = step_finish,
+    [S_CLOSE] = step_close,
+};
+
+static const char continue_100[] = "HTTP/1.1 100 Continue\r\n\r\n";
+
+static void
+io_set(struct ev_loop *loop, ev_io *io, int fd, int events)
+{
+    int cur = ev_is_active(io) ? (io->events & (EV_READ | EV_WRITE)) : 0;
+
+    if (cur == events)
+        return;
+    ev_io_stop(loop, io);
+    if (events) {
+        ev_io_set(io, fd, events);
+        ev_io_start(loop, io);
+    }
+}
+
+void
+sess_want(struct sess *s, int cev, int oev)
+{
+    io_set(s->w->loop, &s->io, s->c.fd, cev);
+    if (s->oc != NULL)
+        io_set(s->w->loop, &s->oc->io, s->oc->c.fd, oev);
+}
+
+void
+sess_timer(struct sess *s, double seconds)
+{
+    s->timed_out = false;
+    s->tmr.repeat = seconds > 0.001 ? seconds : 0.001;
+    ev_timer_again(s->w->loop, &s->tmr);
+}
+
+static void
+on_client_io(struct ev_loop *loop, ev_io *io, int revents)
+{
+    struct sess *s = AC_CONTAINER_OF(io, struct sess, io);
+
+    (void)loop;
+    (void)revents;
+    sess_drive(s);
+}
+
+static void
+on_timer(struct ev_loop *loop, ev_timer *t, int revents)
+{
+    struct sess *s = AC_CONTAINER_OF(t, struct sess, tmr);
+
+    (void)revents;
+    ev_timer_stop(loop, t);
+    s->timed_out = true;
+    sess_drive(s);
+}
+
+static void
+sess_free(struct sess *s)
+{
+    struct wrk *w = s->w;
+
+    AC_CHECK_OBJ(s, SESS_MAGIC);
+    ev_io_stop(w->loop, &s->io);
+    ev_timer_stop(w->loop, &s->tmr);
+    if (s->oc != NULL)
+        pool_close(&s->oc);
+    conn_close(&s->c);
+    ac_iobuf_free(&s->rbuf);
+    ac_iobuf_free(&s->relay);
+    ac_buf_free(&s->whead);
+    ac_buf_free(&s->bereq);
+    ac_buf_free(&s->headcopy);
+    free(s->hdrs);
+    free(s->bhdrs);
+    wrk_sess_del(w, s);
+    s->magic = 0;
+    free(s);
+    wrk_maybe_done(w);
+}
+
+void
+sess_new(struct wrk *w, int fd, const struct sockaddr *peer, socklen_t peerlen)
+{
+    const struct config *cfg = w->cfg;
+    struct sess *s;
+
+    if (w->nsess >= (unsigned)cfg->p.max_connections) {
+        /* Refuse gracefully: a short answer, then close, never a hang. */
+        static const char busy[] = "HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\n"
+                                   "Connection: close\r\nRetry-After: 1\r\n\r\n";
+        (void)!write(fd, busy, sizeof(busy) - 1);
+        close(fd);
+        STAT_INC(w, client_conn_refused);
+        return;
+    }
+    s = ac_xcalloc(1, sizeof(*s));
+    s->magic = SESS_MAGIC;
+    s->w = w;
+    conn_init(&s->c, fd, &conn_plain_ops);
+    memcpy(&s->peer, peer, AC_MIN((size_t)peerlen, sizeof(s->peer)));
+    sock_ntop(peer, s->client_ip, sizeof(s->client_ip));
+    ac_iobuf_init(&s->rbuf, 4096);
+    ac_buf_init(&s->whead, 0, 0);
+    ac_buf_init(&s->bereq, 0, 0);
+    ac_buf_init(&s->headcopy, 0, 0);
+    s->hdrs = ac_xcalloc((size_t)cfg->p.max_headers, sizeof(*s->hdrs));
+    ev_io_init(&s->io, on_client_io, fd, 0);
+    ev_init(&s->tmr, on_timer);
+    s->state = S_HEAD;
+    wrk_sess_add(w, s);
+    STAT_INC(w, client_conn);
+    sess_drive(s);
+}
+
+void
+sess_drive(struct sess *s)
+{
+    enum step r;
+
+    AC_CHECK_OBJ(s, SESS_MAGIC);
+    AC_ASSERT(!s->in_drive);
+    s->in_drive = true;
+    do {
+        AC_CHECK_OBJ(s, SESS_MAGIC);
+        AC_ASSERT(s->state < S__MAX);
+        r = steps[s->state](s);
+    } while (r == STEP_MORE);
+    s->in_drive = false;
+    if (r == STEP_DONE)
+        sess_free(s);
+}
+
+void
+sess_drain(struct sess *s)
+{
+    AC_CHECK_OBJ(s, SESS_MAGIC);
+    if (s->state == S_HEAD && ac_iobuf_len(&s->rbuf) == 0 && !s->in_drive)
+        sess_free(s);
+}
+
+void
+sess_kill(struct sess *s)
+{
+    AC_CHECK_OBJ(s, SESS_MAGIC);
+    AC_ASSERT(!s->in_drive);
+    sess_free(s);
+}
+
+void
+sess_iov_add(struct sess *s, const void *p, size_t len)
+{
+    AC_ASSERT(s->niov < SESS_NIOV);
+    if (len == 0)
+        return;
+    s->iov[s->niov].iov_base = (void *)(uintptr_t)p;
+    s->iov[s->niov].iov_len = len;
+    s->niov++;
+}
+
+enum step
+sess_flush(struct sess *s)
+{
+    while (s->niov > 0) {
+        ssize_t n = conn_writev(&s->c, s->iov, s->niov);
+        if (n == AC_AGAIN) {
+            sess_want(s, s->c.want, 0);
+            sess_timer(s, s->w->cfg->p.send_timeout);
+            return STEP_WAIT;
+        }
+        if (n < 0)
+            return STEP_DONE;       /* client gone */
+        size_t left = (size_t)n;
+        int i = 0;
+        while (i < s->niov && left >= s->iov[i].iov_len)
+            left -= s->iov[i++].iov_len;
+        if (i < s->niov) {
+            s->iov[i].iov_base = (char *)s->iov[i].iov_base + left;
+            s->iov[i].iov_len -= left;
+        }
+        memmove(s->iov, s->iov + i, sizeof(s->iov[0]) * (size_t)(s->niov - i));
+        s->niov -= i;
+    }
+    return STEP_MORE;
+}
+
+/* Is the request body still (partly) unread?  Then the connection cannot be
+ * reused: the next bytes would be mistaken for a request. */
+static bool
+reqbody_pending(const struct sess *s)
+{
+    if (s->state == S_HEAD || s->req.method.p == NULL)
+        return false;
+    if (s->req.body == H1_BODY_LENGTH)
+        return s->reqbody_left > 0;
+    if (s->req.body == H1_BODY_CHUNKED)
+        return !h1_chunked_done(&s->reqchunk);
+    return false;
+}
+
+enum step
+sess_synth(struct sess *s, int status, const char *reason, const char *body, bool close)
+{
+    bool head = ac_slice_eq(s->req.method, AC_LIT("HEAD"));
+    size_t blen = body ? strlen(body) : 0;
+
+    if (reqbody_pending(s) || !s->keepalive || s->w->stopping)
+        close = true;
+    s->keepalive = !close;
+    s->status = status;
+    ac_buf_reset(&s->whead);
+    ac_buf_printf(&s->whead,
+                  "HTTP/1.1 %d %s\r\nContent-Type: text/plain; charset=utf-8\r\n"
+                  "Content-Length: %zu\r\nCache-Control: no-store\r\n%s\r\n",
+                  status, reason ? reason : http_reason(status), blen,
+                  close ? "Connection: close\r\n" : "");
+    if (!head && blen)
+        ac_buf_cat(&s->whead, body, blen);
+    AC_ASSERT(!ac_buf_error(&s->whead));
+    s->bytes_sent = head ? 0 : blen;
+    /* A queued "100 Continue" may still be in the iovecs; keep it first. */
+    sess_iov_add(s, s->whead.p, s->whead.len);
+    s->state = S_SYNTH;
+    return STEP_MORE;
+}
+
+static enum step
+step_synth(struct sess *s)
+{
+    enum step r = sess_flush(s);
+
+    if (r != STEP_MORE)
+        return r;
+    s->state = S_FINISH;
+    return STEP_MORE;
+}
+
+/* Map a parse failure to the answer RFC 9112 asks for. */
+static enum step
+reject(struct sess *s)
+{
+    static const struct {
+        int status;
+        const char *body;
+    } map[] = {
+        [H1_ERR_NONE] = { 400, "Bad request\n" },
+        [H1_ERR_BAD] = { 400, "Bad request\n" },
+        [H1_ERR_TARGET_TOO_LONG] = { 414, "Request-target too long\n" },
+        [H1_ERR_HEAD_TOO_LARGE] = { 431, "Request header fields too large\n" },
+        [H1_ERR_TE_UNKNOWN] = { 501, "Transfer coding not implemented\n" },
+        [H1_ERR_VERSION] = { 505, "HTTP version not supported\n" },
+    };
+    unsigned e = (unsigned)s->req.error;
+
+    if (e >= AC_ARRAY_LEN(map))
+        e = H1_ERR_BAD;
+    STAT_INC(s->w, client_req_bad);
+    AC_DEBUG("client %s: bad request: %s", s->client_ip, s->req.reason ? s->req.reason : "?");
+    /* Nothing of a rejected request is trusted, not even its method. */
+    memset(&s->req, 0, sizeof(s->req));
+    s->req.hdrs = s->hdrs;
+    s->t_start = ev_now(s->w->loop);
+    s->keepalive = false;
+    s->head_len = ac_iobuf_len(&s->rbuf);
+    return sess_synth(s, map[e].status, NULL, map[e].body, true);
+}
+
+static enum step
+step_head(struct sess *s)
+{
+    const struct config *cfg = s->w->cfg;
+    struct ac_iobuf *b = &s->rbuf;
+    ssize_t n;
+
+    if (s->timed_out) {
+        STAT_INC(s->w, client_timeout);
+        if (ac_iobuf_len(b) == 0)
+            return STEP_DONE;           /* idle keep-alive connection */
+        s->keepalive = false;
+        memset(&s->req, 0, sizeof(s->req));
+        s->t_start = ev_now(s->w->loop);
+        return sess_synth(s, 408, NULL, "Request head not received in time\n", true);
+    }
+    if (ac_iobuf_len(b) > 0) {
+        struct h1_limits lim = {
+            .max_head = (size_t)cfg->p.max_head_bytes,
+            .max_target = (size_t)cfg->p.max_target,
+            .max_header_line = (size_t)cfg->p.max_header_line,
+            .max_headers = (unsigned)cfg->p.max_headers,
+        };
+        memset(&s->req, 0, sizeof(s->req));
+        s->req.hdrs = s->hdrs;
+        int r = h1_parse_request(ac_iobuf_head(b), ac_iobuf_len(b), &lim, &s->req);
+        if (r > 0) {
+            s->head_len = (size_t)r;
+            STAT_INC(s->w, client_req);
+            s->state = S_RECV;
+            return STEP_MORE;
+        }
+        if (r != AC_AGAIN)
+            return reject(s);
+    }
+    if (s->client_eof || s->w->stopping)
+        return STEP_DONE;
+    if (ac_iobuf_room(b) == 0) {
+        ac_iobuf_compact(b);
+        if (ac_iobuf_room(b) == 0) {
+            size_t max = (size_t)cfg->p.max_head_bytes + 1024;
+            if (b->cap >= max) {
+                s->req.error = H1_ERR_HEAD_TOO_LARGE;
+                return reject(s);
+            }
+            ac_iobuf_grow(b, AC_MIN(b->cap * 4, max));
+        }
+    }
+    n = conn_read(&s->c, b->data + b->end, ac_iobuf_room(b));
+    if (n > 0) {
+        if (ac_iobuf_len(b) == 0)
+            s->head_start = ev_now(s->w->loop);
+        b->end += (size_t)n;
+        return STEP_MORE;
+    }
+    if (n == AC_AGAIN) {
+        sess_want(s, s->c.want, 0);
+        if (ac_iobuf_len(b) == 0)
+            sess_timer(s, cfg->p.timeout_idle);
+        else
+            sess_timer(s, s->head_start + cfg->p.timeout_req_head - ev_now(s->w->loop));
+        return STEP_WAIT;
+    }
+    s->client_eof = true;
+    return STEP_DONE;
+}
+
+/* The request body will be read: move the head out of the read buffer so
+ * the buffer can be reused, and rebase every slice into the copy. */
+static void
+copy_head(struct sess *s)
+{
+    const char *old = ac_iobuf_head(&s->rbuf);
+    const char *neu;
+
+#define REBASE(sl) do { if ((sl).p != NULL) (sl).p = neu + ((sl).p - old); } while (0)
+    ac_buf_reset(&s->headcopy);
+    ac_buf_cat(&s->headcopy, old, s->head_len);
+    neu = s->headcopy.p;
+    REBASE(s->req.method);
+    REBASE(s->req.target);
+    REBASE(s->req.path);
+    REBASE(s->req.host);
+    for (unsigned i = 0; i < s->req.nhdrs; i++) {
+        REBASE(s->hdrs[i].name);
+        REBASE(s->hdrs[i].value);
+    }
+#undef REBASE
+    ac_iobuf_consume(&s->rbuf, s->head_len);
+    s->head_copied = true;
+}
+
+void fetch_build_bereq(struct sess *s);
+
+static enum step
+step_recv(struct sess *s)
+{
+    struct h1_request *req = &s->req;
+
+    s->t_start = ev_now(s->w->loop);
+    s->cache_state = "PASS";
+    s->keepalive = !(req->flags & H1_F_CLOSE) && !s->w->stopping;
+    if (req->flags & H1_F_EXPECT_OTHER)
+        return sess_synth(s, 417, NULL, "Unsupported expectation\n", true);
+    if (req->flags & (H1_F_AUTHORITY_FORM))
+        return sess_synth(s, 405, NULL, "CONNECT is not supported\n", true);
+    s->be = pool_pick(s->w);
+    if (s->be == NULL)
+        return sess_synth(s, 503, NULL, "No origin server configured\n", false);
+    if (req->body == H1_BODY_LENGTH && req->content_length > 0) {
+        s->reqbody_left = req->content_length;
+    } else if (req->body == H1_BODY_CHUNKED) {
+        h1_chunked_init(&s->reqchunk);
+    } else {
+        req->body = H1_BODY_NONE;
+    }
+    fetch_build_bereq(s);
+    if (req->body != H1_BODY_NONE) {
+        copy_head(s);
+        if (s->rbuf.cap < (size_t)s->w->cfg->p.relay_buffer) {
+            ac_iobuf_compact(&s->rbuf);
+            ac_iobuf_grow(&s->rbuf, (size_t)s->w->cfg->p.relay_buffer);
+        }
+        if (req->flags & H1_F_EXPECT_100)
+            sess_iov_add(s, continue_100, sizeof(continue_100) - 1);
+        s->body_window_start = ev_now(s->w->loop);
+        s->body_window_bytes = 0;
+    }
+    s->state = S_CONNECT;
+    return STEP_MORE;
+}
+
+void
+sess_build_resp_head(struct sess *s)
+{
+    const struct h1_response *resp = &s->resp;
+    struct ac_buf *b = &s->whead;
+    bool head = ac_slice_eq(s->req.method, AC_LIT("HEAD"));
+    bool pass_cl = false;
+
+    s->resp_chunked_out = s->resp_close_out = false;
+    if (resp->body == H1_BODY_CHUNKED || resp->body == H1_BODY_CLOSE) {
+        if (s->req.minor >= 1 && !(s->req.flags & H1_F_HTTP10))
+            s->resp_chunked_out = true;
+        else
+            s->resp_close_out = true;
+    }
+    if (s->resp_close_out || s->w->stopping)
+        s->keepalive = false;
+    s->status = resp->status;
+    ac_buf_reset(b);
+    ac_buf_printf(b, "HTTP/1.1 %03d ", resp->status);
+    ac_buf_cats(b, resp->reason_phrase);
+    ac_buf_cat(b, "\r\n", 2);
+    for (unsigned i = 0; i < resp->nhdrs; i++) {
+        const struct h1_header *h = &resp->hdrs[i];
+        if (http_is_hop_by_hop(h->name) || http_conn_lists(resp->hdrs, resp->nhdrs, h->name))
+            continue;
+        if (ac_slice_caseeq(h->name, AC_LIT("Content-Length"))) {
+            /* Re-emitted once below (duplicates like "5, 5" normalised);
+             * a body-less answer (HEAD, 304) keeps the origin's value. */
+            if (resp->body == H1_BODY_NONE && !pass_cl) {
+                pass_cl = true;
+                ac_buf_cat(b, "Content-Length: ", 16);
+                ac_buf_cats(b, h->value);
+                ac_buf_cat(b, "\r\n", 2);
+            }
+            continue;
+        }
+        ac_buf_cats(b, h->name);
+        ac_buf_cat(b, ": ", 2);
+        ac_buf_cats(b, h->value);
+        ac_buf_cat(b, "\r\n", 2);
+    }
+    ac_buf_catstr(b, "Via: 1.1 accel\r\n");
+    if (resp->body == H1_BODY_LENGTH)
+        ac_buf_printf(b, "Content-Length: %llu\r\n", (unsigned long long)resp->content_length);
+    else if (s->resp_chunked_out && !head)
+        ac_buf_catstr(b, "Transfer-Encoding: chunked\r\n");
+    if (!s->keepalive)
+        ac_buf_catstr(b, "Connection: close\r\n");
+    else if (s->req.flags & H1_F_HTTP10)
+        ac_buf_catstr(b, "Connection: keep-alive\r\n");
+    ac_buf_cat(b, "\r\n", 2);
+    AC_ASSERT(!ac_buf_error(b));
+    if (head) {
+        s->resp_chunked_out = false;
+        s->resp_close_out = false;
+    }
+}
+
+void
+sess_release_origin(struct sess *s, bool reusable)
+{
+    if (s->oc == NULL)
+        return;
+    if (reusable && ac_iobuf_len(&s->relay) == 0 && !s->w->stopping)
+        pool_put(&s->oc);
+    else
+        pool_close(&s->oc);
+}
+
+static void
+log_request(struct sess *s)
+{
+    struct log_access_rec r;
+    const struct h1_header *h;
+    static const struct ac_slice proto[2] = { { "HTTP/1.0", 8 }, { "HTTP/1.1", 8 } };
+
+    if (s->w->alog.fd < 0)
+        return;
+    memset(&r, 0, sizeof(r));
+    r.client_ip = s->client_ip;
+    r.t_start = s->t_start;
+    r.duration = ev_time() - s->t_start;
+    r.method = s->req.method;
+    r.target = s->req.target;
+    if (s->req.method.p != NULL)
+        r.proto = proto[s->req.minor >= 1 ? 1 : 0];
+    r.status = s->status;
+    r.bytes = s->bytes_sent;
+    if ((h = h1_header_find(s->hdrs, s->req.nhdrs, AC_LIT("Referer"))) != NULL)
+        r.referer = h->value;
+    if ((h = h1_header_find(s->hdrs, s->req.nhdrs, AC_LIT("User-Agent"))) != NULL)
+        r.user_agent = h->value;
+    r.upstream_status = s->upstream_status;
+    r.cache = s->cache_state;
+    log_access_add(&s->w->alog, &r);
+}
+
+static enum step
+step_finish(struct sess *s)
+{
+    log_request(s);
+    if (s->oc != NULL)
+        pool_close(&s->oc);
+    if (!s->head_copied && s->head_len > 0)
+        ac_iobuf_consume(&s->rbuf, AC_MIN(s->head_len, ac_iobuf_len(&s->rbuf)));
+    if (!s->keepalive || s->w->stopping) {
+        s->state = S_CLOSE;
+        return STEP_MORE;
+    }
+    /* Reset the per-request state; pipelined bytes stay in rbuf. */
+    memset(&s->req, 0, sizeof(s->req));
+    s->head_len = 0;
+    s->head_copied = false;
+    s->reqbody_left = 0;
+    s->status = 0;
+    s->bytes_sent = 0;
+    s->upstream_status = 0;
+    s->cache_state = NULL;
+    s->be = NULL;
+    s->retries = 0;
+    s->oc_reused = false;
+    s->resp_head_done = false;
+    s->resp_bytes_in = 0;
+    s->reqbody_pending_fwd = 0;
+    s->reqbody_scan = 0;
+    s->origin_eof = false;
+    s->niov = 0;
+    if (s->relay.data != NULL)
+        s->relay.start = s->relay.end = 0;
+    s->state = S_HEAD;
+    return STEP_MORE;
+}
+
+/*
+ * Close after answering: shut our side, then read and discard what the
+ * client still sends for a short while, so our answer is not destroyed by a
+ * TCP reset caused by unread request bytes (nginx's lingering close).
+ */
+static enum step
+step_close(struct sess *s)
+{
+    char sink[4096];
+    ssize_t n;
+
+    if (s->client_eof || s->c.fd < 0)
+        return STEP_DONE;
+    if (s->timed_out)
+        return STEP_DONE;
+    if (!s->client_shut) {
+        s->client_shut = true;
+        if (shutdown(s->c.fd, SHUT_WR) != 0)
+            return STEP_DONE;
+        if (s->oc != NULL)
+            pool_close(&s->oc);
+        sess_timer(s, 2.0);
+    }
+    for (int i = 0; i < 16; i++) {
+        n = conn_read(&s->c, sink, sizeof(sink));
+        if (n == AC_AGAIN) {
+            sess_want(s, s->c.want, 0);
+            return STEP_WAIT;
+        }
+        if (n <= 0)
+            return STEP_DONE;
+    }
+    return STEP_DONE;
+}

@@ -1,0 +1,146 @@
+/*
+ * sess.h -- a client connection and the request it is working on: an
+ * explicit state machine driven by sess_drive().  Callbacks only record what
+ * happened and call the driver, so every transition is in one place.
+ *
+ * The client side (head, dispatch, synthetic answers, keep-alive) is in
+ * sess.c, the origin side (connect, request, response, body relay) in
+ * fetch.c, and the Upgrade tunnel in tunnel.c.  They share this struct.
+ */
+#ifndef AC_SESS_H
+#define AC_SESS_H
+
+#include "ac.h"
+#include "buf.h"
+#include "conn.h"
+#include "h1_parse.h"
+#include "pool.h"
+#include "wrk.h"
+
+#include <netinet/in.h>
+#include <sys/uio.h>
+
+#define SESS_STATES(X) \
+    X(S_HEAD)       /* waiting for / parsing a request head */ \
+    X(S_RECV)       /* a request head is parsed: decide what to do */ \
+    X(S_CONNECT)    /* getting an origin connection */ \
+    X(S_BEREQ)      /* sending the request head to the origin */ \
+    X(S_REQBODY)    /* streaming the request body to the origin */ \
+    X(S_BERESP)     /* waiting for the origin's response head */ \
+    X(S_RESPBODY)   /* relaying the response body to the client */ \
+    X(S_TUNNEL)     /* upgraded: relaying bytes both ways */ \
+    X(S_SYNTH)      /* writing a response accel made itself */ \
+    X(S_FINISH)     /* request done: log, then keep-alive or close */ \
+    X(S_CLOSE)      /* flush what is queued, then close */
+
+enum sess_state {
+#define X(s) s,
+    SESS_STATES(X)
+#undef X
+    S__MAX
+};
+
+enum step { STEP_MORE, STEP_WAIT, STEP_DONE };
+typedef enum step sess_step_f(struct sess *s);
+
+/* Client output queue: iovecs over memory that stays put until flushed. */
+#define SESS_NIOV 8
+
+struct sess {
+    unsigned magic;
+#define SESS_MAGIC 0x9b2d44e1
+    enum sess_state state;
+    struct wrk *w;
+    struct sess *next, *prev;       /* worker's list */
+    struct conn c;
+    ev_io io;                       /* client fd */
+    ev_timer tmr;                   /* the one timer, re-armed per state */
+    bool timed_out;
+    bool in_drive;
+    char client_ip[48];
+    struct sockaddr_storage peer;
+
+    /* client input */
+    struct ac_iobuf rbuf;
+    bool client_eof;
+    double head_start;              /* first byte of the current head arrived */
+
+    /* the current request */
+    struct h1_header *hdrs;         /* max_headers entries */
+    struct h1_request req;
+    size_t head_len;                /* bytes of rbuf the head occupies */
+    bool head_copied;               /* slices rebased into headcopy */
+    struct ac_buf headcopy;
+    double t_start;                 /* request start (wall clock) */
+    bool keepalive;                 /* client connection may be reused after this */
+    uint64_t reqbody_left;          /* H1_BODY_LENGTH: bytes still to relay */
+    struct h1_chunked reqchunk;
+    size_t reqbody_pending_fwd;     /* validated body bytes at the head of rbuf, unsent */
+    size_t reqbody_scan;            /* chunked: bytes after those already validated */
+    double body_window_start;
+    uint64_t body_window_bytes;
+    int status;                     /* status sent to the client */
+    uint64_t bytes_sent;            /* body bytes sent */
+    int upstream_status;
+    const char *cache_state;        /* for the log: "PASS", "MISS", ... */
+
+    /* client output */
+    struct ac_buf whead;            /* response head (or whole synthetic answer) */
+    struct iovec iov[SESS_NIOV];
+    int niov;
+    char chunkhdr[2][24];           /* chunk-size lines for at most two runs per flush */
+    unsigned nchunkhdr;
+
+    /* origin side */
+    const struct backend *be;
+    struct oconn *oc;
+    bool oc_reused;
+    unsigned retries;
+    struct ac_buf bereq;            /* request head for the origin */
+    size_t bereq_off;
+    struct ac_iobuf relay;          /* origin → client bytes */
+    struct h1_header *bhdrs;
+    struct h1_response resp;
+    bool resp_head_done;
+    uint64_t respbody_left;
+    struct h1_chunked respchunk;
+    bool resp_chunked_out;          /* re-framing as chunked to the client */
+    bool resp_close_out;            /* close-delimited to the client */
+    bool origin_reusable;
+    uint64_t resp_bytes_in;         /* origin bytes received for this response */
+
+    /* tunnel */
+    bool origin_eof;
+    bool client_shut, origin_shut;
+};
+
+/* Accept hook: a new client connection on worker w (fd is non-blocking). */
+void sess_new(struct wrk *w, int fd, const struct sockaddr *peer, socklen_t peerlen);
+/* Run the state machine until it waits or the session is closed. */
+void sess_drive(struct sess *s);
+/* Worker is draining: close the session if it is idle between requests. */
+void sess_drain(struct sess *s);
+/* Force-close (drain timeout, worker exit). */
+void sess_kill(struct sess *s);
+
+/* Shared by sess.c / fetch.c / tunnel.c */
+void sess_timer(struct sess *s, double seconds);
+void sess_want(struct sess *s, int client_events, int origin_events);
+/* Flush the client output queue: STEP_MORE when empty, STEP_WAIT when the
+ * socket is full (watchers set), STEP_DONE on a write error (client gone). */
+enum step sess_flush(struct sess *s);
+void sess_iov_add(struct sess *s, const void *p, size_t len);
+/* Queue a complete synthetic response and move to S_SYNTH. */
+enum step sess_synth(struct sess *s, int status, const char *reason, const char *body,
+                     bool close);
+/* Build the client response head from the origin response into s->whead. */
+void sess_build_resp_head(struct sess *s);
+/* Release the origin connection: back to the pool if reusable, else closed. */
+void sess_release_origin(struct sess *s, bool reusable);
+
+sess_step_f fetch_connect, fetch_bereq, fetch_reqbody, fetch_beresp, fetch_respbody;
+sess_step_f tunnel_step;
+/* Origin connection watcher callback (checked-out connections). */
+void fetch_on_origin_io(struct ev_loop *loop, ev_io *io, int revents);
+
+#endif /* AC_SESS_H */

@@ -1,0 +1,34 @@
+/*
+ * stat.h -- counters.  One X-macro table; each worker owns a struct stats
+ * that only its thread writes (relaxed atomic reads from elsewhere).
+ */
+#ifndef AC_STAT_H
+#define AC_STAT_H
+
+#include "ac.h"
+
+#define STAT_COUNTERS(X) \
+    X(client_conn, "client connections accepted") \
+    X(client_conn_refused, "client connections refused (max_connections)") \
+    X(client_req, "client requests received") \
+    X(client_req_bad, "requests rejected as malformed (400/414/431/501/505)") \
+    X(client_timeout, "client connections closed by a timeout") \
+    X(backend_conn, "origin connections opened") \
+    X(backend_reuse, "origin connections reused from the idle pool") \
+    X(backend_retry, "requests retried after a dead pooled connection") \
+    X(backend_fail, "origin connect failures") \
+    X(backend_timeout, "origin timeouts (connect, first byte, between bytes)") \
+    X(backend_req, "requests sent to origins") \
+    X(resp_502, "502 answers") \
+    X(resp_504, "504 answers") \
+    X(tunnel, "upgraded connections tunnelled")
+
+struct stats {
+#define X(name, help) uint64_t name;
+    STAT_COUNTERS(X)
+#undef X
+};
+
+#define STAT_INC(w, name) ((w)->stats.name++)
+
+#endif /* AC_STAT_H */

@@ -1,0 +1,247 @@
+/*
+ * wrk.c -- worker threads: accept loop, session registry, draining.
+ */
+#include "wrk.h"
+
+#include "conn.h"
+#include "pool.h"
+#include "sess.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <unistd.h>
+
+static void
+on_accept(struct ev_loop *loop, ev_io *io, int revents)
+{
+    struct wrk_listener *l = AC_CONTAINER_OF(io, struct wrk_listener, io);
+    struct wrk *w = l->w;
+    struct sockaddr_storage ss;
+    socklen_t sl;
+    int fd, one = 1;
+
+    (void)loop;
+    (void)revents;
+    AC_CHECK_OBJ(w, WRK_MAGIC);
+    /* Accept a bounded batch so one busy listener cannot starve the loop. */
+    for (int i = 0; i < 64 && !w->stopping; i++) {
+        sl = sizeof(ss);
+        fd = accept4(l->fd, (struct sockaddr *)&ss, &sl, SOCK_NONBLOCK | SOCK_CLOEXEC);
+        if (fd < 0) {
+            if (errno == EINTR || errno == ECONNABORTED)
+                continue;
+            if (errno != EAGAIN && errno != EWOULDBLOCK)
+                LOG_W("worker %u: accept on %s: %s", w->id, l->addr->spec, strerror(errno));
+            return;
+        }
+        (void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+        sess_new(w, fd, (struct sockaddr *)&ss, sl);
+    }
+}
+
+void
+wrk_sess_add(struct wrk *w, struct sess *s)
+{
+    s->prev = NULL;
+    s->next = w->sessions;
+    if (w->sessions)
+        w->sessions->prev = s;
+    w->sessions = s;
+    w->nsess++;
+}
+
+void
+wrk_sess_del(struct wrk *w, struct sess *s)
+{
+    if (s->prev)
+        s->prev->next = s->next;
+    else
+        w->sessions = s->next;
+    if (s->next)
+        s->next->prev = s->prev;
+    s->next = s->prev = NULL;
+    AC_ASSERT(w->nsess > 0);
+    w->nsess--;
+}
+
+void
+wrk_maybe_done(struct wrk *w)
+{
+    if (w->stopping && w->nsess == 0)
+        ev_break(w->loop, EVBREAK_ALL);
+}
+
+static void
+on_tick(struct ev_loop *loop, ev_timer *t, int revents)
+{
+    struct wrk *w = AC_CONTAINER_OF(t, struct wrk, tick);
+
+    (void)loop;
+    (void)revents;
+    log_access_flush(&w->alog);
+}
+
+static void
+on_drain_timeout(struct ev_loop *loop, ev_timer *t, int revents)
+{
+    struct wrk *w = AC_CONTAINER_OF(t, struct wrk, drain_timer);
+
+    (void)revents;
+    if (w->nsess > 0)
+        LOG_W("worker %u: drain timeout, closing %u connection(s)", w->id, w->nsess);
+    while (w->sessions != NULL)
+        sess_kill(w->sessions);
+    ev_break(loop, EVBREAK_ALL);
+}
+
+static void
+on_stop(struct ev_loop *loop, ev_async *a, int revents)
+{
+    struct wrk *w = AC_CONTAINER_OF(a, struct wrk, stop_async);
+    struct sess *s, *next;
+
+    (void)revents;
+    if (w->stopping)
+        return;
+    w->stopping = true;
+    for (unsigned i = 0; i < w->nlst; i++) {
+        ev_io_stop(loop, &w->lst[i].io);
+        close(w->lst[i].fd);
+        w->lst[i].fd = -1;
+    }
+    pool_close_idle(w);
+    for (s = w->sessions; s != NULL; s = next) {
+        next = s->next;
+        sess_drain(s);
+    }
+    ev_timer_set(&w->drain_timer, w->cfg->p.drain_timeout, 0);
+    ev_timer_start(loop, &w->drain_timer);
+    wrk_maybe_done(w);
+}
+
+static void *
+wrk_main(void *arg)
+{
+    struct wrk *w = arg;
+
+    AC_CHECK_OBJ(w, WRK_MAGIC);
+    ev_run(w->loop, 0);
+    /* Leave nothing behind: sessions, idle origin connections, log lines. */
+    while (w->sessions != NULL)
+        sess_kill(w->sessions);
+    pool_close_idle(w);
+    log_access_flush(&w->alog);
+    return NULL;
+}
+
+int
+wrk_create_all(const struct config *cfg, struct wrk **out, char *err, size_t errlen)
+{
+    struct wrk *ws = ac_xcalloc(cfg->nworkers, sizeof(*ws));
+    int alog_fd = -1;
+
+    if (cfg->access_log != NULL) {
+        if (strcmp(cfg->access_log, "-") == 0) {
+            alog_fd = 1;
+        } else {
+            alog_fd = open(cfg->access_log, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644);
+            if (alog_fd < 0) {
+                snprintf(err, errlen, "access log %s: %s", cfg->access_log, strerror(errno));
+                free(ws);
+                return -1;
+            }
+        }
+    }
+    for (unsigned i = 0; i < cfg->nworkers; i++) {
+        struct wrk *w = &ws[i];
+        w->magic = WRK_MAGIC;
+        w->id = i;
+        w->cfg = cfg;
+        w->loop = ev_loop_new(EVFLAG_AUTO | EVFLAG_NOSIGMASK);
+        if (w->loop == NULL) {
+            snprintf(err, errlen, "cannot create an event loop");
+            return -1;
+        }
+        w->idle = ac_xcalloc(pool_nbackends() ? pool_nbackends() : 1, sizeof(*w->idle));
+        log_access_init(&w->alog, alog_fd);
+        w->lst = ac_xcalloc(cfg->nlisten, sizeof(*w->lst));
+        w->nlst = cfg->nlisten;
+        for (unsigned j = 0; j < cfg->nlisten; j++) {
+            struct wrk_listener *l = &w->lst[j];
+            const struct config_addr *a = &cfg->listen[j];
+            l->w = w;
+            l->addr = a;
+            l->fd = sock_listen((const struct sockaddr *)&a->ss, a->len, true, 1024);
+            if (l->fd < 0) {
+                snprintf(err, errlen, "cannot listen on %s: %s", a->spec, strerror(errno));
+                *out = ws;
+                return -1;
+            }
+            ev_io_init(&l->io, on_accept, l->fd, EV_READ);
+            ev_io_start(w->loop, &l->io);
+        }
+        ev_async_init(&w->stop_async, on_stop);
+        ev_async_start(w->loop, &w->stop_async);
+        ev_timer_init(&w->tick, on_tick, 1.0, 1.0);
+        ev_timer_start(w->loop, &w->tick);
+        ev_timer_init(&w->drain_timer, on_drain_timeout, 0, 0);
+    }
+    *out = ws;
+    return 0;
+}
+
+int
+wrk_start_all(struct wrk *ws, unsigned n)
+{
+    for (unsigned i = 0; i < n; i++) {
+        int r = pthread_create(&ws[i].thr, NULL, wrk_main, &ws[i]);
+        if (r != 0) {
+            LOG_E("cannot start worker %u: %s", i, strerror(r));
+            return -1;
+        }
+    }
+    return 0;
+}
+
+void
+wrk_stop_all(struct wrk *ws, unsigned n)
+{
+    for (unsigned i = 0; i < n; i++)
+        ev_async_send(ws[i].loop, &ws[i].stop_async);
+    for (unsigned i = 0; i < n; i++)
+        pthread_join(ws[i].thr, NULL);
+}
+
+void
+wrk_destroy_all(struct wrk **wsp, unsigned n)
+{
+    struct wrk *ws = *wsp;
+    int alog_fd = -1;
+
+    *wsp = NULL;
+    if (ws == NULL)
+        return;
+    for (unsigned i = 0; i < n; i++) {
+        struct wrk *w = &ws[i];
+        if (w->magic != WRK_MAGIC)
+            continue;
+        for (unsigned j = 0; j < w->nlst && w->lst; j++)
+            if (w->lst[j].fd >= 0)
+                close(w->lst[j].fd);
+        free(w->lst);
+        free(w->idle);
+        alog_fd = w->alog.fd;
+        log_access_fini(&w->alog);
+        if (w->loop)
+            ev_loop_destroy(w->loop);
+        w->magic = 0;
+    }
+    if (alog_fd > 2)
+        close(alog_fd);
+    free(ws);
+}

@@ -1,0 +1,67 @@
+/*
+ * wrk.h -- workers: one thread and one libev loop each, with its own
+ * SO_REUSEPORT listeners, client sessions, idle origin connections, access
+ * log buffer and counters.  Nothing here is shared between workers.
+ */
+#ifndef AC_WRK_H
+#define AC_WRK_H
+
+#include "ac.h"
+#include "config.h"
+#include "log.h"
+#include "stat.h"
+
+#include <ev.h>
+#include <pthread.h>
+
+struct sess;
+struct oconn;
+
+struct wrk_listener {
+    int fd;
+    ev_io io;
+    struct wrk *w;
+    const struct config_addr *addr;
+};
+
+struct oconn_list {
+    struct oconn *head;
+    unsigned n;
+};
+
+struct wrk {
+    unsigned magic;
+#define WRK_MAGIC 0x7d21c0e4
+    unsigned id;
+    struct ev_loop *loop;
+    pthread_t thr;
+    const struct config *cfg;
+    struct wrk_listener *lst;
+    unsigned nlst;
+    ev_async stop_async;        /* main thread → worker: start draining */
+    ev_timer tick;              /* 1 s: flush the access log */
+    ev_timer drain_timer;
+    bool stopping;
+    unsigned nsess;
+    struct sess *sessions;      /* all live sessions (doubly linked) */
+    struct oconn_list *idle;    /* idle origin connections, one list per backend */
+    unsigned rr;                /* round-robin position over backends */
+    struct log_access alog;
+    struct stats stats;
+};
+
+/* Create workers (listeners are opened here, so bind errors surface before
+ * any thread starts).  Returns 0, or -1 with a message in err. */
+int wrk_create_all(const struct config *cfg, struct wrk **out, char *err, size_t errlen);
+int wrk_start_all(struct wrk *ws, unsigned n);
+/* Ask every worker to drain and wait for them to finish. */
+void wrk_stop_all(struct wrk *ws, unsigned n);
+void wrk_destroy_all(struct wrk **ws, unsigned n);
+
+/* Called by a session to (un)register itself. */
+void wrk_sess_add(struct wrk *w, struct sess *s);
+void wrk_sess_del(struct wrk *w, struct sess *s);
+/* While draining: called when a session count drops, exits the loop at 0. */
+void wrk_maybe_done(struct wrk *w);
+
+#endif /* AC_WRK_H */
