@@ -210,6 +210,7 @@ def test_1gib_response_through_slow_reader_keeps_rss_flat(origin, accel):
                 if (got & ((32 << 20) - 1)) < chunk:
                     peak = max(peak, accel.rss() or 0)
         peak = max(peak, accel.rss() or 0)
+    print("accel RSS: %d MiB before, %d MiB peak" % ((rss_before or 0) >> 20, peak >> 20))
     expect = 0
     for _ in range(GiB // chunk):
         expect = zlib.crc32(block, expect)
