@@ -560,7 +560,7 @@ lookup_locked(struct store *st, struct store_shard *sh, const uint8_t *digest,
             }
             atomic_store_explicit(&o->ban_seq, checked, memory_order_relaxed);
         }
-        if (variant_matches(lk, m)) {
+        if (!(lk->flags & STORE_LOOKUP_FORCE_MISS) && variant_matches(lk, m)) {
             f->best = o;
             break;
         }
@@ -652,7 +652,8 @@ store_lookup(struct store *st, const struct store_lookup *lk, struct store_obj *
     sh->lookups++;
     lookup_locked(st, sh, digest, lk, &f);
     r = serve_found(st, sh, digest, lk, &f, objp, busyp);
-    if (r == 0 && (st->disk == NULL || (lk->flags & STORE_LOOKUP_MEM_ONLY)))
+    if (r == 0 &&
+        (st->disk == NULL || (lk->flags & (STORE_LOOKUP_MEM_ONLY | STORE_LOOKUP_FORCE_MISS))))
         r = miss_locked(st, sh, digest, lk, &f, objp);
     STORE_ZERO(pthread_mutex_unlock(&sh->mtx));
     if (r != 0)

@@ -128,12 +128,21 @@ int store_open(const struct store_config *cfg, struct store **stp);
  */
 void store_close(struct store **stp);
 
+/*
+ * Waits until every object queued for the disk tier before the call is
+ * written (committed) or dropped.  For tests, benchmarks and orderly
+ * shutdown; the request path never needs it.  No-op without a disk tier.
+ */
+int store_sync(struct store *st);
+
 /* ---- lookup ------------------------------------------------------------- */
 
 #define STORE_LOOKUP_CREATE 0x1u   /* on miss, create a busy object (MISS_CREATED) */
 #define STORE_LOOKUP_REFRESH 0x2u  /* on a stale hit with no fetch under way,
                                     * also create a busy object in *busyp */
 #define STORE_LOOKUP_MEM_ONLY 0x4u /* do not consult the disk tier */
+#define STORE_LOOKUP_FORCE_MISS 0x8u /* ignore complete objects (hash_always_miss):
+                                      * BUSY if a matching fetch runs, else miss */
 
 struct store_lookup {
     struct store_bytes key; /* full key bytes (e.g. host + url) */

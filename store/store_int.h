@@ -257,8 +257,10 @@ struct store_record {
 
 /* Encoded size of o (complete), or 0 when it cannot be encoded. */
 size_t store_record_size(const struct store_obj *o);
-/* Encodes o into buf[0..len) (len from store_record_size); returns bytes written. */
-size_t store_record_encode(const struct store_obj *o, uint64_t ban_seq, void *buf, size_t len);
+/* Encodes o with times *t (from store_obj_times) into buf[0..len) (len from
+ * store_record_size); returns bytes written. */
+size_t store_record_encode(const struct store_obj *o, uint64_t ban_seq, const struct store_times *t,
+                           void *buf, size_t len);
 /* Validates and decodes; 0 or -1 (corrupt/torn/foreign).  *r points into buf. */
 int store_record_decode(const void *buf, size_t len, struct store_record *r);
 /* Tag i of a decoded record (walks; for few tags). */

@@ -61,12 +61,12 @@ test_meta(struct store_meta *m, double now, double ttl, const char *sel)
     m->times.keep = 10;
 }
 
-/* Inserts key -> body (complete).  Returns STORE_OK or the failing code. */
+/* Inserts (or replaces) key -> body. */
 static inline int
 put_obj_meta(struct store *st, const char *key, const char *body, const struct store_meta *m,
              double now, const char *sel)
 {
-    struct store_lookup lk = { B(key), now, NULL, NULL, STORE_LOOKUP_CREATE | STORE_LOOKUP_MEM_ONLY };
+    struct store_lookup lk = { B(key), now, NULL, NULL, STORE_LOOKUP_CREATE | STORE_LOOKUP_FORCE_MISS };
     struct store_obj *o = NULL;
     int r;
 
