@@ -113,6 +113,23 @@ struct h1_response {
  * Transfer-Encoding on HTTP/1.0.  414 for a target over max_target, 431 for a
  * head over max_head, a field line over max_header_line or more than
  * max_headers fields.
+ *
+ * Details the caller may rely on:
+ * - Limits are enforced on incomplete heads too: a buffer already longer than
+ *   max_head, a partial target longer than max_target, a partial field line
+ *   longer than max_header_line fail at once.  max_head counts from buf[0],
+ *   leading empty lines included; max_header_line counts a field line without
+ *   its CR LF.  An incomplete start line that is already invalid (not a
+ *   token method, TLS or other non-HTTP bytes, a bad version) fails at once.
+ * - Bare LF is never a line end (nor in responses or chunked framing).
+ * - Content-Length: 0 gives H1_BODY_LENGTH with content_length 0.
+ * - An empty Host value is accepted (RFC 9110 §7.2); host.len is then 0.
+ * - absolute-form: "http://a?q" (query without path) is rejected, so path is
+ *   always a valid origin-form to forward.  path may be the static "/".
+ * - Expect: 100-continue sets H1_F_EXPECT_100 on HTTP/1.1 only (RFC 9110
+ *   §10.1.1); any other expectation sets H1_F_EXPECT_OTHER (answer 417).
+ * - Connection: upgrade plus an Upgrade field sets H1_F_UPGRADE on HTTP/1.1
+ *   only (RFC 9110 §7.8).
  */
 int h1_parse_request(const char *buf, size_t len, const struct h1_limits *lim,
                      struct h1_request *req);
@@ -128,6 +145,13 @@ int h1_parse_request(const char *buf, size_t len, const struct h1_limits *lim,
  * the message is flagged invalid for reuse (H1_F_CLOSE set).  Invalid or
  * differing Content-Length values are AC_EPROTO (the proxy answers 502).
  * Returns bytes consumed, AC_AGAIN or AC_EPROTO as for requests.
+ * H1_F_CLOSE is also set when the body is H1_BODY_CLOSE, and for
+ * Transfer-Encoding in an HTTP/1.0 response (still framed by it, RFC 9112
+ * §6.1).  content_length is filled whenever a valid Content-Length was
+ * present, even when it does not frame the body (HEAD, 304).  A missing SP
+ * after the status code ("HTTP/1.1 200") is tolerated; the reason phrase is
+ * then empty.  error is H1_ERR_VERSION for a major version other than 1,
+ * H1_ERR_BAD otherwise.
  */
 int h1_parse_response(const char *buf, size_t len, const struct h1_limits *lim,
                       struct ac_slice req_method, struct h1_response *resp);
@@ -174,6 +198,11 @@ void h1_chunked_init(struct h1_chunked *c);
  * consumed, c->state == H1_CS_DONE and no further input is consumed.
  * Returns AC_EPROTO with c->reason set on invalid framing (bad hex, size
  * overflow over 2^62, missing CRLF after data, bare LF or CR, line too long).
+ * A call consumes framing, one run of data and the framing after it.  When
+ * invalid framing follows a run of data in the same call, the call returns
+ * that data normally and the error comes from the next call, so output and
+ * verdict do not depend on how the input was split.  Whitespace after the
+ * size or after an extension (not followed by ";" or "=") is invalid.
  */
 long h1_chunked_decode(struct h1_chunked *c, const char *buf, size_t len, struct ac_slice *data);
 
