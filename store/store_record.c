@@ -187,8 +187,10 @@ store_record_decode(const void *buf, size_t len, struct store_record *r)
         return -1;
     if ((size_t)get32(b + 8) != len - STORE_REC_HDR)
         return -1;
+#ifndef AC_FUZZ /* the fuzzer could never forge a CRC: let it reach the parser */
     if ((uint32_t)crc32(0L, b + STORE_REC_HDR, (uInt)(len - STORE_REC_HDR)) != get32(b + 12))
         return -1;
+#endif
     p = b + STORE_REC_HDR;
     r->ban_seq = get64(p);
     r->status = get16(p + 8);
