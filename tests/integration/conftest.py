@@ -157,16 +157,23 @@ class Accel:
 
     # -- process -------------------------------------------------------------------------
 
-    def rss(self):
-        """Resident set size in bytes (VmRSS), or None when the process is gone."""
+    def _status(self, field):
         try:
             with open("/proc/%d/status" % self.pid) as f:
                 for line in f:
-                    if line.startswith("VmRSS:"):
+                    if line.startswith(field + ":"):
                         return int(line.split()[1]) * 1024
         except OSError:
             return None
         return None
+
+    def rss(self):
+        """Resident set size in bytes (VmRSS), or None when the process is gone."""
+        return self._status("VmRSS")
+
+    def rss_peak(self):
+        """High-water mark of the resident set size in bytes (VmHWM)."""
+        return self._status("VmHWM")
 
     def alive(self):
         return self.proc.poll() is None

@@ -19,6 +19,7 @@ Script keys (all optional):
     content_length       announce this Content-Length instead of len(body)
     truncate_after       send only this many body bytes, then close
     stall_after          send this many body bytes, then wait until stop()
+    pause_at             (n, event): after n body bytes wait for event, then go on
     close                send "Connection: close" and close after the answer
     silent_close         close after the answer without announcing it
     raw                  send these bytes verbatim instead of a response, close
@@ -407,7 +408,13 @@ class Origin:
                 sent += len(piece)
         else:
             data = body[:limit]
+            pause = sc.get("pause_at")
             for i in range(0, len(data), csize):
+                if pause is not None and i >= pause[0]:
+                    pause[1].wait(60)
+                    pause = None
+                    if self._stopping.is_set():
+                        return False
                 self._send(s, _frame(data[i:i + csize], chunked))
         if stall is not None:
             self._wait_stop()

@@ -221,3 +221,11 @@ def test_many_concurrent_clients(origin, accel):
     replies = accel.get_many("/conc", clients=20)
     assert [r.status for r in replies] == [200] * 20
     assert all(r.body == b"k" * 5000 for r in replies)
+
+
+def test_client_connection_close_honoured(origin, accel):
+    with accel.conn() as c:
+        r = c.request("GET", "/bye", headers={"Connection": "close"})
+        assert r.status == 200 and r.body == b"path=/bye"
+        assert "close" in r.tokens("Connection")
+        assert c.wait_closed(5)

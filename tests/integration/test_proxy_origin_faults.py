@@ -153,3 +153,36 @@ def test_origin_error_status_is_not_a_fault(origin, accel):
         r = c.request("GET", "/503")
         assert (r.status, r.body, r.header("Retry-After")) == (503, b"busy", "1")
         assert c.request("GET", "/x").status == 200
+
+
+def test_client_abort_mid_response_leaves_accel_healthy(origin, accel):
+    origin.on("/long", stream=(65536, 64 << 20))
+    for _ in range(3):
+        c = accel.conn(timeout=10)
+        c.send(build_request("GET", "/long"))
+        assert c.read_head().status == 200
+        c.read_some()
+        c.close()                                  # gone mid-body
+    assert accel.get("/after-abort").status == 200
+
+
+@pytest.mark.accel_args("-p", "send_timeout=1")
+def test_send_timeout_drops_client_not_reading(origin, accel):
+    total = 256 << 20
+    origin.on("/firehose", stream=(65536, total))
+    with accel.conn(timeout=10) as c:
+        c.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 64 * 1024)
+        c.send(build_request("GET", "/firehose"))
+        # giving up on the client that reads nothing, accel drops the fetch too
+        origin.wait_for(lambda: origin.closed >= 1, timeout=15,
+                        what="accel to drop the transaction (send_timeout=1)")
+        got = 0
+        try:
+            while True:
+                data = c.sock.recv(1 << 20)
+                if not data:
+                    break
+                got += len(data)
+        except ConnectionResetError:
+            pass
+        assert got < total, "all %d bytes arrived although the client stalled" % total

@@ -6,6 +6,7 @@ import base64
 import hashlib
 import os
 import socket
+import threading
 import time
 import zlib
 
@@ -209,7 +210,7 @@ def test_1gib_response_through_slow_reader_keeps_rss_flat(origin, accel):
                 time.sleep(0.003)
                 if (got & ((32 << 20) - 1)) < chunk:
                     peak = max(peak, accel.rss() or 0)
-        peak = max(peak, accel.rss() or 0)
+        peak = max(peak, accel.rss() or 0, accel.rss_peak() or 0)
     print("accel RSS: %d MiB before, %d MiB peak" % ((rss_before or 0) >> 20, peak >> 20))
     expect = 0
     for _ in range(GiB // chunk):
@@ -217,3 +218,32 @@ def test_1gib_response_through_slow_reader_keeps_rss_flat(origin, accel):
     assert crc == expect, "body differs from what the origin sent"
     assert peak < RSS_LIMIT, "accel RSS peaked at %d MiB (before: %d MiB)" % (
         peak >> 20, (rss_before or 0) >> 20)
+
+
+@pytest.mark.parametrize("chunked", [False, True], ids=["content-length", "chunked"])
+def test_response_streams_before_origin_finishes(origin, accel, chunked):
+    gate = threading.Event()
+    body = os.urandom(200000)
+    origin.on("/part", body=body, chunked=chunked, chunk_size=10000, pause_at=(50000, gate))
+    with accel.conn(timeout=10) as c:
+        c.send(build_request("GET", "/part"))
+        head = c.read_head()
+        assert head.status == 200
+        # the first 50000 bytes come while the origin still holds the rest
+        got = b""
+        while len(got) < 40000:
+            got += c.read_some()
+        assert not gate.is_set()
+        gate.set()
+        c.buf = head.head_raw + got + c.buf
+        r = c.read_response()
+        assert r.body == body
+
+
+def test_head_request_to_chunked_origin(origin, accel):
+    origin.on("/hc", chunked=True, body=b"q" * 5000)
+    with accel.conn() as c:
+        r = c.request("HEAD", "/hc")
+        assert r.status == 200 and r.body == b""
+        r = c.request("GET", "/hc")
+        assert r.body == b"q" * 5000
