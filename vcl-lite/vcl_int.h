@@ -250,6 +250,11 @@ void vcl_error(struct vcl_compile *cs, const struct vcl_token *tok, const char *
 void vcl_warn(struct vcl_compile *cs, const struct vcl_token *tok, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
+/* Sets up / tears down a compile state (the tests of single stages use
+ * these too).  fini hands the diagnostics to *diags or frees them. */
+void vcl_cs_init(struct vcl_compile *cs, const struct vcl_options *opt, struct vcl_symtab *sym);
+void vcl_cs_fini(struct vcl_compile *cs, struct vcl_diags **diags);
+
 /* Reads a policy file through the options' reader (or stdio). */
 int vcl_read_file(struct vcl_compile *cs, const char *path, char **text, size_t *len);
 

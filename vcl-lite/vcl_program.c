@@ -299,6 +299,42 @@ program_new(const struct vcl_options *opt)
     return p;
 }
 
+void
+vcl_cs_init(struct vcl_compile *cs, const struct vcl_options *opt, struct vcl_symtab *sym)
+{
+    memset(cs, 0, sizeof(*cs));
+    memset(sym, 0, sizeof(*sym));
+    cs->magic = VCL_COMPILE_MAGIC;
+    if (opt != NULL)
+        cs->opt = *opt;
+    cs->pool = vcl_pool_new();
+    cs->decls_tail = &cs->decls;
+    cs->sym = sym;
+    cs->diags = vcl_xcalloc(1, sizeof(*cs->diags));
+    cs->diags->pool = vcl_pool_new();
+}
+
+void
+vcl_cs_fini(struct vcl_compile *cs, struct vcl_diags **diagsp)
+{
+    VCL_CHECK_OBJ(cs, VCL_COMPILE_MAGIC);
+    for (size_t i = 0; i < cs->nsrcs; i++) {
+        free(cs->srcs[i].name);
+        free(cs->srcs[i].text);
+        free(cs->srcs[i].toks);
+    }
+    free(cs->srcs);
+    cs->srcs = NULL;
+    cs->nsrcs = 0;
+    vcl_pool_free(&cs->pool);
+    if (diagsp != NULL)
+        *diagsp = cs->diags;
+    else
+        vcl_diags_free(&cs->diags);
+    cs->diags = NULL;
+    cs->magic = 0;
+}
+
 static int
 compile(const char *name, const char *src, size_t len, bool have_src, const struct vcl_options *opt,
         struct vcl_program **out, struct vcl_diags **diagsp)
@@ -317,28 +353,14 @@ compile(const char *name, const char *src, size_t len, bool have_src, const stru
         vcl_options_init(&defopt);
         opt = &defopt;
     }
-    memset(&cs, 0, sizeof(cs));
-    memset(&sym, 0, sizeof(sym));
-    cs.magic = VCL_COMPILE_MAGIC;
-    cs.opt = *opt;
-    cs.pool = vcl_pool_new();
-    cs.decls_tail = &cs.decls;
-    cs.sym = &sym;
-    cs.diags = vcl_xcalloc(1, sizeof(*cs.diags));
-    cs.diags->pool = vcl_pool_new();
-
+    vcl_cs_init(&cs, opt, &sym);
     if (!have_src) {
         char *text = NULL;
         size_t tlen = 0;
 
         rc = vcl_read_file(&cs, name, &text, &tlen);
         if (rc != 0) {
-            struct vcl_token t;
-
-            memset(&t, 0, sizeof(t));
             idx = vcl_source_add(&cs, name, "", 0);
-            t.src = idx;
-            t.b = t.e = cs.srcs[idx].text;
             vcl_error(&cs, NULL, "cannot read policy file '%s'", name);
             rc = rc == VCL_ENOMEM ? VCL_ENOMEM : VCL_EIO;
             goto done;
@@ -350,9 +372,10 @@ compile(const char *name, const char *src, size_t len, bool have_src, const stru
     }
     vcl_parse(&cs, idx, true);
     if (!cs.err) {
-        btext = vcl_xmalloc(16384);
-        const char *bt = vcl_builtin_text(opt->hit_for_miss_ttl, btext, 16384);
+        const char *bt;
 
+        btext = vcl_xmalloc(16384);
+        bt = vcl_builtin_text(opt->hit_for_miss_ttl, btext, 16384);
         sym.builtin_src = vcl_source_add(&cs, "<builtin>", bt, strlen(bt));
         free(btext);
         vcl_parse(&cs, sym.builtin_src, false);
@@ -377,17 +400,7 @@ compile(const char *name, const char *src, size_t len, bool have_src, const stru
         *out = p;
     }
 done:
-    for (size_t i = 0; i < cs.nsrcs; i++) {
-        free(cs.srcs[i].name);
-        free(cs.srcs[i].text);
-        free(cs.srcs[i].toks);
-    }
-    free(cs.srcs);
-    vcl_pool_free(&cs.pool);
-    if (diagsp != NULL)
-        *diagsp = cs.diags;
-    else
-        vcl_diags_free(&cs.diags);
+    vcl_cs_fini(&cs, diagsp);
     return rc;
 }
 
@@ -577,7 +590,13 @@ dump_insn(struct tbuf *b, const struct vcl_program *p, size_t pc)
 {
     const struct vcl_insn *in = &p->code[pc];
 
-    tb_addf(b, "  %5zu  %-4u %-7s", pc, in->line, op_names[in->op]);
+    char where[64];
+
+    if (in->src != 0 && in->src < p->nsrcnames)
+        snprintf(where, sizeof(where), "%s:%u", p->srcnames[in->src], in->line);
+    else
+        snprintf(where, sizeof(where), "%u", in->line);
+    tb_addf(b, "  %5zu  %-14s %-7s", pc, where, op_names[in->op]);
     switch ((enum vcl_opcode)in->op) {
     case OP_CONST:
         tb_addn(b, " ", 1);

@@ -686,8 +686,11 @@ vcl_vmod_call(const struct vcl_program *p, struct vcl_ctx *ctx, unsigned id, uns
 
         if (j == NULL)
             return VCL_ENOSPC;
-        if (a[0].u.s.p != NULL && (c = jar_find(j, a[0].u.s)) != NULL)
-            *c = j->c[--j->n];
+        if (a[0].u.s.p != NULL && (c = jar_find(j, a[0].u.s)) != NULL) {
+            /* keep the order: the rebuilt header should read like the original */
+            memmove(c, c + 1, (size_t)(&j->c[j->n] - (c + 1)) * sizeof(*c));
+            j->n--;
+        }
         return 0;
     }
     case VCL_FN_COOKIE_FILTER:
