@@ -30,6 +30,21 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(os.path.dirname(HERE))
 ACCEL_BIN = os.environ.get("ACCEL_BIN") or os.path.join(REPO, "build", "accel")
 
+
+
+def _sanitized(path):
+    """True when the binary was built with ASan or TSan (memory figures and
+    speeds mean nothing then)."""
+    try:
+        with open(path, "rb") as f:
+            data = f.read()
+    except OSError:
+        return False
+    return b"__asan_init" in data or b"__tsan_init" in data
+
+
+SANITIZED = _sanitized(ACCEL_BIN)
+
 # Short enough that a teardown with a stuck connection stays quick; tests of
 # the drain itself pass their own value.
 DEFAULT_ARGS = ["-p", "drain_timeout=3"]

@@ -156,7 +156,7 @@ def test_origin_error_status_is_not_a_fault(origin, accel):
 
 
 def test_client_abort_mid_response_leaves_accel_healthy(origin, accel):
-    origin.on("/long", stream=(65536, 64 << 20))
+    origin.on("/long", stream=(65536, 64 << 20), headers={"Cache-Control": "no-store"})
     for _ in range(3):
         c = accel.conn(timeout=10)
         c.send(build_request("GET", "/long"))
@@ -169,7 +169,7 @@ def test_client_abort_mid_response_leaves_accel_healthy(origin, accel):
 @pytest.mark.accel_args("-p", "send_timeout=1")
 def test_send_timeout_drops_client_not_reading(origin, accel):
     total = 256 << 20
-    origin.on("/firehose", stream=(65536, total))
+    origin.on("/firehose", stream=(65536, total), headers={"Cache-Control": "no-store"})
     with accel.conn(timeout=10) as c:
         c.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 64 * 1024)
         c.send(build_request("GET", "/firehose"))

@@ -13,6 +13,7 @@ import zlib
 import pytest
 
 from client import build_request
+from conftest import SANITIZED
 from origin import WS_GUID, stream_block, ws_frame, ws_read_frame
 
 
@@ -129,7 +130,7 @@ def _ws_handshake(c, path="/ws"):
 
 def test_websocket_echo_through_tunnel(origin, accel):
     origin.on("/ws", websocket_echo=True)
-    with accel.conn(timeout=10) as c:
+    with accel.conn(timeout=5) as c:
         r, key = _ws_handshake(c)
         assert r.status == 101
         assert r.header("Upgrade", "").lower() == "websocket"
@@ -168,8 +169,11 @@ RSS_LIMIT = 64 << 20
 
 @pytest.mark.accel_args(workers=1)
 def test_1gib_response_through_slow_reader_keeps_rss_flat(origin, accel):
+    # Under ASan/TSan the shadow memory makes RSS meaningless and the relay
+    # slow: stream 128 MiB and keep only the "accel stops reading" check.
+    size = (128 << 20) if SANITIZED else GiB
     chunk = 64 * 1024
-    origin.on("/huge", stream=(chunk, GiB))
+    origin.on("/huge", stream=(chunk, size), headers={"Cache-Control": "no-store"})
     block = stream_block(chunk)
     rss_before = accel.rss()
     with accel.conn(timeout=30) as c:
@@ -177,7 +181,7 @@ def test_1gib_response_through_slow_reader_keeps_rss_flat(origin, accel):
         c.send(build_request("GET", "/huge"))
         head = c.read_head()
         assert head.status == 200
-        assert head.header("Content-Length") == str(GiB), head.headers
+        assert head.header("Content-Length") == str(size), head.headers
 
         # Stall: the origin keeps sending until accel stops reading from it.
         # A proxy that buffers would swallow the whole GiB here.
@@ -189,9 +193,9 @@ def test_1gib_response_through_slow_reader_keeps_rss_flat(origin, accel):
             still = still + 1 if now == last else 0
             last = now
         peak = accel.rss()
-        assert origin.bytes_sent < GiB // 2, "accel read %d bytes from the origin while the " \
+        assert origin.bytes_sent < size // 2, "accel read %d bytes from the origin while the " \
             "client read nothing" % origin.bytes_sent
-        assert peak < RSS_LIMIT, "RSS %d MiB while stalled" % (peak >> 20)
+        assert SANITIZED or peak < RSS_LIMIT, "RSS %d MiB while stalled" % (peak >> 20)
 
         # Slow reader: 1 MiB, then a short pause, checking content and RSS.
         got = len(c.buf)
@@ -199,8 +203,8 @@ def test_1gib_response_through_slow_reader_keeps_rss_flat(origin, accel):
         c.buf = b""
         mv = memoryview(bytearray(chunk))
         n_since = 0
-        while got < GiB:
-            n = c.sock.recv_into(mv, min(chunk, GiB - got))
+        while got < size:
+            n = c.sock.recv_into(mv, min(chunk, size - got))
             assert n > 0, "connection closed after %d bytes" % got
             crc = zlib.crc32(mv[:n], crc)
             got += n
@@ -213,10 +217,10 @@ def test_1gib_response_through_slow_reader_keeps_rss_flat(origin, accel):
         peak = max(peak, accel.rss() or 0, accel.rss_peak() or 0)
     print("accel RSS: %d MiB before, %d MiB peak" % ((rss_before or 0) >> 20, peak >> 20))
     expect = 0
-    for _ in range(GiB // chunk):
+    for _ in range(size // chunk):
         expect = zlib.crc32(block, expect)
     assert crc == expect, "body differs from what the origin sent"
-    assert peak < RSS_LIMIT, "accel RSS peaked at %d MiB (before: %d MiB)" % (
+    assert SANITIZED or peak < RSS_LIMIT, "accel RSS peaked at %d MiB (before: %d MiB)" % (
         peak >> 20, (rss_before or 0) >> 20)
 
 
