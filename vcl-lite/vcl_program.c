@@ -177,6 +177,10 @@ vcl_error(struct vcl_compile *cs, const struct vcl_token *tok, const char *fmt, 
         return; /* the first error is the one that counts (ERRCHK) */
     cs->err = true;
     cs->diags->has_error = true;
+    /* a failed compile reports its error alone: warnings before it are noise */
+    cs->diags->n = 0;
+    free(cs->diags->joined);
+    cs->diags->joined = NULL;
     va_start(ap, fmt);
     diag_add(cs, VCL_SEV_ERROR, tok, fmt, ap);
     va_end(ap);
