@@ -487,6 +487,7 @@ index_complete_locked(struct store *st, struct store_shard *sh, struct store_obj
         if (store_bytes_eq(vm->selector, m->selector))
             store_unlink_locked(sh, v);
     }
+    o->expires = store_obj_expiry(o); /* lookups skip the metadata block */
     o->qcharge = obj_weight(o);
     o->freq = 0;
     q_push(sh, o, ghost_has(sh, o->digest) ? Q_MAIN : Q_SMALL);
@@ -539,7 +540,7 @@ lookup_locked(struct store *st, struct store_shard *sh, const uint8_t *digest,
         }
         /* unlinking the only variant frees the head */
         only = f->head->variants == o && o->vnext == NULL;
-        if (lk->now >= store_obj_expiry(o)) {
+        if (lk->now >= o->expires) {
             sh->expiries++;
             store_unlink_locked(sh, o);
             if (only)

@@ -34,7 +34,6 @@
 
 #define OKEY_LEN (STORE_DIGEST_LEN + 8)
 #define EKEY_LEN (8 + OKEY_LEN)
-#define BATCH_MAX 512
 
 struct del_item {
     struct del_item *next;
@@ -262,7 +261,9 @@ map_usage(struct store_disk *d, size_t *used, size_t *max)
     *used = fr < *used ? *used - fr : 0;
 }
 
-/* Makes room for need_bytes with 10% of the map kept free. */
+/* Makes room for need_bytes with 20% of the map kept free (pages freed by
+ * the last transactions are not reusable at once, so the estimate is
+ * optimistic). */
 static void
 ensure_room(struct store_disk *d, size_t need_bytes)
 {
@@ -273,7 +274,7 @@ ensure_room(struct store_disk *d, size_t need_bytes)
     need = need_bytes / ms.ms_psize + 16;
     for (i = 0; i < 64; i++) {
         map_usage(d, &used, &max);
-        if (used + need <= max - max / 10)
+        if (used + need <= max - max / 5)
             return;
         if (make_room(d, 32) == 0)
             return;
@@ -398,33 +399,55 @@ write_txn(struct store *st, struct store_disk *d, struct store_obj **v, size_t f
     return 0;
 }
 
+static size_t
+rec_need(struct store_obj *o)
+{
+    return store_record_size(o) + 2 * OKEY_LEN + 64;
+}
+
+/*
+ * Writes v[0..n) in chunks of at most an eighth of the map, keeping
+ * headroom before each.  A chunk that still hits MDB_MAP_FULL is retried
+ * object by object; an object that cannot fit is skipped and counted.
+ */
 static void
 write_batch(struct store *st, struct store_disk *d, struct store_obj **v, size_t n,
             struct del_item *dels)
 {
+    MDB_envinfo info;
     uint8_t *buf = NULL;
-    size_t bufcap = 0, i, need = 0;
-    int rc, tries;
+    size_t bufcap = 0, i, j, k, need, limit;
+    int rc;
 
-    for (i = 0; i < n; i++)
-        need += store_record_size(v[i]) + 2 * OKEY_LEN + 64;
-    ensure_room(d, need);
-    for (tries = 0; tries < 3; tries++) {
-        rc = write_txn(st, d, v, 0, n, dels, &buf, &bufcap);
+    mdb_env_info(d->env, &info);
+    limit = info.me_mapsize / 8;
+    if (n == 0 && dels != NULL)
+        write_txn(st, d, v, 0, 0, dels, &buf, &bufcap);
+    for (i = 0; i < n; i = j) {
+        need = 0;
+        for (j = i; j < n && (j == i || need + rec_need(v[j]) <= limit); j++)
+            need += rec_need(v[j]);
+        ensure_room(d, need);
+        rc = write_txn(st, d, v, i, j, i == 0 ? dels : NULL, &buf, &bufcap);
+        if (rc != 0 && rc != MDB_MAP_FULL)
+            atomic_fetch_add(&d->skipped_full, j - i); /* XXX(#3): counted as skipped */
         if (rc != MDB_MAP_FULL)
-            goto out;
-        if (make_room(d, 16) == 0)
-            break;
+            continue;
+        for (k = i; k < j; k++) {
+            int tries;
+
+            need = rec_need(v[k]);
+            rc = MDB_MAP_FULL;
+            for (tries = 0; tries < 4 && need < info.me_mapsize / 2; tries++) {
+                ensure_room(d, need);
+                rc = write_txn(st, d, v, k, k + 1, NULL, &buf, &bufcap);
+                if (rc != MDB_MAP_FULL || make_room(d, 16) == 0)
+                    break;
+            }
+            if (rc != 0)
+                atomic_fetch_add(&d->skipped_full, 1);
+        }
     }
-    /* still full: one object per transaction, skipping what cannot fit */
-    for (i = 0; i < n; i++) {
-        rc = write_txn(st, d, v, i, i + 1, i == 0 ? dels : NULL, &buf, &bufcap);
-        if (rc == MDB_MAP_FULL && make_room(d, 16) > 0)
-            rc = write_txn(st, d, v, i, i + 1, i == 0 ? dels : NULL, &buf, &bufcap);
-        if (rc != 0)
-            atomic_fetch_add(&d->skipped_full, 1);
-    }
-out:
     free(buf);
 }
 
@@ -456,11 +479,7 @@ writer_main(void *arg)
         n = d->bn;
         STORE_ZERO(pthread_mutex_unlock(&d->mtx));
 
-        for (i = 0; i < n; i += BATCH_MAX)
-            write_batch(st, d, d->batch + i, n - i < BATCH_MAX ? n - i : BATCH_MAX,
-                        i == 0 ? dels : NULL);
-        if (n == 0 && dels != NULL)
-            write_batch(st, d, NULL, 0, dels);
+        write_batch(st, d, d->batch, n, dels);
         for (; dels != NULL; dels = next) {
             next = dels->next;
             free(dels);

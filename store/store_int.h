@@ -111,6 +111,7 @@ struct store_obj {
     _Atomic uint64_t ban_seq;         /* newest ban already checked */
     _Atomic int invalid;              /* purged/banned: never (re)write to disk */
     size_t qcharge;                   /* shard: bytes accounted in the queue */
+    double expires;                   /* shard: store_obj_expiry() cached once indexed */
     size_t charge;                    /* obj allocation incl. key */
     /* waiters: protected by st->wlocks[stripe] */
     struct store_waiter *waiters;

@@ -112,6 +112,8 @@ invalidate_locked(struct store_shard *sh, struct store_obj *o, unsigned flags, d
     atomic_store(&o->invalid, 1); /* never (re)written to disk */
     if (flags & STORE_PURGE_SOFT) {
         soften(o, now);
+        if (atomic_load(&o->state) == STORE_OBJ_COMPLETE)
+            o->expires = store_obj_expiry(o);
         return;
     }
     sh->invalidations++;
@@ -417,7 +419,7 @@ lurk_obj(struct store *st, struct store_shard *sh, struct store_obj *o, double n
     int state = atomic_load_explicit(&o->state, memory_order_acquire);
     uint64_t obs = atomic_load(&o->ban_seq), checked;
 
-    if (state == STORE_OBJ_COMPLETE && now >= store_obj_expiry(o)) {
+    if (state == STORE_OBJ_COMPLETE && now >= o->expires) {
         sh->expiries++;
         store_unlink_locked(sh, o);
         return;
