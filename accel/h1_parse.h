@@ -126,6 +126,8 @@ struct h1_response {
  * - An empty Host value is accepted (RFC 9110 §7.2); host.len is then 0.
  * - absolute-form: "http://a?q" (query without path) is rejected, so path is
  *   always a valid origin-form to forward.  path may be the static "/".
+ *   asterisk-form: path is "*"; authority-form (CONNECT): path is empty and
+ *   host is the Host field (the tunnel goes to target).
  * - Expect: 100-continue sets H1_F_EXPECT_100 on HTTP/1.1 only (RFC 9110
  *   §10.1.1); any other expectation sets H1_F_EXPECT_OTHER (answer 417).
  * - Connection: upgrade plus an Upgrade field sets H1_F_UPGRADE on HTTP/1.1

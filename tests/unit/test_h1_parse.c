@@ -305,6 +305,9 @@ host_forms(void **state)
         "GET / HTTP/1.1\r\nHost: [2001:db8::1]:8080\r\n\r\n",
         "GET / HTTP/1.1\r\nHost: [::ffff:192.0.2.1]\r\n\r\n",
         "GET / HTTP/1.1\r\nHost: [1:2:3:4:5:6:7:8]\r\n\r\n",
+        "GET / HTTP/1.1\r\nHost: [::]\r\n\r\n",
+        "GET / HTTP/1.1\r\nHost: [1:2:3:4:5:6:7::]:0\r\n\r\n",
+        "GET / HTTP/1.1\r\nHost: [1:2:3:4:5:6:1.2.3.4]\r\n\r\n",
         "GET / HTTP/1.1\r\nHost: [v1.fe80::a+en1]\r\n\r\n",
         "GET / HTTP/1.1\r\nHost: xn--bcher-kva.example:\r\n\r\n",
         "GET / HTTP/1.1\r\nHost: a%2Db.example\r\n\r\n",
@@ -335,7 +338,7 @@ framing_and_connection_fields(void **state)
     assert_int_equal(req.content_length, INT64_MAX);
     req_ok(S("POST /u HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: CHUNKED\r\n\r\n"), &req);
     assert_int_equal(req.body, H1_BODY_CHUNKED);
-    req_ok(S("GET / HTTP/1.1\r\nHost: a\r\nConnection: keep-alive, Close\r\n\r\n"), &req);
+    req_ok(S("GET / HTTP/1.1\r\nHost: a\r\nConnection: keep-alive , Close\r\n\r\n"), &req);
     assert_int_equal(req.flags, H1_F_CLOSE | H1_F_KEEPALIVE);
     req_ok(S("GET /ws HTTP/1.1\r\nHost: a\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n"),
            &req);
@@ -387,12 +390,18 @@ list_and_find_helpers(void **state)
     assert_true(h1_list_has_token(AC_LIT("gzip;q=\"x,chunked\", br;q=1"), AC_LIT("br")));
     assert_false(h1_list_has_token(AC_LIT("gzip;q=\"x,chunked\""), AC_LIT("chunked")));
     assert_true(h1_list_has_token(AC_LIT(",,close,,"), AC_LIT("close")));
+    assert_true(h1_list_has_token(AC_LIT("a;q=\"\\\",b\", b"), AC_LIT("b")));
+    assert_false(h1_list_has_token(AC_LIT("a;q=\"\\\",b\""), AC_LIT("b")));
     assert_false(h1_list_has_token(AC_LIT("closed"), AC_LIT("close")));
     assert_false(h1_list_has_token(AC_LIT(""), AC_LIT("close")));
     assert_false(h1_list_has_token(AC_LIT("a"), AC_LIT("")));
     assert_null(h1_header_find(hdrs, 0, AC_LIT("host")));
     assert_int_equal(h1_error_status(H1_ERR_TE_UNKNOWN), 501);
     assert_int_equal(h1_error_status(H1_ERR_NONE), 0);
+    assert_int_equal(h1_error_status(H1_ERR_BAD), 400);
+    assert_int_equal(h1_error_status(H1_ERR_TARGET_TOO_LONG), 414);
+    assert_int_equal(h1_error_status(H1_ERR_HEAD_TOO_LARGE), 431);
+    assert_int_equal(h1_error_status(H1_ERR_VERSION), 505);
 }
 
 /* ------------------------------------------------------------------------
@@ -434,6 +443,7 @@ static const struct reject rejects[] = {
     REJ("empty field name", "GET /" H11 ": a\r\n\r\n", H1_ERR_BAD),
     REJ("field line without colon", "GET /" H11 "X-Foo\r\n\r\n", H1_ERR_BAD),
     REJ("field name not a token", "GET /" H11 "X(y): a\r\n\r\n", H1_ERR_BAD),
+    REJ("bare CR in field name", "GET /" H11 "X\rY: a\r\n\r\n", H1_ERR_BAD),
     REJ("field name with obs-text", "GET /" H11 "X\x80: a\r\n\r\n", H1_ERR_BAD),
     REJ("method not a token", "G@T / HTTP/1.1\r\nHost: a\r\n\r\n", H1_ERR_BAD),
     REJ("empty method", " / HTTP/1.1\r\nHost: a\r\n\r\n", H1_ERR_BAD),
@@ -453,6 +463,7 @@ static const struct reject rejects[] = {
     REJ("absolute-form empty host", "GET http:///a" H11 "\r\n", H1_ERR_BAD),
     REJ("absolute-form query no path", "GET http://a?x" H11 "\r\n", H1_ERR_BAD),
     REJ("absolute-form bad path", "GET http://a/ b" H11 "\r\n", H1_ERR_BAD),
+    REJ("absolute-form bad path char", "GET http://a/{}" H11 "\r\n", H1_ERR_BAD),
     REJ("Host disagrees with absolute-form",
         "GET http://b/ HTTP/1.1\r\nHost: a\r\n\r\n", H1_ERR_BAD),
     REJ("Host port disagrees with absolute-form",
@@ -485,6 +496,21 @@ static const struct reject rejects[] = {
     REJ("Host IPv6 too many groups", "GET / HTTP/1.1\r\nHost: [1:2:3:4:5:6:7:8:9]\r\n\r\n",
         H1_ERR_BAD),
     REJ("Host bad embedded IPv4", "GET / HTTP/1.1\r\nHost: [::1.2.3.256]\r\n\r\n", H1_ERR_BAD),
+    REJ("Host IPv4 leading zero", "GET / HTTP/1.1\r\nHost: [::1.2.3.04]\r\n\r\n", H1_ERR_BAD),
+    REJ("Host IPv4 short", "GET / HTTP/1.1\r\nHost: [::1.2.3]\r\n\r\n", H1_ERR_BAD),
+    REJ("Host IPv4 trailing byte", "GET / HTTP/1.1\r\nHost: [::1.2.3.4x]\r\n\r\n", H1_ERR_BAD),
+    REJ("Host IPv6 too few groups", "GET / HTTP/1.1\r\nHost: [1:2]\r\n\r\n", H1_ERR_BAD),
+    REJ("Host IPv6 trailing colon", "GET / HTTP/1.1\r\nHost: [1:2:3:4:5:6:7:]\r\n\r\n", H1_ERR_BAD),
+    REJ("Host IPv6 leading colon", "GET / HTTP/1.1\r\nHost: [:1::2]\r\n\r\n", H1_ERR_BAD),
+    REJ("Host IPv6 long group", "GET / HTTP/1.1\r\nHost: [12345::]\r\n\r\n", H1_ERR_BAD),
+    REJ("Host IPv6 bad char", "GET / HTTP/1.1\r\nHost: [::g]\r\n\r\n", H1_ERR_BAD),
+    REJ("Host empty IP literal", "GET / HTTP/1.1\r\nHost: []\r\n\r\n", H1_ERR_BAD),
+    REJ("Host IPvFuture without dot", "GET / HTTP/1.1\r\nHost: [v1]\r\n\r\n", H1_ERR_BAD),
+    REJ("Host IPvFuture without version", "GET / HTTP/1.1\r\nHost: [v.x]\r\n\r\n", H1_ERR_BAD),
+    REJ("Host IPvFuture empty", "GET / HTTP/1.1\r\nHost: [v1.]\r\n\r\n", H1_ERR_BAD),
+    REJ("Host IPvFuture bad char", "GET / HTTP/1.1\r\nHost: [v1.x/y]\r\n\r\n", H1_ERR_BAD),
+    REJ("Host IP literal then junk", "GET / HTTP/1.1\r\nHost: [::1]x\r\n\r\n", H1_ERR_BAD),
+    REJ("Host port six digits", "GET / HTTP/1.1\r\nHost: a:000080\r\n\r\n", H1_ERR_BAD),
     REJ("Host bad percent", "GET / HTTP/1.1\r\nHost: a%g1\r\n\r\n", H1_ERR_BAD),
     REJ("CL with TE", "POST /" H11 "Content-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n",
         H1_ERR_BAD),
@@ -522,6 +548,16 @@ static const struct reject rejects[] = {
         H1_ERR_BAD),
     REJ("TE parameters on chunked", "POST /" H11 "Transfer-Encoding: chunked;a=b\r\n\r\n",
         H1_ERR_BAD),
+    REJ("TE parameter without value", "POST /" H11 "Transfer-Encoding: gzip;q, chunked\r\n\r\n",
+        H1_ERR_BAD),
+    REJ("TE parameter empty value", "POST /" H11 "Transfer-Encoding: gzip;q=, chunked\r\n\r\n",
+        H1_ERR_BAD),
+    REJ("TE parameter empty name", "POST /" H11 "Transfer-Encoding: gzip;=1, chunked\r\n\r\n",
+        H1_ERR_BAD),
+    REJ("TE parameter open quote", "POST /" H11 "Transfer-Encoding: gzip;q=\"1, chunked\r\n\r\n",
+        H1_ERR_BAD),
+    REJ("TE two codings without comma", "POST /" H11 "Transfer-Encoding: gzip chunked\r\n\r\n",
+        H1_ERR_BAD),
     REJ("TE on HTTP/1.0", "POST / HTTP/1.0\r\nTransfer-Encoding: chunked\r\n\r\n", H1_ERR_BAD),
     REJ("TE gzip before chunked", "POST /" H11 "Transfer-Encoding: gzip, chunked\r\n\r\n",
         H1_ERR_TE_UNKNOWN),
@@ -530,15 +566,19 @@ static const struct reject rejects[] = {
         H1_ERR_TE_UNKNOWN),
     REJ("TE unknown coding", "POST /" H11 "Transfer-Encoding: x-foo;a=\"b,c\", chunked\r\n\r\n",
         H1_ERR_TE_UNKNOWN),
+    REJ("TE coding with parameters", "POST /" H11
+        "Transfer-Encoding: gzip ; q = 1 ;r=\"x\\\"y\" , chunked\r\n\r\n", H1_ERR_TE_UNKNOWN),
     REJ("TE identity", "POST /" H11 "Transfer-Encoding: identity, chunked\r\n\r\n",
         H1_ERR_TE_UNKNOWN),
     REJ("TLS hello", "\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03", H1_ERR_BAD),
     REJ("garbage line", "hello world\r\n\r\n", H1_ERR_BAD),
     REJ_SMALL("target over max_target", "GET /aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa HTTP/1.1\r\n"
               "Host: a\r\n\r\n", H1_ERR_TARGET_TOO_LONG),
-    REJ_SMALL("head over max_head", "GET / HTTP/1.1\r\nHost: a\r\nX-A: 0123456789\r\n"
-              "X-B: 0123456789\r\nX-C: 0123456789\r\nX-D: 0123456789\r\n\r\n",
+    REJ_SMALL("head over max_head", "GET / HTTP/1.1\r\nHost: a\r\n"
+              "X-A: 0123456789012345678901\r\nX-B: 0123456789012345678901\r\n\r\n",
               H1_ERR_HEAD_TOO_LARGE),
+    REJ_SMALL("target over max_target without version", "GET /aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
+              "\r\n\r\n", H1_ERR_TARGET_TOO_LONG),
     REJ_SMALL("field line over max_header_line", "GET / HTTP/1.1\r\nHost: a\r\n"
               "X-Long: 01234567890123456789012345678901\r\n\r\n", H1_ERR_HEAD_TOO_LARGE),
     REJ_SMALL("more than max_headers fields", "GET / HTTP/1.1\r\nHost: a\r\nA: 1\r\nB: 2\r\n"
@@ -713,6 +753,11 @@ static const struct reject resp_rejects[] = {
     REJ("resp status two digits", "HTTP/1.1 20 OK\r\n\r\n", H1_ERR_BAD),
     REJ("resp status four digits", "HTTP/1.1 2000 OK\r\n\r\n", H1_ERR_BAD),
     REJ("resp status under 100", "HTTP/1.1 099 x\r\n\r\n", H1_ERR_BAD),
+    REJ("resp no SP after version", "HTTP/1.1_200 OK\r\n\r\n", H1_ERR_BAD),
+    REJ("resp no SP after status", "HTTP/1.1 200_OK\r\n\r\n", H1_ERR_BAD),
+    REJ("resp short status line", "HTTP/1.1 20\r\n\r\n", H1_ERR_BAD),
+    REJ("resp parameters on chunked", "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked;a=b\r\n\r\n",
+        H1_ERR_BAD),
     REJ("resp status not digits", "HTTP/1.1 2x0 OK\r\n\r\n", H1_ERR_BAD),
     REJ("resp CTL in reason", "HTTP/1.1 200 O\x01K\r\n\r\n", H1_ERR_BAD),
     REJ("resp bare LF", "HTTP/1.1 200 OK\nContent-Length: 0\n\n", H1_ERR_BAD),
@@ -842,6 +887,7 @@ static const struct chunk_ok chunk_oks[] = {
     { "5;a\r\nhello\r\n0;b=c\r\n\r\n", "hello", 0 },
     { "5 ;a = b ; c=\"q\\\"x;y\" ;d\r\nhello\r\n0\r\n\r\n", "hello", 0 },
     { "5;a=\"\"\r\nhello\r\n0\r\n\r\n", "hello", 0 },
+    { "5;a;b ;c=\"x\";d=\"\\\x80\" \t;e\r\nhello\r\n0\r\n\r\n", "hello", 0 },
     { "0\r\nX-Trailer: yes\r\nY:\r\nZ: \xc3\xa9 a\t\r\n\r\n", "", 0 },
     { "3\r\nabc\r\n0\r\n\r\nGET / HTTP/1.1\r\n", "abc", 13 },
     { "1\r\n\r\r\n1\r\n\n\r\n0\r\n\r\n", "\r\n", 0 },
@@ -948,6 +994,11 @@ static const struct chunk_bad chunk_bads[] = {
     CBAD("ext CTL in quote", "5;a=\"\x01\"\r\nhello\r\n0\r\n\r\n"),
     CBAD("ext bytes after quote", "5;a=\"x\"y\r\nhello\r\n0\r\n\r\n"),
     CBAD("ext bare LF", "5;a\nhello\r\n0\r\n\r\n"),
+    CBAD("ext junk after size space", "5 x\r\nhello\r\n0\r\n\r\n"),
+    CBAD("ext junk after name space", "5;a x\r\nhello\r\n0\r\n\r\n"),
+    CBAD("ext name space CR", "5;a \r\nhello\r\n0\r\n\r\n"),
+    CBAD("ext value not token", "5;a=@\r\nhello\r\n0\r\n\r\n"),
+    CBAD("ext quoted-pair CTL", "5;a=\"\\\x01\"\r\nhello\r\n0\r\n\r\n"),
     CBAD("last chunk bare LF", "0\n\r\n"),
     CBAD("final bare LF", "0\r\n\n"),
     CBAD("final bare CR", "0\r\n\rX"),
