@@ -233,3 +233,50 @@ def test_garbage_never_kills_a_worker(origin, accel):
                 pass
         assert accel.alive(), "accel died after input #%d: %r" % (i, data)
     assert accel.get("/still-alive").status == 200
+
+
+# The other side of strictness: unusual but valid requests must get through.
+VALID = [
+    ("obs-text-in-value", req(b"GET /v HTTP/1.1", H + b"X-Latin: caf\xe9\r\n"), b"X-Latin",
+     "caf\xe9"),
+    ("empty-value", req(b"GET /v HTTP/1.1", H + b"X-Empty:\r\n"), b"X-Empty", ""),
+    ("tab-in-value", req(b"GET /v HTTP/1.1", H + b"X-Tab: a\tb\r\n"), b"X-Tab", "a\tb"),
+    ("no-space-after-colon", req(b"GET /v HTTP/1.1", H + b"X-Tight:v\r\n"), b"X-Tight", "v"),
+    ("trailing-whitespace-value", req(b"GET /v HTTP/1.1", H + b"X-Trail: v \t\r\n"), b"X-Trail",
+     "v"),
+    ("host-with-port", req(b"GET /v HTTP/1.1", b"Host: test.example:8080\r\n"), b"Host",
+     "test.example:8080"),
+    ("host-ipv6", req(b"GET /v HTTP/1.1", b"Host: [::1]:8080\r\n"), b"Host", "[::1]:8080"),
+    ("host-ipv4", req(b"GET /v HTTP/1.1", b"Host: 192.0.2.1\r\n"), b"Host", "192.0.2.1"),
+    ("leading-empty-line", b"\r\n" + req(b"GET /v HTTP/1.1"), b"Host", "test.example"),
+    ("tchar-header-name", req(b"GET /v HTTP/1.1", H + b"X-!#$%&'*+.^_`|~: t\r\n"),
+     b"X-!#$%&'*+.^_`|~", "t"),
+    ("percent-and-query", req(b"GET /v?%41=b&c=%20 HTTP/1.1"), b"Host", "test.example"),
+]
+
+
+@pytest.mark.parametrize("name,data,header,value", VALID, ids=[v[0] for v in VALID])
+def test_valid_edge_request_accepted(origin, accel, name, data, header, value):
+    with accel.conn(timeout=5) as c:
+        c.send(data)
+        r = c.read_response()
+        assert r.status == 200, "%s: got %d" % (name, r.status)
+    seen = origin.last()
+    assert seen is not None and seen.path == "/v"
+    assert seen.header(header.decode("latin-1")) == value, seen.headers
+
+
+def test_absolute_form_with_matching_host(origin, accel):
+    with accel.conn(timeout=5) as c:
+        c.send(req(b"GET http://test.example/abs?q=1 HTTP/1.1"))
+        assert c.read_response().status == 200
+    seen = origin.last()
+    assert seen.target in ("/abs?q=1", "http://test.example/abs?q=1")
+    assert seen.header("Host") == "test.example"
+
+
+def test_options_asterisk_forwarded(origin, accel):
+    with accel.conn(timeout=5) as c:
+        c.send(req(b"OPTIONS * HTTP/1.1"))
+        assert c.read_response().status == 200
+    assert origin.last().target == "*"

@@ -4,6 +4,7 @@ rewriting, hop-by-hop removal, origin connection reuse, round robin."""
 import hashlib
 import re
 import subprocess
+import threading
 
 import pytest
 
@@ -230,3 +231,33 @@ def test_client_connection_close_honoured(origin, accel):
         assert r.status == 200 and r.body == b"path=/bye"
         assert "close" in r.tokens("Connection")
         assert c.wait_closed(5)
+
+
+def test_origin_connection_close_does_not_close_client(origin, accel):
+    origin.on("/oc", close=True, body=b"closing origin side")
+    with accel.conn() as c:
+        r = c.request("GET", "/oc")
+        assert (r.status, r.body) == (200, b"closing origin side")
+        assert c.request("GET", "/after-oc").status == 200
+
+
+@pytest.mark.accel_args("-p", "origin_idle_conns=1", workers=1)
+def test_idle_origin_pool_is_bounded(origin, accel):
+    gate = threading.Event()
+    for i in range(4):
+        origin.on("/par/%d" % i, gate=gate)
+    conns = [accel.conn(timeout=10) for _ in range(4)]
+    try:
+        for i, c in enumerate(conns):
+            c.send(build_request("GET", "/par/%d" % i))
+        origin.wait_for(lambda: len(origin.heads) >= 4, what="4 concurrent origin requests")
+        assert origin.connections == 4
+        gate.set()
+        for c in conns:
+            assert c.read_response().status == 200
+    finally:
+        for c in conns:
+            c.close()
+    # four origin connections came free; only one may stay in the pool
+    origin.wait_for(lambda: origin.closed >= 3, what="accel to close the idle origin "
+                    "connections beyond origin_idle_conns=1")

@@ -186,3 +186,9 @@ def test_send_timeout_drops_client_not_reading(origin, accel):
         except ConnectionResetError:
             pass
         assert got < total, "all %d bytes arrived although the client stalled" % total
+
+
+def test_502_on_oversized_origin_response_head(origin, accel):
+    origin.on("/fat", headers=[("X-Fat-%d" % i, "f" * 4000) for i in range(10)])  # ~40 KB
+    assert accel.get("/fat").status == 502
+    assert accel.get("/thin").status == 200

@@ -251,3 +251,20 @@ def test_head_request_to_chunked_origin(origin, accel):
         assert r.status == 200 and r.body == b""
         r = c.request("GET", "/hc")
         assert r.body == b"q" * 5000
+
+
+def test_request_body_streams_before_client_finishes(origin, accel):
+    origin.on("/slowup", status=200, body=b"got it")
+    total = 8 << 20
+    first = os.urandom(1 << 20)
+    with accel.conn(timeout=10) as c:
+        c.send(build_request("POST", "/slowup", {"Content-Length": str(total)}) + first)
+        # the origin sees the first MiB while the client still holds the rest
+        origin.wait_head("/slowup")
+        origin.wait_for(lambda: origin.bytes_received >= len(first), timeout=10,
+                        what="the first MiB of the body at the origin")
+        c.send(b"r" * (total - len(first)))
+        r = c.read_response()
+        assert (r.status, r.body) == (200, b"got it")
+    seen = origin.last("/slowup")
+    assert seen.body == first + b"r" * (total - len(first))
