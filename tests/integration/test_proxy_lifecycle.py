@@ -115,12 +115,12 @@ def test_drain_timeout_bounds_shutdown(origin, start_accel):
 
 # -- client timeouts and limits -------------------------------------------------------------
 
-@pytest.mark.accel_args("-p", "timeout_idle=1")
+@pytest.mark.accel_args("-p", "timeout_idle=2")
 def test_idle_keepalive_connection_closed(origin, accel):
     with accel.conn(timeout=10) as c:
         assert c.request("GET", "/a").status == 200
         assert c.request("GET", "/b").status == 200       # keep-alive works first
-        assert c.wait_closed(10), "idle connection still open 10 s after timeout_idle=1"
+        assert c.wait_closed(10), "idle connection still open 10 s after timeout_idle=2"
 
 
 def _trickle_until_closed(c, data, step, limit):
@@ -273,3 +273,15 @@ def test_access_log_line_for_response_the_client_abandoned(origin, start_accel):
     m = NCSA.match(lines[0])
     assert m and m["request"] == "GET /abandoned HTTP/1.1", lines
     assert m["bytes"] == "-" or int(m["bytes"]) < 64 << 20, lines
+
+
+def test_stderr_lines_carry_timestamps(start_accel):
+    a = start_accel(origins=["127.0.0.1:%d" % free_port()])
+    assert a.get("/refused").status == 502          # an origin error worth logging
+    a.signal(signal.SIGTERM)
+    assert a.wait_exit(15) == 0
+    lines = [l for l in a.stderr().split("\n") if l.strip()]
+    assert lines
+    for l in lines:
+        assert re.match(r"^\[?\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}:\d{2}", l), \
+            "stderr line without a timestamp: %r" % l
