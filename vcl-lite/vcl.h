@@ -477,7 +477,10 @@ struct vcl_arena {
  * longer.  Ops marked optional may be NULL (the stated fallback is used). */
 struct vcl_host_ops {
     /* Scalar variables by id (see VCL_VARIABLES for types).  An unset STRING
-     * is u.s.p == NULL.  set_var receives a value of the variable's type. */
+     * is u.s.p == NULL.  set_var receives a value of the variable's type;
+     * a STRING may point at the very bytes get_var returned for the same
+     * variable (regsub without a match returns its input), so copy with
+     * memmove semantics.  The same holds for set_header. */
     int (*get_var)(void *priv, enum vcl_var var, struct vcl_value *out);
     int (*set_var)(void *priv, enum vcl_var var, const struct vcl_value *v);
     /* Headers, name case-insensitive, without the colon.  get: the first

@@ -78,10 +78,13 @@ static __attribute__((unused)) int
 mock_set_var(void *priv, enum vcl_var v, const struct vcl_value *val)
 {
     struct mock *m = priv;
+    char tmp[512];
 
     m->vars[v] = *val;
     if (val->type == VCL_T_STRING) {
-        snprintf(m->strs[v], sizeof(m->strs[v]), "%.*s", (int)val->u.s.len, val->u.s.p);
+        /* the value may be the string we handed out (regsub without a match) */
+        snprintf(tmp, sizeof(tmp), "%.*s", (int)val->u.s.len, val->u.s.p);
+        memcpy(m->strs[v], tmp, strlen(tmp) + 1);
         m->vars[v].u.s.p = m->strs[v];
         m->vars[v].u.s.len = strlen(m->strs[v]);
     }
