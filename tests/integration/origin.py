@@ -217,9 +217,9 @@ class Origin:
         # release anything waiting on a gate
         with self._lock:
             for sc in self._scripts.values():
-                g = sc.get("gate")
-                if g is not None:
-                    g.set()
+                for g in (sc.get("gate"), (sc.get("pause_at") or (0, None))[1]):
+                    if g is not None:
+                        g.set()
 
     # -- server -------------------------------------------------------------------
 
