@@ -1,0 +1,7 @@
+vcl 4.1;
+backend default { .host = "127.0.0.1"; }
+sub vcl_backend_response {
+    if (req.url ~ "^/api") {
+        set beresp.ttl = 1s;
+    }
+}
