@@ -155,15 +155,17 @@ config_usage(FILE *f)
         "  -a ADDR:PORT[,tls]  listen address (repeatable; default 127.0.0.1:8080)\n"
         "  -b HOST:PORT        origin server (repeatable: round robin)\n"
         "  -f FILE             vcl-lite policy file\n"
-        "  -s SPEC             storage: mem=SIZE, or disk=PATH,size=SIZE\n"
+        "  -s SPEC             storage: mem=SIZE (default 256m), or disk=PATH[,size=SIZE]\n"
         "  -C                  compile-check the policy (-f) and exit\n"
         "  -w N                worker threads (default: number of CPUs)\n"
         "  -l FILE             access log file ('-' for stdout; default: none)\n"
         "  -p NAME=VALUE       set a parameter (repeatable), see below\n"
         "  -d                  debug logging\n"
         "  -h                  this help\n"
-        "parameters (durations: 1.5, 500ms, 2s, 1m; sizes: 64k, 1m):\n");
-#define X(name, kind, def, help) fprintf(f, "  %-22s %-8g %s\n", #name, (double)(def), help);
+        "parameters (durations: 1.5, 500ms, 2s, 1m; sizes: 64k, 1m):\n"
+        "  %-22s %-8s %s\n", "targeted_cache_control", "Accel-Cache-Control",
+        "RFC 9213 field for accel (empty: none)");
+#define X(name, kind, def, help) fprintf(f, "  %-22s %-10.10g %s\n", #name, (double)(def), help);
     CONFIG_PARAMS(X)
 #undef X
 }
@@ -178,10 +180,16 @@ set_param(struct config *cfg, const char *arg, char *err, size_t errlen)
     if (eq == NULL)
         return fail(err, errlen, "-p '%s': expected NAME=VALUE", arg);
     nl = (size_t)(eq - arg);
+    if (nl == 22 && memcmp(arg, "targeted_cache_control", 22) == 0) {
+        free(cfg->targeted_cc);
+        cfg->targeted_cc = ac_xstrdup(eq + 1);
+        return 0;
+    }
 #define X(name, kind, def, help) \
     if (nl == sizeof(#name) - 1 && memcmp(arg, #name, nl) == 0) { \
         enum config_kind k = CONFIG_##kind; \
-        v = k == CONFIG_DUR ? config_parse_duration(eq + 1) : config_parse_size(eq + 1); \
+        v = k == CONFIG_DUR ? config_parse_duration(eq + 1) \
+            : k == CONFIG_REAL ? strtod(eq + 1, NULL) : config_parse_size(eq + 1); \
         if (v < 0 || (k == CONFIG_UINT && v != (double)(unsigned long)v)) \
             return fail(err, errlen, "-p %s: invalid value '%s'", #name, eq + 1); \
         cfg->p.name = v; \
@@ -190,6 +198,39 @@ set_param(struct config *cfg, const char *arg, char *err, size_t errlen)
     CONFIG_PARAMS(X)
 #undef X
     return fail(err, errlen, "-p: unknown parameter '%.*s' (accel -h lists them)", (int)nl, arg);
+}
+
+/* -s mem=SIZE | -s disk=PATH[,size=SIZE] (also varnishd's malloc,SIZE). */
+static int
+parse_storage(struct config *cfg, const char *arg, char *err, size_t errlen)
+{
+    double v;
+
+    if (strncmp(arg, "mem=", 4) == 0 || strncmp(arg, "malloc,", 7) == 0) {
+        v = config_parse_size(arg + (arg[0] == 'm' && arg[1] == 'e' ? 4 : 7));
+        if (v < 1024 * 1024)
+            return fail(err, errlen, "-s %s: expected a memory size of at least 1m", arg);
+        cfg->mem_limit = (size_t)v;
+        return 0;
+    }
+    if (strncmp(arg, "disk=", 5) == 0) {
+        const char *path = arg + 5, *comma = strchr(path, ',');
+        size_t pl = comma ? (size_t)(comma - path) : strlen(path);
+        if (pl == 0)
+            return fail(err, errlen, "-s %s: expected disk=PATH[,size=SIZE]", arg);
+        free(cfg->disk_path);
+        cfg->disk_path = ac_xstrndup(path, pl);
+        cfg->disk_size = (size_t)1 << 30;
+        if (comma != NULL) {
+            if (strncmp(comma + 1, "size=", 5) != 0 ||
+                (v = config_parse_size(comma + 6)) < 1024 * 1024)
+                return fail(err, errlen, "-s %s: expected size=SIZE (at least 1m) after the path",
+                            arg);
+            cfg->disk_size = (size_t)v;
+        }
+        return 0;
+    }
+    return fail(err, errlen, "-s %s: expected mem=SIZE or disk=PATH[,size=SIZE]", arg);
 }
 
 static void
@@ -248,6 +289,8 @@ config_parse(struct config *cfg, int argc, char **argv, char *err, size_t errlen
         case 's':
             cfg->storage = ac_xrealloc(cfg->storage, sizeof(char *) * (cfg->nstorage + 1));
             cfg->storage[cfg->nstorage++] = ac_xstrdup(optarg);
+            if (parse_storage(cfg, optarg, err, errlen) != 0)
+                return -1;
             break;
         case 'C':
             cfg->compile_only = true;
@@ -282,6 +325,10 @@ config_parse(struct config *cfg, int argc, char **argv, char *err, size_t errlen
     }
     if (optind < argc)
         return fail(err, errlen, "unexpected argument '%s'", argv[optind]);
+    if (cfg->targeted_cc == NULL)
+        cfg->targeted_cc = ac_xstrdup("Accel-Cache-Control");
+    if (cfg->mem_limit == 0)
+        cfg->mem_limit = (size_t)256 << 20;
     if (cfg->nlisten == 0) {
         if (config_parse_addr("127.0.0.1:8080", "", &a, err, errlen) != 0)
             return -1;
@@ -315,5 +362,7 @@ config_free(struct config *cfg)
     free(cfg->storage);
     free(cfg->vcl_file);
     free(cfg->access_log);
+    free(cfg->targeted_cc);
+    free(cfg->disk_path);
     memset(cfg, 0, sizeof(*cfg));
 }

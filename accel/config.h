@@ -12,7 +12,7 @@
 #include <sys/socket.h>
 
 /* Tunable parameters (-p name=value).  X(name, kind, default, help)
- * kind: DUR (seconds, "500ms", "2s", "1m"), UINT, SIZE ("64k", "1m"). */
+ * kind: DUR (seconds, "500ms", "2s", "1m"), UINT, SIZE ("64k", "1m"), REAL. */
 #define CONFIG_PARAMS(X) \
     X(timeout_idle, DUR, 60, "idle keep-alive client connection timeout") \
     X(timeout_req_head, DUR, 10, "deadline to receive a whole request head") \
@@ -29,9 +29,16 @@
     X(drain_timeout, DUR, 10, "on SIGTERM, wait this long for requests in flight") \
     X(origin_idle_conns, UINT, 64, "idle origin connections kept per origin per worker") \
     X(origin_idle_timeout, DUR, 30, "idle origin connections are closed after this") \
-    X(relay_buffer, SIZE, 65536, "bytes buffered per direction while relaying a body")
+    X(relay_buffer, SIZE, 65536, "bytes buffered per direction while relaying a body") \
+    X(default_grace, DUR, 10, "grace when the origin sends no stale-while-revalidate") \
+    X(default_keep, DUR, 3600, "objects with validators are kept this long past grace") \
+    X(hfm_ttl, DUR, 120, "lifetime of a hit-for-miss marker") \
+    X(heuristic_fraction, REAL, 0.1, "heuristic lifetime: this fraction of Date - Last-Modified") \
+    X(heuristic_max, DUR, 86400, "cap of a heuristic lifetime") \
+    X(max_object_size, SIZE, 134217728, "larger responses stream through and are not stored") \
+    X(max_restarts, UINT, 4, "lookups a request may make (waiting on failed fetches)")
 
-enum config_kind { CONFIG_DUR, CONFIG_UINT, CONFIG_SIZE };
+enum config_kind { CONFIG_DUR, CONFIG_UINT, CONFIG_SIZE, CONFIG_REAL };
 
 struct config_params {
 #define X(name, kind, def, help) double name;
@@ -61,6 +68,10 @@ struct config {
     unsigned nstorage;
     bool compile_only;                  /* -C */
     bool debug;                         /* -d: debug logging */
+    char *targeted_cc;                  /* -p targeted_cache_control=NAME (RFC 9213) */
+    size_t mem_limit;                   /* -s mem=SIZE */
+    char *disk_path;                    /* -s disk=PATH[,size=SIZE] */
+    size_t disk_size;
     struct config_params p;
 };
 

@@ -15,8 +15,6 @@
 #include <stdio.h>
 #include <sys/socket.h>
 
-void fetch_build_bereq(struct sess *s);
-
 void
 fetch_on_origin_io(struct ev_loop *loop, ev_io *io, int revents)
 {
@@ -27,6 +25,21 @@ fetch_on_origin_io(struct ev_loop *loop, ev_io *io, int revents)
     AC_CHECK_OBJ(oc, OCONN_MAGIC);
     AC_NOTNULL(oc->owner);
     sess_drive(oc->owner);
+}
+
+/* Request fields a cache fetch must not forward: the cache wants the whole
+ * representation, and answers conditionals and ranges itself. */
+static bool
+cache_fetch_drops(struct ac_slice n)
+{
+    return ac_slice_caseeq(n, AC_LIT("Range")) || ac_slice_caseeq(n, AC_LIT("If-Range")) ||
+           ac_slice_caseeq(n, AC_LIT("If-None-Match")) ||
+           ac_slice_caseeq(n, AC_LIT("If-Modified-Since")) ||
+           ac_slice_caseeq(n, AC_LIT("If-Match")) ||
+           ac_slice_caseeq(n, AC_LIT("If-Unmodified-Since")) ||
+           /* XXX(#7): until accel decodes gzip itself, cache fetches ask
+            * for identity so one stored body serves every client. */
+           ac_slice_caseeq(n, AC_LIT("Accept-Encoding"));
 }
 
 static bool
@@ -52,8 +65,13 @@ fetch_build_bereq(struct sess *s)
     bool host_done = false;
     const struct h1_header *xff = NULL;
 
+    bool cachefetch = s->busy != NULL;
+
     ac_buf_reset(b);
-    ac_buf_cats(b, req->method);
+    /* A cache fetch for HEAD asks for GET, so the body can be stored. */
+    s->bereq_method = cachefetch && ac_slice_eq(req->method, AC_LIT("HEAD")) ? AC_LIT("GET")
+                                                                            : req->method;
+    ac_buf_cats(b, s->bereq_method);
     ac_buf_cat(b, " ", 1);
     ac_buf_cats(b, req->path);
     ac_buf_catstr(b, " HTTP/1.1\r\n");
@@ -63,6 +81,8 @@ fetch_build_bereq(struct sess *s)
             continue;
         if (ac_slice_caseeq(h->name, AC_LIT("Content-Length")) ||
             ac_slice_caseeq(h->name, AC_LIT("Expect")))
+            continue;
+        if (cachefetch && cache_fetch_drops(h->name))
             continue;
         if (ac_slice_caseeq(h->name, AC_LIT("X-Forwarded-For"))) {
             xff = h;            /* several: RFC 7239 says combine; keep them in order */
@@ -95,6 +115,22 @@ fetch_build_bereq(struct sess *s)
         ac_buf_cat(b, "\r\n", 2);
     }
     (void)xff;
+    s->revalidating = false;
+    if (cachefetch && s->stale != NULL) {
+        /* RFC 9111 §4.3.1: validate the stored copy. */
+        struct store_bytes et = store_obj_etag(s->stale), lm = store_obj_last_modified(s->stale);
+        if (et.len) {
+            ac_buf_catstr(b, "If-None-Match: ");
+            ac_buf_cat(b, et.p, et.len);
+            ac_buf_cat(b, "\r\n", 2);
+        }
+        if (lm.len) {
+            ac_buf_catstr(b, "If-Modified-Since: ");
+            ac_buf_cat(b, lm.p, lm.len);
+            ac_buf_cat(b, "\r\n", 2);
+        }
+        s->revalidating = et.len || lm.len;
+    }
     /* Appended as its own field line: X-Forwarded-For is a list, and field
      * lines of one name combine in order (RFC 9110 §5.3). */
     ac_buf_printf(b, "X-Forwarded-For: %s\r\n", s->client_ip);
@@ -149,6 +185,10 @@ origin_fail(struct sess *s, int status, const char *what, int err)
           err ? strerror(err) : "", s->client_ip);
     if (s->oc != NULL)
         pool_close(&s->oc);
+    if (cache_on_origin_fail(s))
+        return STEP_MORE;           /* stale-if-error took over */
+    if (s->bg)
+        return STEP_DONE;
     s->upstream_status = 0;
     if (status == 504)
         return sess_synth(s, 504, NULL, "Origin timed out\n", false);
@@ -370,7 +410,8 @@ fetch_beresp(struct sess *s)
                 s->bhdrs = ac_xcalloc((size_t)cfg->p.max_headers, sizeof(*s->bhdrs));
             memset(&s->resp, 0, sizeof(s->resp));
             s->resp.hdrs = s->bhdrs;
-            int r = h1_parse_response(ac_iobuf_head(b), ac_iobuf_len(b), &lim, s->req.method,
+            int r = h1_parse_response(ac_iobuf_head(b), ac_iobuf_len(b), &lim,
+                                      s->bereq_method.len ? s->bereq_method : s->req.method,
                                       &s->resp);
             if (r > 0) {
                 int st = s->resp.status;
@@ -412,14 +453,11 @@ fetch_beresp(struct sess *s)
                     continue;
                 }
                 s->upstream_status = st;
-                sess_build_resp_head(s);
-                ac_iobuf_consume(b, (size_t)r);
-                s->respbody_left = s->resp.content_length;
-                h1_chunked_init(&s->respchunk);
-                s->origin_reusable = !(s->resp.flags & H1_F_CLOSE) &&
-                                     s->resp.body != H1_BODY_CLOSE;
-                sess_iov_add(s, s->whead.p, s->whead.len);
-                s->state = S_RESPBODY;
+                if (s->kind == CACHE_REQ_UNSAFE && st < 400)
+                    cache_after_unsafe(s);
+                if (s->busy != NULL)
+                    return cache_on_beresp(s, (size_t)r);
+                fetch_start_respbody(s, (size_t)r);
                 return STEP_MORE;
             }
             if (r != AC_AGAIN) {
@@ -451,9 +489,21 @@ fetch_beresp(struct sess *s)
     }
 }
 
+void
+fetch_start_respbody(struct sess *s, size_t r)
+{
+    sess_build_resp_head(s);
+    ac_iobuf_consume(&s->relay, r);
+    s->respbody_left = s->resp.content_length;
+    h1_chunked_init(&s->respchunk);
+    s->origin_reusable = !(s->resp.flags & H1_F_CLOSE) && s->resp.body != H1_BODY_CLOSE;
+    sess_iov_add(s, s->whead.p, s->whead.len);
+    s->state = S_RESPBODY;
+}
+
 /* Queue one run of body bytes for the client, framed as the client needs. */
-static void
-emit(struct sess *s, const char *p, size_t len)
+void
+fetch_emit(struct sess *s, const char *p, size_t len)
 {
     if (len == 0)
         return;
@@ -505,6 +555,8 @@ fetch_respbody(struct sess *s)
             return STEP_DONE;
         }
         if (head || respbody_done(s)) {
+            if (head && !respbody_done(s))
+                s->origin_reusable = false;     /* a GET's body we will not read */
             if (s->resp_chunked_out && !s->resp_head_done) {
                 s->resp_head_done = true;   /* reused as "last chunk queued" */
                 sess_iov_add(s, "0\r\n\r\n", 5);
@@ -518,7 +570,7 @@ fetch_respbody(struct sess *s)
             switch (s->resp.body) {
             case H1_BODY_LENGTH: {
                 size_t take = (size_t)AC_MIN((uint64_t)ac_iobuf_len(b), s->respbody_left);
-                emit(s, ac_iobuf_head(b), take);
+                fetch_emit(s, ac_iobuf_head(b), take);
                 b->start += take;   /* not consume(): the bytes must stay put until flushed */
                 s->respbody_left -= take;
                 break;
@@ -535,13 +587,13 @@ fetch_respbody(struct sess *s)
                         return STEP_DONE;
                     }
                     b->start += (size_t)c;
-                    emit(s, data.p, data.len);
+                    fetch_emit(s, data.p, data.len);
                     if (c == 0)
                         break;
                 }
                 break;
             case H1_BODY_CLOSE:
-                emit(s, ac_iobuf_head(b), ac_iobuf_len(b));
+                fetch_emit(s, ac_iobuf_head(b), ac_iobuf_len(b));
                 b->start = b->end;
                 break;
             case H1_BODY_NONE:

@@ -18,4 +18,14 @@ bool http_method_idempotent(struct ac_slice m);
 /* Standard reason phrase, or "Unknown". */
 const char *http_reason(int status);
 
+
+
+/* HTTP-date (RFC 9110 §5.6.7): IMF-fixdate, obsolete RFC 850 and asctime
+ * forms.  Returns true and the time in *t on success. */
+bool http_date_parse(struct ac_slice s, double *t);
+/* IMF-fixdate of t into buf (at least 30 bytes); returns the length (29). */
+size_t http_date_fmt(double t, char *buf);
+/* Non-negative decimal delta-seconds; values past 2^31 clamp to 2^31
+ * (RFC 9111 §1.2.2).  false if not a number. */
+bool http_delta_seconds(struct ac_slice s, int64_t *out);
 #endif /* AC_HTTP_H */

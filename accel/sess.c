@@ -18,6 +18,10 @@ static sess_step_f step_head, step_recv, step_synth, step_finish, step_close;
 static sess_step_f *const steps[S__MAX] = {
     [S_HEAD] = step_head,
     [S_RECV] = step_recv,
+    [S_LOOKUP] = cache_lookup_step,
+    [S_WAITOBJ] = cache_waitobj_step,
+    [S_DELIVER] = cache_deliver_step,
+    [S_FILL] = cache_fill_step,
     [S_CONNECT] = fetch_connect,
     [S_BEREQ] = fetch_bereq,
     [S_REQBODY] = fetch_reqbody,
@@ -48,7 +52,8 @@ io_set(struct ev_loop *loop, ev_io *io, int fd, int events)
 void
 sess_want(struct sess *s, int cev, int oev)
 {
-    io_set(s->w->loop, &s->io, s->c.fd, cev);
+    if (s->c.fd >= 0)
+        io_set(s->w->loop, &s->io, s->c.fd, s->client_dead ? 0 : cev);
     if (s->oc != NULL)
         io_set(s->w->loop, &s->oc->io, s->oc->c.fd, oev);
 }
@@ -88,16 +93,23 @@ sess_free(struct sess *s)
     struct wrk *w = s->w;
 
     AC_CHECK_OBJ(s, SESS_MAGIC);
+    cache_sess_reset(s);
     ev_io_stop(w->loop, &s->io);
     ev_timer_stop(w->loop, &s->tmr);
     if (s->oc != NULL)
         pool_close(&s->oc);
-    conn_close(&s->c);
+    if (s->c.fd >= 0)
+        conn_close(&s->c);
     ac_iobuf_free(&s->rbuf);
     ac_iobuf_free(&s->relay);
     ac_buf_free(&s->whead);
     ac_buf_free(&s->bereq);
     ac_buf_free(&s->headcopy);
+    ac_buf_free(&s->key);
+    ac_buf_free(&s->scratch);
+    ac_buf_free(&s->scratch2);
+    ac_buf_free(&s->tmpbuf);
+    ac_buf_free(&s->dlv_tail);
     free(s->hdrs);
     free(s->bhdrs);
     wrk_sess_del(w, s);
@@ -138,6 +150,51 @@ sess_new(struct wrk *w, int fd, const struct sockaddr *peer, socklen_t peerlen)
     wrk_sess_add(w, s);
     STAT_INC(w, client_conn);
     sess_drive(s);
+}
+
+struct sess *
+sess_new_detached(struct wrk *w)
+{
+    struct sess *s = ac_xcalloc(1, sizeof(*s));
+
+    s->magic = SESS_MAGIC;
+    s->w = w;
+    conn_init(&s->c, -1, &conn_plain_ops);
+    snprintf(s->client_ip, sizeof(s->client_ip), "-");
+    s->bg = true;
+    s->client_dead = true;
+    s->hdrs = ac_xcalloc((size_t)w->cfg->p.max_headers, sizeof(*s->hdrs));
+    ev_init(&s->io, on_client_io);
+    ev_init(&s->tmr, on_timer);
+    s->state = S_CONNECT;
+    wrk_sess_add(w, s);
+    return s;
+}
+
+void
+sess_copy_request(struct sess *dst, const struct sess *src)
+{
+    const char *old = src->head_copied ? src->headcopy.p : ac_iobuf_head(&src->rbuf);
+    const char *neu;
+
+    ac_buf_reset(&dst->headcopy);
+    ac_buf_cat(&dst->headcopy, old, src->head_len);
+    neu = dst->headcopy.p;
+    dst->req = src->req;
+    dst->req.hdrs = dst->hdrs;
+    dst->head_len = src->head_len;
+    dst->head_copied = true;
+#define REBASE(sl) do { if ((sl).p != NULL) (sl).p = neu + ((sl).p - old); } while (0)
+    REBASE(dst->req.method);
+    REBASE(dst->req.target);
+    REBASE(dst->req.path);
+    REBASE(dst->req.host);
+    for (unsigned i = 0; i < src->req.nhdrs; i++) {
+        dst->hdrs[i] = src->hdrs[i];
+        REBASE(dst->hdrs[i].name);
+        REBASE(dst->hdrs[i].value);
+    }
+#undef REBASE
 }
 
 void
@@ -188,6 +245,10 @@ sess_iov_add(struct sess *s, const void *p, size_t len)
 enum step
 sess_flush(struct sess *s)
 {
+    if (s->client_dead) {
+        s->niov = 0;                /* nobody to write to (background fetch) */
+        return STEP_MORE;
+    }
     while (s->niov > 0) {
         ssize_t n = conn_writev(&s->c, s->iov, s->niov);
         if (n == AC_AGAIN) {
@@ -401,6 +462,18 @@ step_recv(struct sess *s)
     s->be = pool_pick(s->w);
     if (s->be == NULL)
         return sess_synth(s, 503, NULL, "No origin server configured\n", false);
+    s->kind = cache_classify_request(req, &s->pass_why);
+    if (s->w->store != NULL && s->kind == CACHE_REQ_LOOKUP && req->body != H1_BODY_LENGTH &&
+        req->body != H1_BODY_CHUNKED) {
+        s->state = S_LOOKUP;
+        return STEP_MORE;
+    }
+    if (s->w->store != NULL) {
+        STAT_INC(s->w, cache_pass);
+        s->xcache = "PASS";
+        s->cstatus = s->kind == CACHE_REQ_PASS && s->pass_why && s->pass_why[0] != 'm'
+                         ? "fwd=bypass" : "fwd=method";
+    }
     if (req->body == H1_BODY_LENGTH && req->content_length > 0) {
         s->reqbody_left = req->content_length;
     } else if (req->body == H1_BODY_CHUNKED) {
@@ -467,6 +540,7 @@ sess_build_resp_head(struct sess *s)
         ac_buf_cat(b, "\r\n", 2);
     }
     ac_buf_catstr(b, "Via: 1.1 accel\r\n");
+    cache_pass_headers(s, b);
     if (resp->body == H1_BODY_LENGTH)
         ac_buf_printf(b, "Content-Length: %llu\r\n", (unsigned long long)resp->content_length);
     else if (s->resp_chunked_out && !head)
@@ -525,7 +599,10 @@ log_request(struct sess *s)
 static enum step
 step_finish(struct sess *s)
 {
+    if (s->bg)
+        return STEP_DONE;
     log_request(s);
+    cache_sess_reset(s);
     if (s->oc != NULL)
         pool_close(&s->oc);
     if (!s->head_copied && s->head_len > 0)
@@ -552,6 +629,10 @@ step_finish(struct sess *s)
     s->reqbody_scan = 0;
     s->origin_eof = false;
     s->niov = 0;
+    s->kind = CACHE_REQ_PASS;
+    s->pass_why = NULL;
+    s->bereq_method = AC_SLICE(NULL, 0);
+    s->client_dead = false;
     if (s->relay.data != NULL)
         s->relay.start = s->relay.end = 0;
     s->state = S_HEAD;

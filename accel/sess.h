@@ -16,6 +16,8 @@
 #include "h1_parse.h"
 #include "pool.h"
 #include "wrk.h"
+#include "cache.h"
+#include "store.h"
 
 #include <netinet/in.h>
 #include <sys/uio.h>
@@ -23,6 +25,10 @@
 #define SESS_STATES(X) \
     X(S_HEAD)       /* waiting for / parsing a request head */ \
     X(S_RECV)       /* a request head is parsed: decide what to do */ \
+    X(S_LOOKUP)     /* cache lookup (cache_sess.c) */ \
+    X(S_WAITOBJ)    /* waiting for a busy object's response head */ \
+    X(S_DELIVER)    /* delivering a cached (or busy) object */ \
+    X(S_FILL)       /* origin body into a busy object, object to the client */ \
     X(S_CONNECT)    /* getting an origin connection */ \
     X(S_BEREQ)      /* sending the request head to the origin */ \
     X(S_REQBODY)    /* streaming the request body to the origin */ \
@@ -112,6 +118,39 @@ struct sess {
     /* tunnel */
     bool origin_eof;
     bool client_shut, origin_shut;
+
+    /* cache (cache_sess.c) */
+    enum cache_req_kind kind;
+    const char *pass_why;           /* why the request passes (logs, Cache-Status) */
+    struct ac_buf key;
+    struct ac_buf scratch;          /* selector / header block being built */
+    struct ac_buf scratch2;
+    struct ac_buf tmpbuf;
+    struct ac_slice bereq_method;   /* the method sent to the origin */
+    struct store_obj *obj;          /* object being delivered or waited on (a reference) */
+    struct store_obj *busy;         /* busy object this session fills (a reference) */
+    struct store_obj *stale;        /* stale copy: validators, stale-if-error (a reference) */
+    struct store_waiter waiter;
+    bool subscribed;
+    bool wake_queued;               /* on the worker's wake list (under wake_mtx) */
+    struct sess *wake_next;
+    unsigned lookups;
+    bool bg;                        /* background fetch: no client */
+    bool client_dead;               /* client gone: keep filling for the others */
+    bool revalidating;              /* the origin request carries our validators */
+    double req_time, resp_time;
+    struct cache_decision dec;
+    const char *xcache;             /* X-Cache value */
+    const char *cstatus;            /* Cache-Status parameters after "accel; " */
+    /* delivery from an object */
+    bool dlv_started, dlv_done, dlv_chunked, dlv_last_chunk;
+    uint64_t dlv_off, dlv_end;      /* body bytes [off, end) still to send */
+    struct ac_buf dlv_tail;         /* per-request head fields */
+    char dlv_chunkhdr[24];
+    /* fill */
+    bool fill_done, fill_overflow;
+    uint64_t fill_len;
+    struct ac_slice pending_run;    /* decoded bytes not stored (overflow) */
 };
 
 /* Accept hook: a new client connection on worker w (fd is non-blocking). */
@@ -139,6 +178,32 @@ void sess_build_resp_head(struct sess *s);
 void sess_release_origin(struct sess *s, bool reusable);
 
 sess_step_f fetch_connect, fetch_bereq, fetch_reqbody, fetch_beresp, fetch_respbody;
+sess_step_f cache_lookup_step, cache_waitobj_step, cache_deliver_step, cache_fill_step;
+void fetch_build_bereq(struct sess *s);
+/* Queue body bytes for the client with the client's framing. */
+void fetch_emit(struct sess *s, const char *p, size_t len);
+/* Relay the response (head of r bytes in s->relay) to the client as is. */
+void fetch_start_respbody(struct sess *s, size_t r);
+/* A session without a client (background fetch), registered on w. */
+struct sess *sess_new_detached(struct wrk *w);
+/* Copy src's request (head bytes and parsed slices) into dst. */
+void sess_copy_request(struct sess *dst, const struct sess *src);
+/* The origin's final response head is parsed (r bytes in s->relay): a cache
+ * fetch decides here whether to fill, freshen or pass.  Returns the next
+ * step. */
+enum step cache_on_beresp(struct sess *s, size_t r);
+/* The origin failed (status 502/504 about to be sent): serve a stale copy
+ * if allowed (stale-if-error), abort a busy object.  Returns true if it
+ * took over (state set), false to answer the error. */
+bool cache_on_origin_fail(struct sess *s);
+/* Per-request cache state reset and release (refs, waiter). */
+void cache_sess_reset(struct sess *s);
+/* Cache headers for a response relayed from the origin (pass). */
+void cache_pass_headers(struct sess *s, struct ac_buf *b);
+/* After an unsafe request's answer: invalidate the target (§4.4). */
+void cache_after_unsafe(struct sess *s);
+/* Wake-up from a store waiter, on the session's own worker thread. */
+void sess_wake(struct sess *s);
 sess_step_f tunnel_step;
 /* Origin connection watcher callback (checked-out connections). */
 void fetch_on_origin_io(struct ev_loop *loop, ev_io *io, int revents);

@@ -21,7 +21,18 @@
     X(backend_req, "requests sent to origins") \
     X(resp_502, "502 answers") \
     X(resp_504, "504 answers") \
-    X(tunnel, "upgraded connections tunnelled")
+    X(tunnel, "upgraded connections tunnelled") \
+    X(cache_hit, "requests answered from a fresh object") \
+    X(cache_miss, "lookups that fetched (busy object created)") \
+    X(cache_coalesced, "requests that waited on another request's fetch") \
+    X(cache_pass, "requests passed to the origin (method, credentials)") \
+    X(cache_hitmiss, "requests passed because of a hit-for-miss marker") \
+    X(cache_stale, "stale objects served within grace") \
+    X(cache_stale_error, "stale objects served because the origin failed") \
+    X(cache_revalidated, "objects freshened by a 304") \
+    X(cache_bgfetch, "background refreshes started") \
+    X(cache_uncacheable, "responses not stored") \
+    X(cache_invalidated, "objects invalidated by unsafe methods")
 
 struct stats {
 #define X(name, help) uint64_t name;

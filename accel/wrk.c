@@ -6,6 +6,7 @@
 #include "conn.h"
 #include "pool.h"
 #include "sess.h"
+#include "store.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -76,6 +77,76 @@ wrk_maybe_done(struct wrk *w)
         ev_break(w->loop, EVBREAK_ALL);
 }
 
+void
+wrk_wake(struct wrk *w, struct sess *s)
+{
+    bool poke = false;
+
+    AC_ZERO(pthread_mutex_lock(&w->wake_mtx));
+    if (!s->wake_queued) {
+        s->wake_queued = true;
+        s->wake_next = w->wake_head;
+        w->wake_head = s;
+        poke = true;
+    }
+    AC_ZERO(pthread_mutex_unlock(&w->wake_mtx));
+    if (poke)
+        ev_async_send(w->loop, &w->wake_async);
+}
+
+void
+wrk_wake_cancel(struct wrk *w, struct sess *s)
+{
+    struct sess **pp;
+
+    AC_ZERO(pthread_mutex_lock(&w->wake_mtx));
+    if (s->wake_queued) {
+        for (pp = &w->wake_head; *pp != NULL; pp = &(*pp)->wake_next) {
+            if (*pp == s) {
+                *pp = s->wake_next;
+                break;
+            }
+        }
+        s->wake_queued = false;
+        s->wake_next = NULL;
+    }
+    AC_ZERO(pthread_mutex_unlock(&w->wake_mtx));
+}
+
+static void
+on_wake(struct ev_loop *loop, ev_async *a, int revents)
+{
+    struct wrk *w = AC_CONTAINER_OF(a, struct wrk, wake_async);
+    struct sess *s;
+
+    (void)loop;
+    (void)revents;
+    for (;;) {
+        /* One at a time: driving a session may free others' queue entries. */
+        AC_ZERO(pthread_mutex_lock(&w->wake_mtx));
+        s = w->wake_head;
+        if (s != NULL) {
+            w->wake_head = s->wake_next;
+            s->wake_next = NULL;
+            s->wake_queued = false;
+        }
+        AC_ZERO(pthread_mutex_unlock(&w->wake_mtx));
+        if (s == NULL)
+            break;
+        sess_wake(s);
+    }
+}
+
+static void
+on_housekeep(struct ev_loop *loop, ev_timer *t, int revents)
+{
+    struct wrk *w = AC_CONTAINER_OF(t, struct wrk, housekeep);
+
+    (void)revents;
+    if (w->store != NULL && store_housekeep(w->store, ev_now(loop), 2000) != STORE_OK)
+        LOG_W("store housekeeping: disk error");
+}
+
 static void
 on_tick(struct ev_loop *loop, ev_timer *t, int revents)
 {
@@ -115,6 +186,7 @@ on_stop(struct ev_loop *loop, ev_async *a, int revents)
         w->lst[i].fd = -1;
     }
     pool_close_idle(w);
+    ev_timer_stop(loop, &w->housekeep);
     for (s = w->sessions; s != NULL; s = next) {
         next = s->next;
         sess_drain(s);
@@ -140,7 +212,8 @@ wrk_main(void *arg)
 }
 
 int
-wrk_create_all(const struct config *cfg, struct wrk **out, char *err, size_t errlen)
+wrk_create_all(const struct config *cfg, struct store *st, const struct cache_params *cp,
+               struct wrk **out, char *err, size_t errlen)
 {
     struct wrk *ws = ac_xcalloc(cfg->nworkers, sizeof(*ws));
     int alog_fd = -1;
@@ -162,6 +235,9 @@ wrk_create_all(const struct config *cfg, struct wrk **out, char *err, size_t err
         w->magic = WRK_MAGIC;
         w->id = i;
         w->cfg = cfg;
+        w->store = st;
+        w->cparams = cp;
+        AC_ZERO(pthread_mutex_init(&w->wake_mtx, NULL));
         w->loop = ev_loop_new(EVFLAG_AUTO | EVFLAG_NOSIGMASK);
         if (w->loop == NULL) {
             snprintf(err, errlen, "cannot create an event loop");
@@ -190,6 +266,11 @@ wrk_create_all(const struct config *cfg, struct wrk **out, char *err, size_t err
         ev_timer_init(&w->tick, on_tick, 1.0, 1.0);
         ev_timer_start(w->loop, &w->tick);
         ev_timer_init(&w->drain_timer, on_drain_timeout, 0, 0);
+        ev_async_init(&w->wake_async, on_wake);
+        ev_async_start(w->loop, &w->wake_async);
+        ev_timer_init(&w->housekeep, on_housekeep, 1.0, 1.0);
+        if (i == 0 && st != NULL)
+            ev_timer_start(w->loop, &w->housekeep);
     }
     *out = ws;
     return 0;
@@ -239,6 +320,7 @@ wrk_destroy_all(struct wrk **wsp, unsigned n)
         log_access_fini(&w->alog);
         if (w->loop)
             ev_loop_destroy(w->loop);
+        pthread_mutex_destroy(&w->wake_mtx);
         w->magic = 0;
     }
     if (alog_fd > 2)

@@ -16,6 +16,8 @@
 
 struct sess;
 struct oconn;
+struct store;
+struct cache_params;
 
 struct wrk_listener {
     int fd;
@@ -48,11 +50,25 @@ struct wrk {
     unsigned rr;                /* round-robin position over backends */
     struct log_access alog;
     struct stats stats;
+    struct store *store;        /* shared, thread-safe; owned by main.c */
+    const struct cache_params *cparams;
+    ev_timer housekeep;         /* worker 0 only: store expiry and ban work */
+    /* store waiters may fire on any thread: they queue the session here
+     * and poke wake_async; the worker drives the queued sessions. */
+    pthread_mutex_t wake_mtx;
+    struct sess *wake_head;
+    ev_async wake_async;
 };
+
+/* Queue s for a wake-up on its worker (any thread). */
+void wrk_wake(struct wrk *w, struct sess *s);
+/* Remove s from the wake queue (its own worker thread). */
+void wrk_wake_cancel(struct wrk *w, struct sess *s);
 
 /* Create workers (listeners are opened here, so bind errors surface before
  * any thread starts).  Returns 0, or -1 with a message in err. */
-int wrk_create_all(const struct config *cfg, struct wrk **out, char *err, size_t errlen);
+int wrk_create_all(const struct config *cfg, struct store *st, const struct cache_params *cp,
+                   struct wrk **out, char *err, size_t errlen);
 int wrk_start_all(struct wrk *ws, unsigned n);
 /* Ask every worker to drain and wait for them to finish. */
 void wrk_stop_all(struct wrk *ws, unsigned n);

@@ -1,0 +1,1002 @@
+/*
+ * cache_sess.c -- the caching states of a session: lookup, waiting on a busy
+ * object (request coalescing), delivery from an object, and filling a busy
+ * object from the origin while delivering it.  The rules themselves (what
+ * to store, for how long) are in cache.c.
+ *
+ * Who fills: the session whose lookup created the busy object fetches and
+ * appends the body to it at the origin's speed, while it delivers the object
+ * to its own client at the client's speed; every other request for the key
+ * waits on the busy object and streams it as it grows.  If that client goes
+ * away, the session keeps filling for the others (client_dead).  Background
+ * refreshes (grace) are sessions without a client (bg).
+ */
+#include "sess.h"
+
+#include "http.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+/* stale-if-error seconds and must-revalidate travel in the object's flags
+ * above the store's own bits (the store keeps flags as given). */
+#define OBJ_F_MUSTREVAL 0x2u
+#define OBJ_SIE_SHIFT 8
+
+enum dlv { DLV_DONE, DLV_DEAD, DLV_ABORTED, DLV_TAIL, DLV_WAIT_WRITE, DLV_WAIT_DATA };
+
+static double
+now_of(const struct sess *s)
+{
+    return ev_now(s->w->loop);
+}
+
+static bool
+match_cb(void *arg, struct store_bytes sel)
+{
+    struct sess *s = arg;
+
+    return cache_vary_match(AC_SLICE(sel.p, sel.len), &s->req);
+}
+
+static void
+on_store_change(struct store_waiter *wt)
+{
+    struct sess *s = wt->priv;
+
+    wrk_wake(s->w, s);          /* any thread: queue for the session's worker */
+}
+
+void
+sess_wake(struct sess *s)
+{
+    AC_CHECK_OBJ(s, SESS_MAGIC);
+    if (s->in_drive)
+        return;
+    if (s->state == S_WAITOBJ || s->state == S_DELIVER)
+        sess_drive(s);
+}
+
+static void
+subscribe(struct sess *s, struct store_obj *o)
+{
+    if (s->subscribed)
+        return;
+    store_waiter_init(&s->waiter, on_store_change, s);
+    AC_ZERO(store_waiter_subscribe(o, &s->waiter));
+    s->subscribed = true;
+}
+
+static void
+unsubscribe(struct sess *s)
+{
+    if (!s->subscribed)
+        return;
+    store_waiter_unsubscribe(&s->waiter);
+    s->subscribed = false;
+    wrk_wake_cancel(s->w, s);
+}
+
+void
+cache_sess_reset(struct sess *s)
+{
+    unsubscribe(s);
+    wrk_wake_cancel(s->w, s);
+    if (s->busy != NULL) {
+        /* A fill that did not finish: readers must not take it for whole. */
+        if (store_obj_state(s->busy, NULL) == STORE_OBJ_BUSY)
+            store_obj_abort(s->busy);
+        store_obj_release(&s->busy);
+    }
+    store_obj_release(&s->obj);
+    store_obj_release(&s->stale);
+    s->lookups = 0;
+    s->revalidating = false;
+    s->xcache = NULL;
+    s->cstatus = NULL;
+    s->dlv_started = s->dlv_done = s->dlv_chunked = s->dlv_last_chunk = false;
+    s->dlv_off = s->dlv_end = 0;
+    s->fill_done = s->fill_overflow = false;
+    s->fill_len = 0;
+    s->pending_run = AC_SLICE(NULL, 0);
+}
+
+static bool
+stale_if_error_ok(const struct sess *s)
+{
+    struct store_times t;
+    unsigned f;
+
+    if (s->stale == NULL)
+        return false;
+    f = store_obj_flags(s->stale);
+    if (f & (OBJ_F_MUSTREVAL | STORE_OBJ_F_HFM))
+        return false;
+    store_obj_times(s->stale, &t);
+    return now_of(s) < t.insert + t.ttl + (double)(f >> OBJ_SIE_SHIFT);
+}
+
+/* Go to the origin without the cache (pass, hit-for-miss). */
+static enum step
+go_pass(struct sess *s, const char *xcache, const char *cstatus)
+{
+    s->xcache = xcache;
+    s->cstatus = cstatus;
+    s->cache_state = xcache;
+    s->req_time = now_of(s);
+    fetch_build_bereq(s);
+    s->state = S_CONNECT;
+    return STEP_MORE;
+}
+
+static enum step
+go_fetch(struct sess *s)
+{
+    s->xcache = "MISS";
+    s->cstatus = "fwd=uri-miss";
+    s->cache_state = "MISS";
+    s->req_time = now_of(s);
+    fetch_build_bereq(s);
+    s->state = S_CONNECT;
+    return STEP_MORE;
+}
+
+/* A background refresh of a stale object (grace): one fetch, no client. */
+static void
+bgfetch_start(struct sess *s, struct store_obj *busy, struct store_obj *stale)
+{
+    struct sess *b = sess_new_detached(s->w);
+
+    STAT_INC(s->w, cache_bgfetch);
+    sess_copy_request(b, s);
+    b->kind = CACHE_REQ_LOOKUP;
+    b->busy = busy;
+    b->stale = stale;
+    b->be = pool_pick(s->w);
+    if (b->be == NULL) {
+        sess_kill(b);
+        return;
+    }
+    b->req_time = now_of(s);
+    fetch_build_bereq(b);
+    b->state = S_CONNECT;
+    sess_drive(b);
+}
+
+enum step
+cache_lookup_step(struct sess *s)
+{
+    struct store_lookup lk;
+    struct store_obj *o = NULL, *busy = NULL;
+    int r;
+
+    if (++s->lookups > (unsigned)s->w->cfg->p.max_restarts)
+        return sess_synth(s, 503, NULL, "The object could not be fetched\n", false);
+    if (s->lookups == 1)
+        cache_key(&s->req, &s->key);
+    memset(&lk, 0, sizeof(lk));
+    lk.key = (struct store_bytes){ s->key.p, s->key.len };
+    lk.now = now_of(s);
+    lk.match = match_cb;
+    lk.match_arg = s;
+    lk.flags = STORE_LOOKUP_CREATE | STORE_LOOKUP_REFRESH;
+    r = store_lookup(s->w->store, &lk, &o, &busy);
+    switch (r) {
+    case STORE_HIT:
+        if (store_obj_flags(o) & STORE_OBJ_F_HFM) {
+            store_obj_release(&o);
+            STAT_INC(s->w, cache_hitmiss);
+            return go_pass(s, "PASS", "fwd=uri-miss; detail=hit-for-miss");
+        }
+        switch (store_obj_freshness(o, lk.now)) {
+        case STORE_FRESH:
+            s->obj = o;
+            STAT_INC(s->w, cache_hit);
+            s->xcache = s->cache_state = "HIT";
+            s->cstatus = "hit";
+            s->state = S_DELIVER;
+            return STEP_MORE;
+        case STORE_STALE_IN_GRACE:
+            s->obj = o;
+            STAT_INC(s->w, cache_stale);
+            s->xcache = s->cache_state = "STALE";
+            s->cstatus = busy != NULL ? "hit; fwd=stale; detail=refreshing" : "hit; fwd=stale";
+            if (busy != NULL)
+                bgfetch_start(s, busy, store_obj_ref(o));
+            s->state = S_DELIVER;
+            return STEP_MORE;
+        case STORE_STALE_IN_KEEP:
+            /* Only good for revalidation (and stale-if-error). */
+            s->stale = o;
+            if (busy != NULL) {
+                s->busy = busy;
+                STAT_INC(s->w, cache_miss);
+                return go_fetch(s);
+            }
+            /* XXX(#4): another request is revalidating it; we fetch on our
+             * own instead of waiting on its busy object. */
+            return go_pass(s, "MISS", "fwd=stale; detail=revalidation-under-way");
+        case STORE_EXPIRED:
+            store_obj_release(&o);
+            if (busy != NULL)
+                store_obj_abort(busy), store_obj_release(&busy);
+            return go_pass(s, "MISS", "fwd=uri-miss");
+        }
+        break;
+    case STORE_BUSY:
+        s->obj = o;
+        STAT_INC(s->w, cache_coalesced);
+        s->state = S_WAITOBJ;
+        return STEP_MORE;
+    case STORE_MISS_CREATED:
+        s->busy = o;
+        STAT_INC(s->w, cache_miss);
+        return go_fetch(s);
+    case STORE_MISS:
+        return go_pass(s, "MISS", "fwd=uri-miss");
+    default:
+        break;
+    }
+    LOG_W("store lookup: %s", store_strerror(r));
+    return go_pass(s, "PASS", "fwd=uri-miss; detail=store-error");
+}
+
+enum step
+cache_waitobj_step(struct sess *s)
+{
+    struct store_obj *o = s->obj;
+    enum store_obj_state st;
+
+    if (s->timed_out) {
+        unsubscribe(s);
+        return sess_synth(s, 504, NULL, "Timed out waiting for the origin\n", false);
+    }
+    subscribe(s, o);
+    st = store_obj_state(o, NULL);
+    if (store_obj_has_meta(o)) {
+        struct store_bytes sel = store_obj_selector(o);
+        if (store_obj_flags(o) & STORE_OBJ_F_HFM) {
+            unsubscribe(s);
+            store_obj_release(&s->obj);
+            STAT_INC(s->w, cache_hitmiss);
+            return go_pass(s, "PASS", "fwd=uri-miss; detail=hit-for-miss");
+        }
+        if (!cache_vary_match(AC_SLICE(sel.p, sel.len), &s->req)) {
+            unsubscribe(s);
+            store_obj_release(&s->obj);
+            s->state = S_LOOKUP;    /* another variant: look up again */
+            return STEP_MORE;
+        }
+        s->xcache = s->cache_state = "MISS";
+        s->cstatus = "fwd=uri-miss; collapsed";
+        s->state = S_DELIVER;
+        return STEP_MORE;
+    }
+    if (st == STORE_OBJ_ABORTED) {
+        unsubscribe(s);
+        store_obj_release(&s->obj);
+        s->state = S_LOOKUP;        /* the fetch failed: try ourselves */
+        return STEP_MORE;
+    }
+    sess_want(s, 0, 0);
+    sess_timer(s, s->w->cfg->p.connect_timeout + s->w->cfg->p.first_byte_timeout);
+    return STEP_WAIT;
+}
+
+/* Build the response head for delivering s->obj and queue it. */
+static void
+dlv_begin(struct sess *s, uint64_t expect_len)
+{
+    struct store_obj *o = s->obj;
+    unsigned status = store_obj_status(o);
+    struct store_bytes blk = store_obj_headers(o);
+    struct store_bytes et = store_obj_etag(o), lm = store_obj_last_modified(o);
+    struct ac_slice block = AC_SLICE(blk.p, blk.len);
+    struct ac_slice etag = AC_SLICE(et.p, et.len), lmod = AC_SLICE(lm.p, lm.len);
+    struct ac_buf *t = &s->dlv_tail;
+    struct store_times tm;
+    size_t len = 0;
+    bool complete = store_obj_state(o, &len) == STORE_OBJ_COMPLETE;
+    bool head = ac_slice_eq(s->req.method, AC_LIT("HEAD"));
+    bool body = !head && status != 204 && status != 304;
+    unsigned code = status;
+    uint64_t first = 0, last = 0;
+    double age;
+
+    s->dlv_started = true;
+    s->dlv_off = 0;
+    s->dlv_end = UINT64_MAX;
+    s->dlv_chunked = false;
+    store_obj_times(o, &tm);
+    age = now_of(s) - tm.insert;
+    ac_buf_reset(t);
+    if (status == 200 && cache_not_modified(&s->req, etag, lmod)) {
+        code = 304;
+        body = false;
+    } else if (status == 200 && complete) {
+        int r = cache_range(&s->req, len, etag, lmod, &first, &last);
+        if (r == 206) {
+            code = 206;
+            s->dlv_off = first;
+            s->dlv_end = last + 1;
+            ac_buf_printf(t, "Content-Range: bytes %llu-%llu/%zu\r\nContent-Length: %llu\r\n",
+                          (unsigned long long)first, (unsigned long long)last, len,
+                          (unsigned long long)(last - first + 1));
+        } else if (r == 416) {
+            code = 416;
+            body = false;
+            ac_buf_printf(t, "Content-Range: bytes */%zu\r\nContent-Length: 0\r\n", len);
+        }
+    }
+    if (code == status && status != 204 && status != 304) {
+        if (complete)
+            ac_buf_printf(t, "Content-Length: %zu\r\n", len);
+        else if (expect_len != UINT64_MAX)
+            ac_buf_printf(t, "Content-Length: %llu\r\n", (unsigned long long)expect_len);
+        else if (s->req.minor >= 1)
+            s->dlv_chunked = !head;
+        else
+            s->keepalive = false;   /* HTTP/1.0: the close ends the body */
+        if (s->dlv_chunked)
+            ac_buf_catstr(t, "Transfer-Encoding: chunked\r\n");
+    }
+    ac_buf_printf(t, "Age: %lld\r\nVia: 1.1 accel\r\n", (long long)(age > 0 ? floor(age) : 0));
+    ac_buf_printf(t, "X-Cache: %s\r\nCache-Status: accel; %s; ttl=%lld\r\n",
+                  s->xcache ? s->xcache : "HIT", s->cstatus ? s->cstatus : "hit",
+                  (long long)floor(tm.insert + tm.ttl - now_of(s)));
+    if (s->w->stopping)
+        s->keepalive = false;
+    if (!s->keepalive)
+        ac_buf_catstr(t, "Connection: close\r\n");
+    else if (s->req.flags & H1_F_HTTP10)
+        ac_buf_catstr(t, "Connection: keep-alive\r\n");
+    ac_buf_cat(t, "\r\n", 2);
+    AC_ASSERT(!ac_buf_error(t));
+
+    ac_buf_reset(&s->whead);
+    if (code == status) {
+        ac_buf_catstr(&s->whead, "HTTP/1.1 ");
+        sess_iov_add(s, s->whead.p, s->whead.len);
+        sess_iov_add(s, block.p, block.len);
+    } else {
+        const char *nl = memchr(block.p, '\n', block.len);
+        size_t skip = nl ? (size_t)(nl - block.p) + 1 : block.len;
+        ac_buf_printf(&s->whead, "HTTP/1.1 %u %s\r\n", code, http_reason((int)code));
+        sess_iov_add(s, s->whead.p, s->whead.len);
+        sess_iov_add(s, block.p + skip, block.len - skip);
+    }
+    sess_iov_add(s, t->p, t->len);
+    s->status = (int)code;
+    if (!body)
+        s->dlv_end = s->dlv_off;
+}
+
+/* Move object bytes to the client until something blocks. */
+static enum dlv
+deliver_pump(struct sess *s)
+{
+    struct store_obj *o = s->obj;
+
+    for (;;) {
+        if (s->niov > 0) {
+            enum step r = sess_flush(s);
+            if (r == STEP_WAIT)
+                return DLV_WAIT_WRITE;
+            if (r == STEP_DONE)
+                return DLV_DEAD;
+        }
+        if (s->dlv_done)
+            return DLV_DONE;
+        size_t len = 0;
+        enum store_obj_state st = store_obj_state(o, &len);
+        uint64_t avail = AC_MIN((uint64_t)len, s->dlv_end);
+        if (s->dlv_off < avail) {
+            struct store_bytes segs[4];
+            size_t n = store_obj_read(o, (size_t)s->dlv_off, segs, 4);
+            uint64_t total = 0;
+            int first_iov = s->niov;
+            if (s->dlv_chunked)
+                sess_iov_add(s, "", 0), first_iov = s->niov;  /* placeholder below */
+            for (size_t i = 0; i < n && s->dlv_off + total < avail; i++) {
+                size_t take = (size_t)AC_MIN((uint64_t)segs[i].len, avail - s->dlv_off - total);
+                sess_iov_add(s, segs[i].p, take);
+                total += take;
+            }
+            if (total == 0)
+                return DLV_WAIT_DATA;
+            if (s->dlv_chunked) {
+                int hl = snprintf(s->dlv_chunkhdr, sizeof(s->dlv_chunkhdr), "%llx\r\n",
+                                  (unsigned long long)total);
+                /* put the chunk-size line before the data */
+                memmove(&s->iov[first_iov + 1], &s->iov[first_iov],
+                        sizeof(s->iov[0]) * (size_t)(s->niov - first_iov));
+                s->iov[first_iov].iov_base = s->dlv_chunkhdr;
+                s->iov[first_iov].iov_len = (size_t)hl;
+                s->niov++;
+                sess_iov_add(s, "\r\n", 2);
+            }
+            s->dlv_off += total;
+            s->bytes_sent += total;
+            continue;
+        }
+        if (st == STORE_OBJ_COMPLETE || s->dlv_off >= s->dlv_end) {
+            if (s->dlv_chunked && !s->dlv_last_chunk) {
+                s->dlv_last_chunk = true;
+                sess_iov_add(s, "0\r\n\r\n", 5);
+                continue;
+            }
+            s->dlv_done = true;
+            continue;
+        }
+        if (st == STORE_OBJ_ABORTED)
+            return s->fill_overflow ? DLV_TAIL : DLV_ABORTED;
+        return DLV_WAIT_DATA;
+    }
+}
+
+enum step
+cache_deliver_step(struct sess *s)
+{
+    enum dlv d;
+
+    if (s->timed_out) {
+        /* no progress from the fetch or the client: give up on this one */
+        unsubscribe(s);
+        return STEP_DONE;
+    }
+    if (!s->dlv_started)
+        dlv_begin(s, UINT64_MAX);
+    for (;;) {
+        d = deliver_pump(s);
+        switch (d) {
+        case DLV_DONE:
+            unsubscribe(s);
+            s->state = S_FINISH;
+            return STEP_MORE;
+        case DLV_DEAD:
+        case DLV_ABORTED:
+        case DLV_TAIL:
+            unsubscribe(s);
+            return STEP_DONE;       /* a truncated body must end with a close */
+        case DLV_WAIT_WRITE:
+            return STEP_WAIT;       /* sess_flush set the watcher and timer */
+        case DLV_WAIT_DATA:
+            if (!s->subscribed) {
+                subscribe(s, s->obj);
+                continue;           /* re-check: data may have come meanwhile */
+            }
+            sess_want(s, 0, 0);
+            sess_timer(s, s->w->cfg->p.between_bytes_timeout + 1);
+            return STEP_WAIT;
+        }
+    }
+}
+
+static unsigned
+encoding_of(const struct h1_response *r)
+{
+    const struct h1_header *h = h1_header_find(r->hdrs, r->nhdrs, AC_LIT("Content-Encoding"));
+
+    if (h == NULL)
+        return STORE_ENC_IDENTITY;
+    if (ac_slice_caseeq(h->value, AC_LIT("gzip")))
+        return STORE_ENC_GZIP;
+    if (ac_slice_caseeq(h->value, AC_LIT("br")))
+        return STORE_ENC_BR;
+    if (ac_slice_caseeq(h->value, AC_LIT("deflate")))
+        return STORE_ENC_DEFLATE;
+    return STORE_ENC_IDENTITY;
+}
+
+/* Surrogate keys of a response (Surrogate-Key, xkey, Cache-Tag), split on
+ * whitespace and commas, into tags[] (at most max). */
+static size_t
+collect_tags(const struct h1_response *r, struct store_bytes *tags, size_t max)
+{
+    size_t n = 0;
+
+    for (unsigned i = 0; i < r->nhdrs; i++) {
+        struct ac_slice nm = r->hdrs[i].name;
+        if (!ac_slice_caseeq(nm, AC_LIT("Surrogate-Key")) && !ac_slice_caseeq(nm, AC_LIT("xkey")) &&
+            !ac_slice_caseeq(nm, AC_LIT("Cache-Tag")))
+            continue;
+        const char *p = r->hdrs[i].value.p, *end = p + r->hdrs[i].value.len;
+        while (p < end && n < max) {
+            while (p < end && (*p == ' ' || *p == '\t' || *p == ','))
+                p++;
+            const char *q = p;
+            while (q < end && *q != ' ' && *q != '\t' && *q != ',')
+                q++;
+            if (q > p)
+                tags[n++] = (struct store_bytes){ p, (size_t)(q - p) };
+            p = q;
+        }
+    }
+    return n;
+}
+
+static void
+fill_meta(struct sess *s, const struct h1_response *r, struct store_meta *m,
+          struct store_bytes *tags, size_t maxtags)
+{
+    const struct h1_header *h;
+    const struct cache_decision *d = &s->dec;
+
+    memset(m, 0, sizeof(*m));
+    m->status = (unsigned)r->status;
+    m->headers = (struct store_bytes){ s->scratch2.p, s->scratch2.len };
+    if ((h = h1_header_find(r->hdrs, r->nhdrs, AC_LIT("ETag"))) != NULL)
+        m->etag = (struct store_bytes){ h->value.p, h->value.len };
+    if ((h = h1_header_find(r->hdrs, r->nhdrs, AC_LIT("Last-Modified"))) != NULL)
+        m->last_modified = (struct store_bytes){ h->value.p, h->value.len };
+    m->selector = (struct store_bytes){ s->scratch.p, s->scratch.len };
+    m->ntags = collect_tags(r, tags, maxtags);
+    m->tags = tags;
+    m->times.date = d->date;
+    m->times.insert = s->resp_time - d->initial_age;
+    m->times.ttl = d->ttl;
+    m->times.grace = d->grace;
+    m->times.keep = d->keep;
+    m->encoding = encoding_of(r);
+    double sie = d->stale_if_error > 1e6 ? 1e6 : d->stale_if_error;
+    m->flags = (d->must_revalidate ? OBJ_F_MUSTREVAL : 0) | ((unsigned)sie << OBJ_SIE_SHIFT);
+    m->size_hint = r->body == H1_BODY_LENGTH ? (size_t)r->content_length : 0;
+}
+
+/* Leave a hit-for-miss marker in the busy object and let it go. */
+static void
+leave_marker(struct sess *s, double ttl)
+{
+    struct store_meta m;
+
+    memset(&m, 0, sizeof(m));
+    m.status = 0;
+    m.flags = STORE_OBJ_F_HFM;
+    m.times.insert = now_of(s);
+    m.times.date = m.times.insert;
+    m.times.ttl = ttl;
+    if (store_obj_set_meta(s->busy, &m) == STORE_OK && store_obj_complete(s->busy) == STORE_OK) {
+        store_obj_release(&s->busy);
+        return;
+    }
+    store_obj_abort(s->busy);
+    store_obj_release(&s->busy);
+}
+
+/* Serve the stale copy instead of an origin error (stale-if-error). */
+static enum step
+serve_stale_on_error(struct sess *s, int upstream)
+{
+    if (s->busy != NULL) {
+        store_obj_abort(s->busy);
+        store_obj_release(&s->busy);
+    }
+    if (s->oc != NULL)
+        pool_close(&s->oc);
+    s->upstream_status = upstream;
+    store_obj_release(&s->obj);
+    s->obj = s->stale;
+    s->stale = NULL;
+    STAT_INC(s->w, cache_stale_error);
+    s->xcache = s->cache_state = "STALE";
+    s->cstatus = "fwd=uri-miss; detail=stale-if-error";
+    s->dlv_started = false;
+    s->niov = 0;
+    s->state = S_DELIVER;
+    return STEP_MORE;
+}
+
+bool
+cache_on_origin_fail(struct sess *s)
+{
+    if (s->bg) {
+        if (s->busy != NULL) {
+            store_obj_abort(s->busy);
+            store_obj_release(&s->busy);
+        }
+        return false;
+    }
+    if (stale_if_error_ok(s)) {
+        (void)serve_stale_on_error(s, 0);
+        return true;
+    }
+    if (s->busy != NULL) {
+        store_obj_abort(s->busy);
+        store_obj_release(&s->busy);
+    }
+    return false;
+}
+
+/* A 304 answered our revalidation: freshen the stored object. */
+static enum step
+freshen(struct sess *s, size_t r)
+{
+    const struct cache_params *cp = s->w->cparams;
+    struct store_bytes ob = store_obj_headers(s->stale);
+    struct h1_response mr;
+    struct h1_header *mh;
+    struct store_meta m;
+    struct store_bytes tags[64];
+    size_t nt = 0;
+    int pr;
+
+    cache_block_freshen(AC_SLICE(ob.p, ob.len), &s->resp, cp, s->resp_time, &s->scratch2);
+    sess_release_origin(s, s->origin_reusable && s->resp.body == H1_BODY_NONE);
+    (void)r;
+    /* Decide on the merged header fields, as the stored response now reads. */
+    ac_buf_reset(&s->tmpbuf);
+    ac_buf_catstr(&s->tmpbuf, "HTTP/1.1 ");
+    ac_buf_cats(&s->tmpbuf, ac_buf_slice(&s->scratch2));
+    ac_buf_cat(&s->tmpbuf, "\r\n", 2);
+    mh = ac_xcalloc((size_t)s->w->cfg->p.max_headers, sizeof(*mh));
+    memset(&mr, 0, sizeof(mr));
+    mr.hdrs = mh;
+    struct h1_limits lim = { s->tmpbuf.len + 1, 0, s->tmpbuf.len + 1,
+                             (unsigned)s->w->cfg->p.max_headers };
+    pr = h1_parse_response(s->tmpbuf.p, s->tmpbuf.len, &lim, AC_LIT("GET"), &mr);
+    if (pr > 0)
+        cache_decide(&s->req, &mr, s->req_time, s->resp_time, cp, &s->dec);
+    if (pr <= 0 || !s->dec.store) {
+        /* Not storable any more: serve the copy the origin just confirmed. */
+        free(mh);
+        leave_marker(s, s->dec.hfm_ttl);
+        store_obj_release(&s->obj);
+        s->obj = s->stale;
+        s->stale = NULL;
+        if (s->bg)
+            return STEP_DONE;
+        s->xcache = s->cache_state = "REVALIDATED";
+        s->cstatus = "fwd=stale; fwd-status=304";
+        s->state = S_DELIVER;
+        return STEP_MORE;
+    }
+    struct store_bytes sel = store_obj_selector(s->stale);
+    ac_buf_reset(&s->scratch);
+    ac_buf_cat(&s->scratch, sel.p, sel.len);
+    fill_meta(s, &mr, &m, tags, AC_ARRAY_LEN(tags));
+    if (m.ntags == 0) {
+        nt = store_obj_tag_count(s->stale);
+        for (size_t i = 0; i < nt && i < AC_ARRAY_LEN(tags); i++)
+            tags[i] = store_obj_tag(s->stale, i);
+        m.tags = tags;
+        m.ntags = AC_MIN(nt, AC_ARRAY_LEN(tags));
+    }
+    m.encoding = store_obj_encoding(s->stale);
+    if (store_obj_set_meta(s->busy, &m) != STORE_OK ||
+        store_obj_freshen(s->busy, s->stale) != STORE_OK) {
+        free(mh);
+        store_obj_abort(s->busy);
+        store_obj_release(&s->busy);
+        if (s->bg)
+            return STEP_DONE;
+        s->obj = s->stale;
+        s->stale = NULL;
+        s->state = S_DELIVER;
+        return STEP_MORE;
+    }
+    free(mh);
+    STAT_INC(s->w, cache_revalidated);
+    store_obj_release(&s->stale);
+    if (s->bg) {
+        store_obj_release(&s->busy);
+        return STEP_DONE;
+    }
+    store_obj_release(&s->obj);
+    s->obj = s->busy;               /* complete now; our reference moves */
+    s->busy = NULL;
+    s->xcache = s->cache_state = "REVALIDATED";
+    s->cstatus = "fwd=stale; fwd-status=304";
+    s->state = S_DELIVER;
+    return STEP_MORE;
+}
+
+enum step
+cache_on_beresp(struct sess *s, size_t r)
+{
+    const struct cache_params *cp = s->w->cparams;
+    struct h1_response *resp = &s->resp;
+    struct store_meta m;
+    struct store_bytes tags[64];
+
+    s->resp_time = now_of(s);
+    if (s->revalidating && resp->status == 304 && s->stale != NULL)
+        return freshen(s, r);
+    if (resp->status >= 500 && stale_if_error_ok(s))
+        return serve_stale_on_error(s, resp->status);
+    cache_decide(&s->req, resp, s->req_time, s->resp_time, cp, &s->dec);
+    if (s->dec.store && resp->body == H1_BODY_LENGTH &&
+        (double)resp->content_length > cp->max_object_size) {
+        s->dec.store = false;
+        s->dec.hfm = true;
+        s->dec.hfm_ttl = cp->hfm_ttl;
+        s->dec.why = "too big";
+    }
+    if (s->dec.store && !cache_vary_selector(resp, &s->req, &s->scratch)) {
+        s->dec.store = false;
+        s->dec.why = "Vary: *";
+    }
+    if (!s->dec.store) {
+        STAT_INC(s->w, cache_uncacheable);
+        leave_marker(s, s->dec.hfm ? s->dec.hfm_ttl : 0);
+        if (s->bg) {
+            if (s->oc != NULL)
+                pool_close(&s->oc);
+            return STEP_DONE;
+        }
+        s->xcache = s->cache_state = "MISS";
+        s->cstatus = "fwd=uri-miss; detail=uncacheable";
+        fetch_start_respbody(s, r);
+        return STEP_MORE;
+    }
+    cache_block_build(resp, cp, s->resp_time, &s->scratch2);
+    fill_meta(s, resp, &m, tags, AC_ARRAY_LEN(tags));
+    if (store_obj_set_meta(s->busy, &m) != STORE_OK) {
+        store_obj_abort(s->busy);
+        store_obj_release(&s->busy);
+        fetch_start_respbody(s, r);
+        return STEP_MORE;
+    }
+    ac_iobuf_consume(&s->relay, r);
+    s->respbody_left = resp->content_length;
+    h1_chunked_init(&s->respchunk);
+    s->origin_reusable = !(resp->flags & H1_F_CLOSE) && resp->body != H1_BODY_CLOSE;
+    s->fill_len = 0;
+    s->fill_done = false;
+    store_obj_release(&s->obj);
+    s->obj = store_obj_ref(s->busy);
+    store_obj_release(&s->stale);
+    s->cstatus = "fwd=uri-miss; stored";
+    if (!s->bg)
+        dlv_begin(s, resp->body == H1_BODY_LENGTH ? resp->content_length : UINT64_MAX);
+    s->state = S_FILL;
+    return STEP_MORE;
+}
+
+enum fill { FILL_MORE, FILL_WAIT, FILL_DONE, FILL_FAIL, FILL_OVERFLOW };
+
+static bool
+fill_body_done(const struct sess *s)
+{
+    switch (s->resp.body) {
+    case H1_BODY_NONE: return true;
+    case H1_BODY_LENGTH: return s->respbody_left == 0;
+    case H1_BODY_CHUNKED: return h1_chunked_done(&s->respchunk);
+    case H1_BODY_CLOSE: return s->origin_eof;
+    }
+    return true;
+}
+
+static enum fill
+fill_append(struct sess *s, const char *p, size_t n)
+{
+    if (n == 0)
+        return FILL_MORE;
+    if ((double)(s->fill_len + n) > s->w->cparams->max_object_size) {
+        /* Too big after all: the object is dropped (its waiters see it
+         * aborted); our client gets the rest straight from the origin. */
+        store_obj_abort(s->busy);
+        store_obj_release(&s->busy);
+        s->fill_overflow = true;
+        s->pending_run = AC_SLICE(p, n);
+        return FILL_OVERFLOW;
+    }
+    if (store_obj_append(s->busy, p, n) != STORE_OK) {
+        store_obj_abort(s->busy);
+        store_obj_release(&s->busy);
+        s->fill_overflow = true;
+        s->pending_run = AC_SLICE(p, n);
+        return FILL_OVERFLOW;
+    }
+    s->fill_len += n;
+    return FILL_MORE;
+}
+
+/* Origin bytes into the busy object, as fast as the origin sends. */
+static enum fill
+fill_origin(struct sess *s)
+{
+    struct ac_iobuf *b = &s->relay;
+    enum fill f;
+    ssize_t n;
+
+    for (int reads = 0; reads < 8;) {
+        if (fill_body_done(s)) {
+            int r = store_obj_complete(s->busy);
+            store_obj_release(&s->busy);
+            sess_release_origin(s, s->origin_reusable && ac_iobuf_len(b) == 0);
+            s->fill_done = true;
+            return r == STORE_OK ? FILL_DONE : FILL_FAIL;
+        }
+        if (ac_iobuf_len(b) > 0) {
+            switch (s->resp.body) {
+            case H1_BODY_LENGTH: {
+                size_t take = (size_t)AC_MIN((uint64_t)ac_iobuf_len(b), s->respbody_left);
+                const char *p = ac_iobuf_head(b);
+                if ((f = fill_append(s, p, take)) != FILL_MORE)
+                    return f;
+                b->start += take;
+                s->respbody_left -= take;
+                break;
+            }
+            case H1_BODY_CHUNKED: {
+                struct ac_slice data;
+                long c = h1_chunked_decode(&s->respchunk, ac_iobuf_head(b), ac_iobuf_len(b), &data);
+                if (c < 0) {
+                    LOG_W("origin %s: bad chunked body (%s)", s->be->name,
+                          s->respchunk.reason ? s->respchunk.reason : "?");
+                    return FILL_FAIL;
+                }
+                b->start += (size_t)c;
+                if ((f = fill_append(s, data.p, data.len)) != FILL_MORE)
+                    return f;
+                break;
+            }
+            case H1_BODY_CLOSE: {
+                size_t take = ac_iobuf_len(b);
+                if ((f = fill_append(s, ac_iobuf_head(b), take)) != FILL_MORE)
+                    return f;
+                b->start += take;
+                break;
+            }
+            case H1_BODY_NONE:
+                break;
+            }
+            continue;
+        }
+        b->start = b->end = 0;
+        n = conn_read(&s->oc->c, b->data, b->cap);
+        reads++;
+        if (n > 0) {
+            b->end = (size_t)n;
+            continue;
+        }
+        if (n == AC_AGAIN)
+            return FILL_WAIT;
+        if (n == 0 && s->resp.body == H1_BODY_CLOSE) {
+            s->origin_eof = true;
+            s->origin_reusable = false;
+            continue;
+        }
+        LOG_W("origin %s: %s mid-body; object dropped", s->be->name,
+              n == 0 ? "closed" : "error");
+        return FILL_FAIL;
+    }
+    return FILL_MORE;               /* yield: let the client side run */
+}
+
+enum step
+cache_fill_step(struct sess *s)
+{
+    const struct config *cfg = s->w->cfg;
+
+    for (;;) {
+        enum fill f = FILL_DONE;
+        enum dlv d = DLV_DONE;
+
+        if (s->timed_out) {
+            s->timed_out = false;
+            if (!s->fill_done && !s->fill_overflow) {
+                LOG_W("origin %s: body stalled for %gs; object dropped", s->be->name,
+                      cfg->p.between_bytes_timeout);
+                STAT_INC(s->w, backend_timeout);
+                store_obj_abort(s->busy);
+                store_obj_release(&s->busy);
+                return STEP_DONE;
+            }
+            return STEP_DONE;       /* the client stopped reading */
+        }
+        if (!s->fill_done && !s->fill_overflow) {
+            f = fill_origin(s);
+            if (f == FILL_FAIL) {
+                if (s->busy != NULL) {
+                    store_obj_abort(s->busy);
+                    store_obj_release(&s->busy);
+                }
+                return STEP_DONE;   /* our client (if any) must see a close */
+            }
+            if (f == FILL_OVERFLOW && (s->bg || s->client_dead))
+                return STEP_DONE;
+        }
+        if (!s->bg && !s->client_dead) {
+            d = deliver_pump(s);
+            if (d == DLV_DEAD) {
+                s->client_dead = true;
+                s->niov = 0;
+                if (s->fill_overflow)
+                    return STEP_DONE;
+            } else if (d == DLV_ABORTED) {
+                return STEP_DONE;
+            } else if (d == DLV_TAIL) {
+                /* The object is gone; the rest comes from the origin. */
+                s->resp_chunked_out = s->dlv_chunked;
+                s->resp_close_out = !s->dlv_chunked;
+                s->resp_head_done = false;
+                s->keepalive = s->keepalive && s->dlv_chunked;
+                s->niov = 0;
+                if (s->pending_run.len)
+                    fetch_emit(s, s->pending_run.p, s->pending_run.len);
+                store_obj_release(&s->obj);
+                s->state = S_RESPBODY;
+                return STEP_MORE;
+            }
+        }
+        bool client_finished = s->bg || s->client_dead || d == DLV_DONE;
+        if (s->fill_done && client_finished) {
+            if (s->bg || s->client_dead)
+                return STEP_DONE;
+            s->state = S_FINISH;
+            return STEP_MORE;
+        }
+        if (f == FILL_MORE || (f == FILL_DONE && !client_finished && d == DLV_WAIT_DATA))
+            continue;
+        int cev = (!s->bg && !s->client_dead && d == DLV_WAIT_WRITE) ? s->c.want : 0;
+        int oev = (!s->fill_done && !s->fill_overflow && s->oc != NULL) ? s->oc->c.want : 0;
+        sess_want(s, cev, oev);
+        sess_timer(s, oev ? cfg->p.between_bytes_timeout : cfg->p.send_timeout);
+        return STEP_WAIT;
+    }
+}
+
+void
+cache_pass_headers(struct sess *s, struct ac_buf *b)
+{
+    if (s->xcache == NULL)
+        return;
+    ac_buf_printf(b, "X-Cache: %s\r\nCache-Status: accel; %s\r\n", s->xcache,
+                  s->cstatus ? s->cstatus : "fwd=uri-miss");
+}
+
+/* Key of a URI reference in a Location-like field, if it names our host. */
+static bool
+same_origin_key(const struct sess *s, struct ac_slice v, struct ac_buf *key)
+{
+    struct h1_request tmp = s->req;
+
+    if (v.len == 0)
+        return false;
+    if (v.p[0] == '/' && (v.len < 2 || v.p[1] != '/')) {
+        tmp.path = v;
+    } else {
+        size_t skip = 0;
+        if (v.len > 7 && memcmp(v.p, "http://", 7) == 0)
+            skip = 7;
+        else if (v.len > 8 && memcmp(v.p, "https://", 8) == 0)
+            skip = 8;
+        else
+            return false;
+        const char *h = v.p + skip, *end = v.p + v.len;
+        const char *slash = memchr(h, '/', (size_t)(end - h));
+        struct ac_slice host = AC_SLICE(h, slash ? (size_t)(slash - h) : (size_t)(end - h));
+        if (!ac_slice_caseeq(host, s->req.host))
+            return false;
+        tmp.path = slash ? AC_SLICE(slash, (size_t)(end - slash)) : AC_LIT("/");
+    }
+    cache_key(&tmp, key);
+    return true;
+}
+
+/* RFC 9111 §4.4: a non-error answer to an unsafe method invalidates the
+ * target URI, and Location / Content-Location when they are same-origin. */
+void
+cache_after_unsafe(struct sess *s)
+{
+    static const char *const fields[] = { "Location", "Content-Location" };
+    size_t n = 0, total = 0;
+
+    if (s->w->store == NULL)
+        return;
+    cache_key(&s->req, &s->key);
+    if (store_purge_key(s->w->store, (struct store_bytes){ s->key.p, s->key.len }, 0, now_of(s),
+                        &n) == STORE_OK)
+        total += n;
+    for (size_t i = 0; i < AC_ARRAY_LEN(fields); i++) {
+        const struct h1_header *h = h1_header_find(s->resp.hdrs, s->resp.nhdrs,
+                                                   AC_SLICE(fields[i], strlen(fields[i])));
+        if (h != NULL && same_origin_key(s, h->value, &s->key) &&
+            store_purge_key(s->w->store, (struct store_bytes){ s->key.p, s->key.len }, 0,
+                            now_of(s), &n) == STORE_OK)
+            total += n;
+    }
+    s->w->stats.cache_invalidated += total;
+}
