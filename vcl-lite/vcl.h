@@ -491,8 +491,10 @@ struct vcl_host_ops {
     int (*unset_header)(void *priv, enum vcl_where w, struct vcl_str name);
     /* vcl_hash: add to the cache key. */
     int (*hash_data)(void *priv, struct vcl_str s);
-    /* synthetic() / set resp.body / set beresp.body: replace (vcl_synth
-     * semantics: synthetic appends in Varnish 4.0; we append too) the body. */
+    /* synthetic(): append to the synthetic body being built (vcl_synth,
+     * vcl_backend_error).  `set resp.body = ...` / `set beresp.body = ...`
+     * arrive through set_var (VCL_VAR_RESP_BODY / VCL_VAR_BERESP_BODY) and
+     * replace it. */
     int (*synthetic)(void *priv, struct vcl_str s);
     /* ban("expr"): the host parses the expression; an unparsable one should
      * be logged and return 0 (Varnish logs and continues). Optional: ignored. */
@@ -541,8 +543,11 @@ struct vcl_ctx {
     size_t _top;
 };
 
-/* Prepares ctx for one task (a client request with its restarts, or one
- * backend fetch).  Nothing is allocated.  Call it again whenever the arena is
+/* Prepares ctx for one task: a client request with all its subs and
+ * restarts (cookie jar and var.* values persist across its vcl_run calls),
+ * or one backend fetch (its own ctx and arena, like Varnish's bereq task).
+ * The VM never sets req.backend_hint itself: start it at
+ * vcl_program_default_backend().  Nothing is allocated.  Call it again whenever the arena is
  * reset: the ctx keeps state in the arena. */
 void vcl_ctx_init(struct vcl_ctx *ctx, const struct vcl_host_ops *ops, void *priv,
                   struct vcl_arena *arena);

@@ -313,7 +313,7 @@ wordpress_vm_time_per_request_is_printed(void **state)
     struct vcl_ctx ctx;
     struct vcl_result res;
     struct timespec t0, t1;
-    const int n = 200000;
+    const int n = 100000;
     double ns;
 
     (void)state;
