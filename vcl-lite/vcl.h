@@ -519,6 +519,14 @@ struct vcl_host_ops {
     /* std.cache_req_body(max): buffer the request body; *ok false if larger.
      * Optional: false. */
     int (*cache_req_body)(void *priv, int64_t max_bytes, bool *ok);
+    /* Explain mode (`accel -x explain`): called for every statement with an
+     * effect, with the file it came from ("<builtin>" for the built-in
+     * policy), its line, and a short text: `set beresp.ttl = 120.000`,
+     * `unset req.http.Cookie`, `call normalize`, `hash_data("/x")`,
+     * `return (pass)`.  The text lives on the VM's stack: valid during the
+     * call only.  Optional: leave NULL in production (costs one test per
+     * such statement). */
+    void (*trace)(void *priv, const char *file, unsigned line, struct vcl_str text);
 };
 
 /* One request's (or one backend task's) run state.  Fill it with

@@ -408,6 +408,117 @@ acl_match(const struct vcl_acl *acl, const struct vcl_ip *ip0)
     return false;
 }
 
+/* ---------------------------------------------------------------- trace */
+
+/* A value as text for the trace, into buf (never the arena: tracing must
+ * not change what a run allocates). */
+static void
+trace_value(const struct vcl_program *p, const struct vcl_value *v, char *buf, size_t len)
+{
+    char ip[64];
+
+    switch (v->type) {
+    case VCL_T_STRING:
+        if (v->u.s.p == NULL)
+            snprintf(buf, len, "(unset)");
+        else
+            snprintf(buf, len, "\"%.*s%s\"", (int)(v->u.s.len > 120 ? 120 : v->u.s.len),
+                     v->u.s.p, v->u.s.len > 120 ? "..." : "");
+        break;
+    case VCL_T_BOOL:
+        snprintf(buf, len, "%s", v->u.b ? "true" : "false");
+        break;
+    case VCL_T_INT:
+    case VCL_T_BYTES:
+        snprintf(buf, len, "%" PRId64, v->u.i);
+        break;
+    case VCL_T_IP:
+        vcl_fmt_ip(&v->u.ip, ip, sizeof(ip));
+        snprintf(buf, len, "%s", ip);
+        break;
+    case VCL_T_BACKEND:
+        snprintf(buf, len, "%s", v->u.ref.kind == VCL_REF_NONE ? "none"
+                                                               : vcl_program_ref_name(p, v->u.ref));
+        break;
+    default:
+        snprintf(buf, len, "%.3f", v->u.d);
+        break;
+    }
+}
+
+static void
+trace(const struct vcl_program *p, struct vcl_ctx *ctx, const struct vcl_insn *in,
+      const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+
+static void
+trace(const struct vcl_program *p, struct vcl_ctx *ctx, const struct vcl_insn *in,
+      const char *fmt, ...)
+{
+    char buf[512];
+    va_list ap;
+    int n;
+
+    va_start(ap, fmt);
+    n = vsnprintf(buf, sizeof(buf), fmt, ap);
+    va_end(ap);
+    if (n < 0)
+        return;
+    if ((size_t)n >= sizeof(buf))
+        n = sizeof(buf) - 1;
+    ctx->ops->trace(ctx->priv, in->src < p->nsrcnames ? p->srcnames[in->src] : "?", in->line,
+                    (struct vcl_str){ buf, (size_t)n });
+}
+
+static void
+trace_insn(const struct vcl_program *p, struct vcl_ctx *ctx, const struct vcl_insn *in,
+           const struct vcl_value *top, const struct vcl_result *res)
+{
+    char v[160];
+    const struct vcl_str *name = &p->consts[in->c].u.s;
+
+    switch ((enum vcl_opcode)in->op) {
+    case OP_SETVAR:
+        trace_value(p, top, v, sizeof(v));
+        trace(p, ctx, in, "set %s = %s", vcl_var_name((enum vcl_var)in->c), v);
+        break;
+    case OP_SETHDR:
+        trace_value(p, top, v, sizeof(v));
+        trace(p, ctx, in, "set %s.http.%.*s = %s", vcl_where_name((enum vcl_where)in->a),
+              (int)name->len, name->p, v);
+        break;
+    case OP_UNSETHDR:
+        trace(p, ctx, in, "unset %s.http.%.*s", vcl_where_name((enum vcl_where)in->a),
+              (int)name->len, name->p);
+        break;
+    case OP_CALL:
+        for (size_t i = 0; i < p->nsubs; i++)
+            if (p->subs[i].entry == in->c)
+                trace(p, ctx, in, "call %s", p->subs[i].name);
+        break;
+    case OP_FUNC:
+        if (vcl_funcs[in->c].ret != VCL_T_VOID)
+            break;
+        if (in->a > 0) {
+            trace_value(p, top, v, sizeof(v));
+            trace(p, ctx, in, "%s(%s)", vcl_funcs[in->c].name, v);
+        } else {
+            trace(p, ctx, in, "%s()", vcl_funcs[in->c].name);
+        }
+        break;
+    case OP_RETURN:
+        if (res->action == VCL_ACT_SYNTH)
+            trace(p, ctx, in, "return (synth(%u, \"%.*s\"))", res->status,
+                  (int)res->reason.len, res->reason.p ? res->reason.p : "");
+        else if (res->action == VCL_ACT_PASS && res->duration > 0)
+            trace(p, ctx, in, "return (pass(%.3f))", res->duration);
+        else
+            trace(p, ctx, in, "return (%s)", vcl_action_name(res->action));
+        break;
+    default:
+        break;
+    }
+}
+
 /* ------------------------------------------------------------------ run */
 
 static int
@@ -496,6 +607,8 @@ vcl_run(const struct vcl_program *p, enum vcl_sub sub, struct vcl_ctx *ctx,
             sp--;
             if (st[sp].type == VCL_T_STRING && st[sp].u.s.p == NULL)
                 st[sp].u.s = VCL_LIT("");
+            if (ops->trace != NULL)
+                trace_insn(p, ctx, in, &st[sp], out);
             if (ops->set_var != NULL && ops->set_var(ctx->priv, (enum vcl_var)in->c, &st[sp]) != 0)
                 return fail(ctx, in, VCL_EHOST, "host set_var failed");
             break;
@@ -512,12 +625,16 @@ vcl_run(const struct vcl_program *p, enum vcl_sub sub, struct vcl_ctx *ctx,
             sp--;
             if (st[sp].u.s.p == NULL)
                 st[sp].u.s = VCL_LIT("");
+            if (ops->trace != NULL)
+                trace_insn(p, ctx, in, &st[sp], out);
             if (ops->set_header != NULL &&
                 ops->set_header(ctx->priv, (enum vcl_where)in->a, p->consts[in->c].u.s,
                                 st[sp].u.s) != 0)
                 return fail(ctx, in, VCL_EHOST, "host set_header failed");
             break;
         case OP_UNSETHDR:
+            if (ops->trace != NULL)
+                trace_insn(p, ctx, in, NULL, out);
             if (ops->unset_header != NULL &&
                 ops->unset_header(ctx->priv, (enum vcl_where)in->a, p->consts[in->c].u.s) != 0)
                 return fail(ctx, in, VCL_EHOST, "host unset_header failed");
@@ -629,6 +746,8 @@ vcl_run(const struct vcl_program *p, enum vcl_sub sub, struct vcl_ctx *ctx,
         case OP_CALL:
             if (csp == CALL_DEPTH)
                 return fail(ctx, in, VCL_ERUNTIME, "subs nested too deeply");
+            if (ops->trace != NULL)
+                trace_insn(p, ctx, in, NULL, out);
             calls[csp++] = pc;
             pc = in->c;
             break;
@@ -655,12 +774,16 @@ vcl_run(const struct vcl_program *p, enum vcl_sub sub, struct vcl_ctx *ctx,
                 out->status = (s >= 100 && s <= 9999) ? (unsigned)s : 503;
             }
             finish_return(p, ctx, sub, out);
+            if (ops->trace != NULL)
+                trace_insn(p, ctx, in, NULL, out);
             return 0;
         case OP_FUNC: {
             struct vcl_value r;
 
             memset(&r, 0, sizeof(r));
             r.type = vcl_funcs[in->c].ret;
+            if (ops->trace != NULL)
+                trace_insn(p, ctx, in, in->a ? &st[sp - in->a] : NULL, out);
             sp -= in->a;
             rc = vcl_vmod_call(p, ctx, in->c, in->b, &st[sp], &r);
             if (rc != 0) {

@@ -937,6 +937,72 @@ program_is_reference_counted_and_dumpable(void **state)
     vcl_program_release(&q); /* NULL-safe */
 }
 
+static char trace_buf[4096];
+
+static void
+collect_trace(void *priv, const char *file, unsigned line, struct vcl_str text)
+{
+    size_t l = strlen(trace_buf);
+
+    (void)priv;
+    snprintf(trace_buf + l, sizeof(trace_buf) - l, "%s:%u %.*s\n", file, line, (int)text.len,
+             text.p);
+}
+
+static void
+trace_explains_every_effect_with_its_line(void **state)
+{
+    struct mock_run *r = &runs[0];
+    struct vcl_program *p = prog("sub clean { unset req.http.Cookie; }\n"
+                                 "sub vcl_recv {\n"
+                                 "  call clean;\n"
+                                 "  set req.http.X = \"a\" + 1;\n"
+                                 "}\n"
+                                 "sub vcl_backend_response { set beresp.ttl = 10s; }\n");
+    struct vcl_host_ops ops = mock_ops;
+
+    (void)state;
+    ops.trace = collect_trace;
+    vcl_ctx_init(&r->ctx, &ops, &r->m, &r->arena);
+    trace_buf[0] = '\0';
+    assert_int_equal(run(p, VCL_SUB_RECV), 0);
+    assert_string_equal(trace_buf, "test.vcl:5 call clean\n"
+                                   "test.vcl:3 unset req.http.Cookie\n"
+                                   "test.vcl:6 set req.http.X = \"a1\"\n"
+                                   "<builtin>:34 return (hash)\n");
+    trace_buf[0] = '\0';
+    mock_set(&r->m, VCL_WHERE_BERESP, "Set-Cookie", "a=b");
+    assert_int_equal(run(p, VCL_SUB_BACKEND_RESPONSE), 0);
+    assert_string_equal(trace_buf, "test.vcl:8 set beresp.ttl = 10.000\n"
+                                   "<builtin>:106 set beresp.ttl = 120.000\n"
+                                   "<builtin>:107 set beresp.uncacheable = true\n"
+                                   "<builtin>:109 return (deliver)\n");
+    trace_buf[0] = '\0';
+    assert_int_equal(run(p, VCL_SUB_HASH), 0);
+    assert_non_null(strstr(trace_buf, "<builtin>:46 hash_data(\"/\")\n"));
+    vcl_program_release(&p);
+}
+
+static void
+negation_and_or_of_computed_values(void **state)
+{
+    struct mock_run *r = &runs[0];
+    struct vcl_program *p = prog("import std;\n"
+                                 "sub vcl_recv {\n"
+                                 "  set req.http.a = -std.integer(req.http.n, 0) + \"/\" + -std.duration(req.http.n + \"s\", 0s);\n"
+                                 "  if (req.http.missing || req.http.n) { set req.http.b = \"or\"; }\n"
+                                 "  if (req.http.missing && req.http.n) { set req.http.c = \"and\"; }\n"
+                                 "}\n");
+
+    (void)state;
+    mock_set(&r->m, VCL_WHERE_REQ, "n", "7");
+    assert_int_equal(run(p, VCL_SUB_RECV), 0);
+    assert_string_equal(HDR(REQ, "a"), "-7/-7.000");
+    assert_string_equal(HDR(REQ, "b"), "or");
+    assert_null(HDR(REQ, "c"));
+    vcl_program_release(&p);
+}
+
 static void
 builtin_source_is_printable_and_compiles_alone(void **state)
 {
@@ -983,6 +1049,8 @@ main(void)
         cmocka_unit_test(host_errors_fail_the_run),
         cmocka_unit_test(program_is_reference_counted_and_dumpable),
         cmocka_unit_test(builtin_source_is_printable_and_compiles_alone),
+        cmocka_unit_test(trace_explains_every_effect_with_its_line),
+        cmocka_unit_test(negation_and_or_of_computed_values),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);
