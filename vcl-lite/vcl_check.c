@@ -73,8 +73,7 @@ static struct vcl_sym *
 find_sym(struct vcl_sym *tab, size_t n, struct vcl_str name)
 {
     for (size_t i = 0; i < n; i++)
-        if (vcl_str_eq_cstr(name, "") == false && tab[i].name.len == name.len &&
-            memcmp(tab[i].name.p, name.p, name.len) == 0)
+        if (tab[i].name.len == name.len && memcmp(tab[i].name.p, name.p, name.len) == 0)
             return &tab[i];
     return NULL;
 }
@@ -115,43 +114,45 @@ imported(struct vcl_symtab *st, struct vcl_str vmod)
     return false;
 }
 
-/* The closest known variable or function name, for "did you mean". */
+/* The closest known variable or function name, for "did you mean", in buf
+ * (NULL when nothing is close).  A misspelt header prefix (req.htp.Host)
+ * suggests the header. */
 static const char *
-suggest(struct vcl_str name, bool funcs)
+suggest(struct vcl_str name, bool funcs, char *buf, size_t len)
 {
     const char *best = NULL;
     unsigned bestd = 3;
     unsigned lim = name.len < 6 ? 2 : 3;
 
-    if (!funcs) {
-        for (unsigned i = 0; i < VCL_VAR__MAX; i++) {
-            unsigned d = vcl_edit_distance(name.p, name.len, vcl_vars[i].name,
-                                           strlen(vcl_vars[i].name));
-            if (d < bestd && d <= lim) {
-                bestd = d;
-                best = vcl_vars[i].name;
-            }
-        }
-        /* req.htp.x -> req.http.x */
-        for (unsigned w = 0; w < VCL_WHERE__MAX; w++) {
-            char buf[32];
-            size_t bl = (size_t)snprintf(buf, sizeof(buf), "%s.http.", vcl_wheres[w].name);
+    for (unsigned i = 0; i < (funcs ? (unsigned)VCL_FN__MAX : (unsigned)VCL_VAR__MAX); i++) {
+        const char *cand = funcs ? vcl_funcs[i].name : vcl_vars[i].name;
+        unsigned d = vcl_edit_distance(name.p, name.len, cand, strlen(cand));
 
-            if (name.len > bl && vcl_edit_distance(name.p, bl, buf, bl) == 1 &&
-                memchr(name.p + strlen(vcl_wheres[w].name) + 1, '.', name.len) != NULL)
-                return NULL; /* handled by caller via header prefix check */
-        }
-    } else {
-        for (unsigned i = 0; i < VCL_FN__MAX; i++) {
-            unsigned d = vcl_edit_distance(name.p, name.len, vcl_funcs[i].name,
-                                           strlen(vcl_funcs[i].name));
-            if (d < bestd && d <= lim) {
-                bestd = d;
-                best = vcl_funcs[i].name;
-            }
+        if (d < bestd && d <= lim) {
+            bestd = d;
+            best = cand;
         }
     }
-    return best;
+    if (best != NULL || funcs)
+        return best;
+    for (unsigned w = 0; w < VCL_WHERE__MAX; w++) {
+        char pre[32];
+        size_t pl = (size_t)snprintf(pre, sizeof(pre), "%s.http.", vcl_wheres[w].name);
+        const char *dot;
+
+        /* compare the prefix up to the second dot: "req.htp." vs "req.http." */
+        dot = name.len > strlen(vcl_wheres[w].name) + 1
+                  ? memchr(name.p + strlen(vcl_wheres[w].name) + 1, '.',
+                           name.len - strlen(vcl_wheres[w].name) - 1)
+                  : NULL;
+        if (dot == NULL || dot + 1 >= name.p + name.len)
+            continue;
+        if (vcl_edit_distance(name.p, (size_t)(dot - name.p) + 1, pre, pl) == 1) {
+            snprintf(buf, len, "%s%.*s", pre, (int)(name.p + name.len - dot - 1), dot + 1);
+            return buf;
+        }
+    }
+    return NULL;
 }
 
 /* Names we know but do not (yet) implement: named explicitly, never ignored. */
@@ -167,7 +168,6 @@ unsupported_name(struct cx *cx, const struct vcl_token *t, struct vcl_str name)
         { "resp.do_esi", "resp.do_esi is not supported yet: accel has no ESI processing" },
         { "req.backend", "req.backend is VCL 3; use req.backend_hint" },
         { "beresp.backend", "beresp.backend is not supported; use beresp.backend.name" },
-        { "req.grace.", "req.grace is a DURATION" },
         { "obj.lastuse", "obj.lastuse is VCL 3 and not supported" },
         { "req.body", "req.body is not supported; use std.cache_req_body()" },
         { "bereq.body", "bereq.body is not supported" },
@@ -178,11 +178,10 @@ unsupported_name(struct cx *cx, const struct vcl_token *t, struct vcl_str name)
         { "req.hash", "req.hash is not supported" },
         { "req.top.url", "req.top.* is not supported (no ESI)" },
         { "bereq.hash", "bereq.hash is not supported" },
-        { "beresp.proto.", "" },
     };
 
     for (size_t i = 0; i < VCL_ARRAY_LEN(tab); i++) {
-        if (tab[i].why[0] != '\0' && vcl_str_eq_cstr(name, tab[i].name)) {
+        if (vcl_str_eq_cstr(name, tab[i].name)) {
             vcl_error(cx->cs, t, "%s", tab[i].why);
             return true;
         }
@@ -199,6 +198,7 @@ resolve(struct cx *cx, struct vcl_node *n)
     struct vcl_str name = n->s;
     struct vcl_sym *sym;
     const char *dym;
+    char sbuf[128];
     int d;
 
     VCL_ASSERT(n->kind == N_IDENT);
@@ -261,7 +261,7 @@ resolve(struct cx *cx, struct vcl_node *n)
                   name.p, (int)name.len, name.p);
         return;
     }
-    dym = suggest(name, false);
+    dym = suggest(name, false, sbuf, sizeof(sbuf));
     if (dym != NULL)
         vcl_error(cx->cs, n->tok, "unknown variable '%.*s' (did you mean '%s'?)", (int)name.len,
                   name.p, dym);
@@ -382,18 +382,17 @@ coerce(struct cx *cx, struct vcl_node **np, enum vcl_type want, const char *what
 
 /* --------------------------------------------------------- expressions */
 
-/* Finds the function a call names; sets n->i (id) or makes it a stub. */
-static void
-check_call(struct cx *cx, struct vcl_node *n)
+enum callee { CALLEE_ERROR, CALLEE_FUNC, CALLEE_STUB };
+
+/* Finds the function a call names: a built-in, a vmod function, a director
+ * method, or (migration mode) a stub.  Sets *id for CALLEE_FUNC. */
+static enum callee
+find_callee(struct cx *cx, struct vcl_node *n, int *id)
 {
     struct vcl_str name = n->s;
     const char *dot = memchr(name.p, '.', name.len);
-    const struct vcl_func *f = NULL;
-    int id = -1;
-    struct vcl_node *argv[5] = { 0 };
-    struct vcl_node *a;
-    unsigned npos = 0;
 
+    *id = -1;
     if (dot != NULL) {
         struct vcl_str obj = { name.p, (size_t)(dot - name.p) };
         struct vcl_str meth = { dot + 1, name.len - obj.len - 1 };
@@ -401,63 +400,119 @@ check_call(struct cx *cx, struct vcl_node *n)
 
         if (d >= 0) {
             if (cx->st->dirs[d].stub)
-                goto stub;
-            if (!vcl_str_eq_cstr(meth, "backend")) {
-                if (vcl_str_eq_cstr(meth, "add_backend") || vcl_str_eq_cstr(meth, "remove_backend") ||
-                    vcl_str_eq_cstr(meth, "reconfigure"))
-                    vcl_error(cx->cs, n->tok,
-                              "%.*s() is director set-up: only allowed unconditionally in vcl_init",
-                              (int)name.len, name.p);
-                else
-                    vcl_error(cx->cs, n->tok, "director '%.*s' has no method '%.*s' (only .backend())",
-                              (int)obj.len, obj.p, (int)meth.len, meth.p);
-                return;
+                return CALLEE_STUB;
+            if (vcl_str_eq_cstr(meth, "backend")) {
+                *id = VCL_FN_DIR_BACKEND;
+                n->val.u.ref.kind = VCL_REF_DIRECTOR;
+                n->val.u.ref.idx = (unsigned)d;
+                return CALLEE_FUNC;
             }
-            id = VCL_FN_DIR_BACKEND;
-            n->val.u.ref.kind = VCL_REF_DIRECTOR;
-            n->val.u.ref.idx = (unsigned)d;
-        } else if (vcl_vmod_known(obj)) {
+            if (vcl_str_eq_cstr(meth, "add_backend") || vcl_str_eq_cstr(meth, "remove_backend") ||
+                vcl_str_eq_cstr(meth, "reconfigure"))
+                vcl_error(cx->cs, n->tok,
+                          "%.*s() is director set-up: only allowed unconditionally in vcl_init",
+                          (int)name.len, name.p);
+            else
+                vcl_error(cx->cs, n->tok, "director '%.*s' has no method '%.*s' (only .backend())",
+                          (int)obj.len, obj.p, (int)meth.len, meth.p);
+            return CALLEE_ERROR;
+        }
+        if (vcl_vmod_known(obj)) {
             if (!imported(cx->st, obj)) {
                 vcl_error(cx->cs, n->tok, "vmod '%.*s' is not imported (add 'import %.*s;')",
                           (int)obj.len, obj.p, (int)obj.len, obj.p);
-                return;
+                return CALLEE_ERROR;
             }
         } else if (imported(cx->st, obj)) {
-            goto stub; /* imported unknown vmod: only possible in migration mode */
+            return CALLEE_STUB; /* an imported unknown vmod: only in migration mode */
         } else {
             vcl_error(cx->cs, n->tok, "unknown function '%.*s' (no vmod or object '%.*s')",
                       (int)name.len, name.p, (int)obj.len, obj.p);
-            return;
+            return CALLEE_ERROR;
         }
     }
-    if (id < 0) {
-        for (unsigned i = 0; i < VCL_FN__MAX; i++) {
-            if (vcl_str_eq_cstr(name, vcl_funcs[i].name)) {
-                id = (int)i;
-                break;
-            }
+    for (unsigned i = 0; i < VCL_FN__MAX; i++) {
+        if (vcl_str_eq_cstr(name, vcl_funcs[i].name)) {
+            *id = (int)i;
+            return CALLEE_FUNC;
         }
     }
-    if (id < 0) {
-        const char *dym = suggest(name, true);
+    {
+        char sbuf[128];
+        const char *dym = suggest(name, true, sbuf, sizeof(sbuf));
 
         if (dym != NULL)
             vcl_error(cx->cs, n->tok, "unknown function '%.*s' (did you mean '%s'?)", (int)name.len,
                       name.p, dym);
         else
             vcl_error(cx->cs, n->tok, "unknown function '%.*s'", (int)name.len, name.p);
+    }
+    return CALLEE_ERROR;
+}
+
+/* The value of an optional argument left out. */
+static struct vcl_node *
+default_arg(struct cx *cx, struct vcl_node *call, int id, unsigned i, enum vcl_type want)
+{
+    struct vcl_node *def;
+
+    if (want == VCL_T_BOOL) {
+        def = mknode(cx, N_BOOL, call->tok, VCL_T_BOOL);
+        def->i = (id == VCL_FN_STD_FNMATCH && i == 2); /* pathname = true */
+    } else if (want == VCL_T_STRING && id == VCL_FN_STD_COLLECT) {
+        def = mknode(cx, N_STRING, call->tok, VCL_T_STRING);
+        def->s = VCL_LIT(", ");
+    } else {
+        def = mknode(cx, N_CONST, call->tok, want);
+        def->val.type = want; /* an unset STRING: p == NULL */
+    }
+    return def;
+}
+
+/* Checks one argument against its parameter type. */
+static void
+check_arg(struct cx *cx, struct vcl_node **argp, enum vcl_type want, const char *what)
+{
+    struct vcl_node *a = *argp;
+
+    if (want == VCL_T_REGEX) {
+        if (a->kind != N_STRING) {
+            vcl_error(cx->cs, a->tok, "%s: the regular expression must be a string literal", what);
+            return;
+        }
+        a->type = VCL_T_REGEX;
         return;
     }
-    f = &vcl_funcs[id];
-    n->i = id;
-    n->type = f->ret;
-    if (cx->mask & ~f->mask) {
-        vcl_error(cx->cs, n->tok, "%s() is not allowed in %s", f->name,
-                  offending_sub(cx->mask, f->mask));
+    if (want == VCL_T_HEADER) {
+        if (a->kind == N_IDENT)
+            resolve(cx, a);
+        ERRCHK(cx->cs);
+        if (a->kind != N_HEADER) {
+            vcl_error(cx->cs, a->tok, "%s: expected a header such as req.http.Cookie", what);
+            return;
+        }
+        if (cx->mask & ~vcl_wheres[a->i].wr) {
+            perm_error(cx, a->tok, "the header", "writable", vcl_wheres[a->i].wr);
+            return;
+        }
+        a->type = VCL_T_HEADER;
         return;
     }
-    /* map positional and named arguments onto parameters */
-    for (a = n->a; a != NULL; a = a->next) {
+    check_expr(cx, a);
+    ERRCHK(cx->cs);
+    coerce(cx, argp, want, what);
+}
+
+/* Maps positional and named arguments onto the parameters, fills in the
+ * defaults, checks each, and relinks them as a plain list in order. */
+static void
+bind_args(struct cx *cx, struct vcl_node *n, int id)
+{
+    const struct vcl_func *f = &vcl_funcs[id];
+    struct vcl_node *argv[5] = { 0 };
+    unsigned npos = 0;
+
+    for (struct vcl_node *a = n->a; a != NULL; a = a->next) {
         unsigned slot;
 
         if (a->s.p != NULL) {
@@ -469,13 +524,10 @@ check_call(struct cx *cx, struct vcl_node *n)
                           (int)a->s.len, a->s.p);
                 return;
             }
-        } else {
-            slot = npos++;
-            if (slot >= f->max_args) {
-                vcl_error(cx->cs, a->tok, "too many arguments for %s() (at most %u)", f->name,
-                          f->max_args);
-                return;
-            }
+        } else if ((slot = npos++) >= f->max_args) {
+            vcl_error(cx->cs, a->tok, "too many arguments for %s() (at most %u)", f->name,
+                      f->max_args);
+            return;
         }
         if (argv[slot] != NULL) {
             vcl_error(cx->cs, a->tok, "argument '%s' of %s() given twice", f->argnames[slot],
@@ -485,81 +537,63 @@ check_call(struct cx *cx, struct vcl_node *n)
         argv[slot] = a->a;
     }
     for (unsigned i = 0; i < f->max_args; i++) {
-        enum vcl_type want = f->args[i];
         char what[64];
 
-        snprintf(what, sizeof(what), "argument '%s' of %s()", f->argnames[i], f->name);
         if (argv[i] == NULL) {
-            struct vcl_node *def;
-
             if (i < f->min_args) {
                 vcl_error(cx->cs, n->tok, "%s() needs %u argument%s", f->name, f->min_args,
                           f->min_args == 1 ? "" : "s");
                 return;
             }
-            /* defaults of optional arguments */
-            if (want == VCL_T_BOOL) {
-                def = mknode(cx, N_BOOL, n->tok, VCL_T_BOOL);
-                def->i = (id == VCL_FN_STD_FNMATCH && i == 2); /* pathname=true */
-            } else if (want == VCL_T_STRING && id == VCL_FN_STD_COLLECT) {
-                def = mknode(cx, N_STRING, n->tok, VCL_T_STRING);
-                def->s = VCL_LIT(", ");
-            } else {
-                def = mknode(cx, N_CONST, n->tok, want);
-                def->val.type = want; /* unset STRING: p == NULL */
-            }
-            argv[i] = def;
+            argv[i] = default_arg(cx, n, id, i, f->args[i]);
             continue;
         }
-        if (want == VCL_T_REGEX) {
-            if (argv[i]->kind != N_STRING) {
-                vcl_error(cx->cs, argv[i]->tok, "%s: the regular expression must be a string literal",
-                          what);
-                return;
-            }
-            argv[i]->type = VCL_T_REGEX;
-            continue;
-        }
-        if (want == VCL_T_HEADER) {
-            if (argv[i]->kind == N_IDENT)
-                resolve(cx, argv[i]);
-            ERRCHK(cx->cs);
-            if (argv[i]->kind != N_HEADER) {
-                vcl_error(cx->cs, argv[i]->tok, "%s: expected a header such as req.http.Cookie",
-                          what);
-                return;
-            }
-            if (cx->mask & ~vcl_wheres[argv[i]->i].wr) {
-                perm_error(cx, argv[i]->tok, "the header", "writable", vcl_wheres[argv[i]->i].wr);
-                return;
-            }
-            argv[i]->type = VCL_T_HEADER;
-            continue;
-        }
-        check_expr(cx, argv[i]);
-        ERRCHK(cx->cs);
-        coerce(cx, &argv[i], want, what);
+        snprintf(what, sizeof(what), "argument '%s' of %s()", f->argnames[i], f->name);
+        check_arg(cx, &argv[i], f->args[i], what);
         ERRCHK(cx->cs);
     }
-    /* relink as a plain list in parameter order */
     n->a = NULL;
     for (unsigned i = f->max_args; i-- > 0;) {
         argv[i]->next = n->a;
         n->a = argv[i];
     }
-    n->c = NULL;
-    return;
-stub:
-    vcl_warn(cx->cs, n->tok, "call to '%.*s' of an unknown vmod compiled to a neutral value "
-                             "(migration mode)",
-             (int)name.len, name.p);
-    for (a = n->a; a != NULL; a = a->next) {
-        check_expr(cx, a->a);
-        ERRCHK(cx->cs);
+}
+
+/* A call: resolve it, check where it may run, bind its arguments.  A call
+ * of an unknown vmod (migration mode) becomes a stub with a warning. */
+static void
+check_call(struct cx *cx, struct vcl_node *n)
+{
+    const struct vcl_func *f;
+    int id;
+
+    switch (find_callee(cx, n, &id)) {
+    case CALLEE_ERROR:
+        return;
+    case CALLEE_STUB:
+        vcl_warn(cx->cs, n->tok, "call to '%.*s' of an unknown vmod compiled to a neutral value "
+                                 "(migration mode)",
+                 (int)n->s.len, n->s.p);
+        for (struct vcl_node *a = n->a; a != NULL; a = a->next) {
+            check_expr(cx, a->a);
+            ERRCHK(cx->cs);
+        }
+        n->kind = N_STUB;
+        n->type = VCL_T_STUB;
+        n->a = NULL;
+        return;
+    case CALLEE_FUNC:
+        break;
     }
-    n->kind = N_STUB;
-    n->type = VCL_T_STUB;
-    n->a = NULL;
+    f = &vcl_funcs[id];
+    n->i = id;
+    n->type = f->ret;
+    if (cx->mask & ~f->mask) {
+        vcl_error(cx->cs, n->tok, "%s() is not allowed in %s", f->name,
+                  offending_sub(cx->mask, f->mask));
+        return;
+    }
+    bind_args(cx, n, id);
 }
 
 static bool
@@ -619,11 +653,10 @@ check_arith(struct cx *cx, struct vcl_node *n)
 
 /* Appends a string operand to a concatenation, flattening nested ones. */
 static void
-concat_add(struct cx *cx, struct vcl_node *cat, struct vcl_node **tail, struct vcl_node *x)
+concat_add(struct cx *cx, struct vcl_node **tail, struct vcl_node *x)
 {
     struct vcl_node **t = tail;
 
-    (void)cat;
     if (x->kind == N_CONCAT) {
         struct vcl_node *p = x->a;
 
@@ -813,8 +846,8 @@ check_expr(struct cx *cx, struct vcl_node *n)
                 n->kind = N_CONCAT;
                 n->type = VCL_T_STRING;
                 n->a = NULL;
-                concat_add(cx, n, &n->a, l);
-                concat_add(cx, n, &n->a, r);
+                concat_add(cx, &n->a, l);
+                concat_add(cx, &n->a, r);
                 return;
             }
             check_arith(cx, n);
@@ -873,8 +906,7 @@ check_set(struct cx *cx, struct vcl_node *n)
         return;
     }
     if (cx->mask & ~wr) {
-        perm_error(cx, t->tok, t->kind == N_HEADER ? (strchr(what, '.') ? what : what) : name,
-                   "writable", wr);
+        perm_error(cx, t->tok, name, "writable", wr);
         return;
     }
     check_expr(cx, n->b);
@@ -894,8 +926,8 @@ check_set(struct cx *cx, struct vcl_node *n)
             op->kind = N_CONCAT;
             op->type = VCL_T_STRING;
             op->a = NULL;
-            concat_add(cx, op, &op->a, rd);
-            concat_add(cx, op, &op->a, n->b);
+            concat_add(cx, &op->a, rd);
+            concat_add(cx, &op->a, n->b);
         } else {
             check_arith(cx, op);
         }
@@ -1008,10 +1040,7 @@ check_stmt(struct cx *cx, struct vcl_node *n, bool top)
         ERRCHK(cx->cs);
         check_stmts(cx, n->b, false);
         ERRCHK(cx->cs);
-        if (n->c != NULL && n->c->kind == N_IF && n->c->next == NULL)
-            check_stmt(cx, n->c, false);
-        else
-            check_stmts(cx, n->c, false);
+        check_stmts(cx, n->c, false); /* else block, or the elseif chain */
         return;
     case N_CALLSUB:
         /* resolved by the call-graph walk */
@@ -1267,14 +1296,7 @@ walk_calls(struct cx *cx, struct vcl_node *list, unsigned bit)
             visit_sub(cx, s, bit);
         } else if (s->kind == N_IF) {
             walk_calls(cx, s->b, bit);
-            if (s->c != NULL && s->c->kind == N_IF && s->c->next == NULL) {
-                struct vcl_node *save = s->c->next;
-
-                walk_calls(cx, s->c, bit);
-                (void)save;
-            } else {
-                walk_calls(cx, s->c, bit);
-            }
+            walk_calls(cx, s->c, bit);
         }
     }
 }

@@ -523,6 +523,84 @@ probe_fields(struct gen *g, struct vcl_node *fields, struct vcl_probe_decl *pr,
         pr->initial = pr->threshold ? pr->threshold - 1 : 0;
 }
 
+/* .probe = name | { inline } */
+static void
+backend_probe(struct gen *g, struct vcl_backend_decl *b, struct vcl_node *f, bool *pused)
+{
+    struct vcl_symtab *st = g->st;
+    struct vcl_program *p = g->p;
+
+    if (f->paren) {
+        struct vcl_probe_decl *pr = &p->probes[p->nprobes];
+        char name[160];
+
+        probe_defaults(pr);
+        snprintf(name, sizeof(name), "%s.probe", b->name);
+        pr->name = vcl_pool_strndup(p->pool, name, strlen(name));
+        probe_fields(g, f->b, pr, f->tok);
+        b->probe = (int)p->nprobes++;
+        return;
+    }
+    if (f->a != NULL && f->a->kind == N_IDENT && f->a->next == NULL) {
+        for (size_t k = 0; k < st->nprobes; k++) {
+            if (st->probes[k].name.len == f->a->s.len &&
+                memcmp(st->probes[k].name.p, f->a->s.p, f->a->s.len) == 0) {
+                pused[k] = true;
+                b->probe = (int)k;
+                return;
+            }
+        }
+        vcl_error(g->cs, f->a->tok, "unknown probe '%.*s'", (int)f->a->s.len, f->a->s.p);
+        return;
+    }
+    vcl_error(g->cs, f->tok, "field .probe needs a probe name or { ... }");
+}
+
+static void
+gen_backend(struct gen *g, struct vcl_backend_decl *b, struct vcl_node *d, bool *pused)
+{
+    b->none = d->i != 0;
+    b->connect_timeout = b->first_byte_timeout = b->between_bytes_timeout = -1;
+    b->probe = -1;
+    b->line = d->tok->line;
+    for (struct vcl_node *f = d->a; f != NULL; f = f->next) {
+        if (vcl_str_eq_cstr(f->s, "host")) {
+            field_str(g, f, &b->host);
+        } else if (vcl_str_eq_cstr(f->s, "port")) {
+            field_str(g, f, &b->port);
+        } else if (vcl_str_eq_cstr(f->s, "path")) {
+            field_str(g, f, &b->path);
+        } else if (vcl_str_eq_cstr(f->s, "host_header")) {
+            field_str(g, f, &b->host_header);
+        } else if (vcl_str_eq_cstr(f->s, "connect_timeout")) {
+            field_dur(g, f, &b->connect_timeout);
+        } else if (vcl_str_eq_cstr(f->s, "first_byte_timeout")) {
+            field_dur(g, f, &b->first_byte_timeout);
+        } else if (vcl_str_eq_cstr(f->s, "between_bytes_timeout")) {
+            field_dur(g, f, &b->between_bytes_timeout);
+        } else if (vcl_str_eq_cstr(f->s, "max_connections")) {
+            field_uint(g, f, &b->max_connections);
+        } else if (vcl_str_eq_cstr(f->s, "ssl")) {
+            if (f->a == NULL || f->a->kind != N_BOOL) {
+                vcl_error(g->cs, f->tok, "field .ssl needs true or false");
+                return;
+            }
+            b->ssl = f->a->i != 0;
+        } else if (vcl_str_eq_cstr(f->s, "probe")) {
+            backend_probe(g, b, f, pused);
+        } else {
+            vcl_error(g->cs, f->tok, "unknown or unsupported backend field '.%.*s'",
+                      (int)f->s.len, f->s.p);
+            return;
+        }
+        ERRCHK(g->cs);
+    }
+    if (!b->none && b->host == NULL && b->path == NULL)
+        vcl_error(g->cs, d->tok, "backend '%s' needs .host or .path", b->name);
+    else if (b->host != NULL && b->path != NULL)
+        vcl_error(g->cs, d->tok, "backend '%s' has both .host and .path", b->name);
+}
+
 static void
 gen_probes_backends(struct gen *g)
 {
@@ -545,80 +623,9 @@ gen_probes_backends(struct gen *g)
     p->nprobes = st->nprobes;
     p->backends = vcl_pool_alloc(p->pool, (st->nbackends + 1) * sizeof(*p->backends));
     for (size_t i = 0; i < st->nbackends; i++) {
-        struct vcl_backend_decl *b = &p->backends[i];
-        struct vcl_node *d = st->backends[i].decl;
-
-        b->name = pstr(g, st->backends[i].name);
-        b->none = d->i != 0;
-        b->connect_timeout = b->first_byte_timeout = b->between_bytes_timeout = -1;
-        b->probe = -1;
-        b->line = d->tok->line;
-        for (struct vcl_node *f = d->a; f != NULL; f = f->next) {
-            if (vcl_str_eq_cstr(f->s, "host")) {
-                field_str(g, f, &b->host);
-            } else if (vcl_str_eq_cstr(f->s, "port")) {
-                field_str(g, f, &b->port);
-            } else if (vcl_str_eq_cstr(f->s, "path")) {
-                field_str(g, f, &b->path);
-            } else if (vcl_str_eq_cstr(f->s, "host_header")) {
-                field_str(g, f, &b->host_header);
-            } else if (vcl_str_eq_cstr(f->s, "connect_timeout")) {
-                field_dur(g, f, &b->connect_timeout);
-            } else if (vcl_str_eq_cstr(f->s, "first_byte_timeout")) {
-                field_dur(g, f, &b->first_byte_timeout);
-            } else if (vcl_str_eq_cstr(f->s, "between_bytes_timeout")) {
-                field_dur(g, f, &b->between_bytes_timeout);
-            } else if (vcl_str_eq_cstr(f->s, "max_connections")) {
-                field_uint(g, f, &b->max_connections);
-            } else if (vcl_str_eq_cstr(f->s, "ssl")) {
-                if (f->a == NULL || f->a->kind != N_BOOL) {
-                    vcl_error(g->cs, f->tok, "field .ssl needs true or false");
-                    return;
-                }
-                b->ssl = f->a->i != 0;
-            } else if (vcl_str_eq_cstr(f->s, "probe")) {
-                if (f->paren) {
-                    struct vcl_probe_decl *pr = &p->probes[p->nprobes];
-                    char name[160];
-
-                    probe_defaults(pr);
-                    snprintf(name, sizeof(name), "%s.probe", b->name);
-                    pr->name = vcl_pool_strndup(p->pool, name, strlen(name));
-                    probe_fields(g, f->b, pr, f->tok);
-                    b->probe = (int)p->nprobes++;
-                } else if (f->a != NULL && f->a->kind == N_IDENT && f->a->next == NULL) {
-                    size_t k;
-
-                    for (k = 0; k < st->nprobes; k++)
-                        if (st->probes[k].name.len == f->a->s.len &&
-                            memcmp(st->probes[k].name.p, f->a->s.p, f->a->s.len) == 0)
-                            break;
-                    if (k == st->nprobes) {
-                        vcl_error(g->cs, f->a->tok, "unknown probe '%.*s'", (int)f->a->s.len,
-                                  f->a->s.p);
-                        return;
-                    }
-                    pused[k] = true;
-                    b->probe = (int)k;
-                } else {
-                    vcl_error(g->cs, f->tok, "field .probe needs a probe name or { ... }");
-                    return;
-                }
-            } else {
-                vcl_error(g->cs, f->tok, "unknown or unsupported backend field '.%.*s'",
-                          (int)f->s.len, f->s.p);
-                return;
-            }
-            ERRCHK(g->cs);
-        }
-        if (!b->none && b->host == NULL && b->path == NULL) {
-            vcl_error(g->cs, d->tok, "backend '%s' needs .host or .path", b->name);
-            return;
-        }
-        if (b->host != NULL && b->path != NULL) {
-            vcl_error(g->cs, d->tok, "backend '%s' has both .host and .path", b->name);
-            return;
-        }
+        p->backends[i].name = pstr(g, st->backends[i].name);
+        gen_backend(g, &p->backends[i], st->backends[i].decl, pused);
+        ERRCHK(g->cs);
     }
     p->nbackends = st->nbackends;
     for (size_t i = 0; i < st->nprobes; i++)

@@ -242,6 +242,100 @@ lex_string(struct lexer *lx, unsigned line, unsigned col)
     }
 }
 
+/* Operators and punctuation: sets *k and *len, or reports the character. */
+static bool
+lex_punct(struct lexer *lx, const char *b, char c, char d, enum vcl_tok_kind *kp, size_t *lenp)
+{
+    enum vcl_tok_kind k;
+    size_t len = 1;
+
+    switch (c) {
+    case '{':
+        k = VCL_TOK_LBRACE;
+        break;
+    case '}':
+        k = VCL_TOK_RBRACE;
+        break;
+    case '(':
+        k = VCL_TOK_LPAREN;
+        break;
+    case ')':
+        k = VCL_TOK_RPAREN;
+        break;
+    case ';':
+        k = VCL_TOK_SEMI;
+        break;
+    case ',':
+        k = VCL_TOK_COMMA;
+        break;
+    case '.':
+        k = VCL_TOK_DOT;
+        break;
+    case '~':
+        k = VCL_TOK_MATCH;
+        break;
+    case '*':
+        k = VCL_TOK_STAR;
+        break;
+    case '/':
+        k = VCL_TOK_SLASH;
+        break;
+    case '=':
+        k = d == '=' ? VCL_TOK_EQ : VCL_TOK_ASSIGN;
+        len = d == '=' ? 2 : 1;
+        break;
+    case '!':
+        k = d == '=' ? VCL_TOK_NE : d == '~' ? VCL_TOK_NOMATCH : VCL_TOK_NOT;
+        len = (d == '=' || d == '~') ? 2 : 1;
+        break;
+    case '<':
+        k = d == '=' ? VCL_TOK_LE : VCL_TOK_LT;
+        len = d == '=' ? 2 : 1;
+        break;
+    case '>':
+        k = d == '=' ? VCL_TOK_GE : VCL_TOK_GT;
+        len = d == '=' ? 2 : 1;
+        break;
+    case '+':
+        k = d == '=' ? VCL_TOK_PLUSEQ : VCL_TOK_PLUS;
+        len = d == '=' ? 2 : 1;
+        break;
+    case '-':
+        k = d == '=' ? VCL_TOK_MINUSEQ : VCL_TOK_MINUS;
+        len = d == '=' ? 2 : 1;
+        break;
+    case '&':
+        if (d != '&') {
+            lex_err(lx, b, "unexpected '&' (did you mean '&&'?)%s", "");
+            return false;
+        }
+        k = VCL_TOK_AND;
+        len = 2;
+        break;
+    case '|':
+        if (d != '|') {
+            lex_err(lx, b, "unexpected '|' (did you mean '||'?)%s", "");
+            return false;
+        }
+        k = VCL_TOK_OR;
+        len = 2;
+        break;
+    default: {
+        char tmp[8];
+
+        if (isprint((unsigned char)c))
+            snprintf(tmp, sizeof(tmp), "'%c'", c);
+        else
+            snprintf(tmp, sizeof(tmp), "0x%02x", (unsigned char)c);
+        lex_err(lx, b, "unexpected character %s", tmp);
+        return false;
+    }
+    }
+    *kp = k;
+    *lenp = len;
+    return true;
+}
+
 void
 vcl_lex(struct vcl_compile *cs, unsigned idx)
 {
@@ -309,88 +403,8 @@ vcl_lex(struct vcl_compile *cs, unsigned idx)
                 return;
             continue;
         }
-        switch (c) {
-        case '{':
-            k = VCL_TOK_LBRACE;
-            break;
-        case '}':
-            k = VCL_TOK_RBRACE;
-            break;
-        case '(':
-            k = VCL_TOK_LPAREN;
-            break;
-        case ')':
-            k = VCL_TOK_RPAREN;
-            break;
-        case ';':
-            k = VCL_TOK_SEMI;
-            break;
-        case ',':
-            k = VCL_TOK_COMMA;
-            break;
-        case '.':
-            k = VCL_TOK_DOT;
-            break;
-        case '~':
-            k = VCL_TOK_MATCH;
-            break;
-        case '*':
-            k = VCL_TOK_STAR;
-            break;
-        case '/':
-            k = VCL_TOK_SLASH;
-            break;
-        case '=':
-            k = d == '=' ? VCL_TOK_EQ : VCL_TOK_ASSIGN;
-            len = d == '=' ? 2 : 1;
-            break;
-        case '!':
-            k = d == '=' ? VCL_TOK_NE : d == '~' ? VCL_TOK_NOMATCH : VCL_TOK_NOT;
-            len = (d == '=' || d == '~') ? 2 : 1;
-            break;
-        case '<':
-            k = d == '=' ? VCL_TOK_LE : VCL_TOK_LT;
-            len = d == '=' ? 2 : 1;
-            break;
-        case '>':
-            k = d == '=' ? VCL_TOK_GE : VCL_TOK_GT;
-            len = d == '=' ? 2 : 1;
-            break;
-        case '+':
-            k = d == '=' ? VCL_TOK_PLUSEQ : VCL_TOK_PLUS;
-            len = d == '=' ? 2 : 1;
-            break;
-        case '-':
-            k = d == '=' ? VCL_TOK_MINUSEQ : VCL_TOK_MINUS;
-            len = d == '=' ? 2 : 1;
-            break;
-        case '&':
-            if (d != '&') {
-                lex_err(&lx, b, "unexpected '&' (did you mean '&&'?)%s", "");
-                return;
-            }
-            k = VCL_TOK_AND;
-            len = 2;
-            break;
-        case '|':
-            if (d != '|') {
-                lex_err(&lx, b, "unexpected '|' (did you mean '||'?)%s", "");
-                return;
-            }
-            k = VCL_TOK_OR;
-            len = 2;
-            break;
-        default: {
-            char tmp[8];
-
-            if (isprint((unsigned char)c))
-                snprintf(tmp, sizeof(tmp), "'%c'", c);
-            else
-                snprintf(tmp, sizeof(tmp), "0x%02x", (unsigned char)c);
-            lex_err(&lx, b, "unexpected character %s", tmp);
+        if (!lex_punct(&lx, b, c, d, &k, &len))
             return;
-        }
-        }
         push(&lx, k, b, b + len, line, col);
         lx.p = b + len;
     }

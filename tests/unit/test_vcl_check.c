@@ -17,7 +17,7 @@
 static const char *const golden[] = {
     "acl_as_value",        "acl_hostname",      "backend_no_host",    "backend_unknown_field",
     "bad_mask",            "compare_types",     "custom_sub_perm",    "did_you_mean_func",
-    "did_you_mean_var",    "director_conditional", "do_esi",          "duplicate_backend",
+    "did_you_mean_var",    "did_you_mean_header", "director_conditional", "do_esi",          "duplicate_backend",
     "hash_data_in_recv",   "header_without_name", "include_cycle",    "include_ok",
     "inline_c",            "missing_semicolon", "missing_version",    "new_outside_init",
     "not_readable",        "not_writable",      "operator_types",     "read_only",
