@@ -113,6 +113,9 @@ fetch_build_bereq(struct sess *s)
         ac_buf_catstr(b, "Host: ");
         ac_buf_cats(b, req->host);
         ac_buf_cat(b, "\r\n", 2);
+    } else if (!host_done && s->be != NULL) {
+        /* HTTP/1.0 without Host: HTTP/1.1 requires one; name the origin. */
+        ac_buf_printf(b, "Host: %s\r\n", s->be->name);
     }
     (void)xff;
     s->revalidating = false;
@@ -195,6 +198,72 @@ origin_fail(struct sess *s, int status, const char *what, int err)
     return sess_synth(s, 502, NULL, "Origin unreachable or invalid answer\n", false);
 }
 
+/*
+ * Before anything of a chunked request reaches the origin, read until its
+ * first chunk-size line has been validated: a request whose body framing is
+ * broken from the start is answered 400 with nothing forwarded.  (Framing
+ * that breaks later aborts the origin request mid-body.)
+ */
+static enum step
+check_first_chunk(struct sess *s)
+{
+    struct ac_iobuf *b = &s->rbuf;
+    ssize_t n;
+
+    if (s->niov > 0) {              /* "100 Continue" first: the client waits for it */
+        enum step r = sess_flush(s);
+        if (r != STEP_MORE)
+            return r;
+    }
+    if (s->timed_out) {
+        STAT_INC(s->w, client_timeout);
+        s->keepalive = false;
+        return sess_synth(s, 408, NULL, "Request body too slow\n", true);
+    }
+    for (;;) {
+        if (ac_iobuf_len(b) > s->reqbody_scan) {
+            struct ac_slice data;
+            long c = h1_chunked_decode(&s->reqchunk, ac_iobuf_head(b) + s->reqbody_scan,
+                                       ac_iobuf_len(b) - s->reqbody_scan, &data);
+            if (c < 0) {
+                STAT_INC(s->w, client_req_bad);
+                s->keepalive = false;
+                return sess_synth(s, 400, NULL, "Bad chunked request body\n", true);
+            }
+            s->reqbody_scan += (size_t)c;
+            if (s->reqchunk.total > 0 || h1_chunked_done(&s->reqchunk) ||
+                s->reqchunk.state >= H1_CS_DATA) {
+                s->body_checked = true;
+                return STEP_MORE;
+            }
+            if (c > 0)
+                continue;
+        }
+        if (s->client_eof)
+            return STEP_DONE;
+        if (ac_iobuf_room(b) == 0) {
+            ac_iobuf_compact(b);
+            if (ac_iobuf_room(b) == 0) {
+                s->keepalive = false;
+                return sess_synth(s, 400, NULL, "Bad chunked request body\n", true);
+            }
+        }
+        n = conn_read(&s->c, b->data + b->end, ac_iobuf_room(b));
+        if (n > 0) {
+            b->end += (size_t)n;
+            s->body_window_bytes += (uint64_t)n;
+            continue;
+        }
+        if (n == AC_AGAIN) {
+            sess_want(s, s->c.want, 0);
+            sess_timer(s, s->w->cfg->p.timeout_req_head);
+            return STEP_WAIT;
+        }
+        s->client_eof = true;
+        return STEP_DONE;
+    }
+}
+
 enum step
 fetch_connect(struct sess *s)
 {
@@ -202,6 +271,11 @@ fetch_connect(struct sess *s)
     int err = 0;
     socklen_t el = sizeof(err);
 
+    if (oc == NULL && s->req.body == H1_BODY_CHUNKED && !s->body_checked && !s->bg) {
+        enum step r = check_first_chunk(s);
+        if (r != STEP_MORE || !s->body_checked)
+            return r;
+    }
     if (oc == NULL) {
         if (s->retries == 0 && (oc = pool_get_idle(s->w, s->be)) != NULL) {
             s->oc_reused = true;
@@ -417,8 +491,11 @@ fetch_beresp(struct sess *s)
                 int st = s->resp.status;
                 if (st == 101 && (s->req.flags & H1_F_UPGRADE)) {
                     s->upstream_status = 101;
+                    if (!s->head_copied)
+                        sess_copy_head(s);  /* rbuf now carries client → origin bytes */
                     sess_build_resp_head(s);
                     ac_iobuf_consume(b, (size_t)r);
+                    sess_iov_add(s, s->whead.p, s->whead.len);
                     s->state = S_TUNNEL;
                     return STEP_MORE;
                 }

@@ -87,12 +87,17 @@ on_timer(struct ev_loop *loop, ev_timer *t, int revents)
     sess_drive(s);
 }
 
+static void log_request(struct sess *s);
+
 static void
 sess_free(struct sess *s)
 {
     struct wrk *w = s->w;
 
     AC_CHECK_OBJ(s, SESS_MAGIC);
+    /* A request cut short (client gone, origin truncated) is still logged. */
+    if (!s->bg && !s->logged && s->req.method.p != NULL && s->state != S_HEAD)
+        log_request(s);
     cache_sess_reset(s);
     ev_io_stop(w->loop, &s->io);
     ev_timer_stop(w->loop, &s->tmr);
@@ -422,8 +427,8 @@ step_head(struct sess *s)
 
 /* The request body will be read: move the head out of the read buffer so
  * the buffer can be reused, and rebase every slice into the copy. */
-static void
-copy_head(struct sess *s)
+void
+sess_copy_head(struct sess *s)
 {
     const char *old = ac_iobuf_head(&s->rbuf);
     const char *neu;
@@ -463,7 +468,8 @@ step_recv(struct sess *s)
     if (s->be == NULL)
         return sess_synth(s, 503, NULL, "No origin server configured\n", false);
     s->kind = cache_classify_request(req, &s->pass_why);
-    if (s->w->store != NULL && s->kind == CACHE_REQ_LOOKUP && req->body != H1_BODY_LENGTH &&
+    if (s->w->store != NULL && s->kind == CACHE_REQ_LOOKUP && !(req->flags & H1_F_UPGRADE) &&
+        req->body != H1_BODY_LENGTH &&
         req->body != H1_BODY_CHUNKED) {
         s->state = S_LOOKUP;
         return STEP_MORE;
@@ -483,7 +489,7 @@ step_recv(struct sess *s)
     }
     fetch_build_bereq(s);
     if (req->body != H1_BODY_NONE) {
-        copy_head(s);
+        sess_copy_head(s);
         if (s->rbuf.cap < (size_t)s->w->cfg->p.relay_buffer) {
             ac_iobuf_compact(&s->rbuf);
             ac_iobuf_grow(&s->rbuf, (size_t)s->w->cfg->p.relay_buffer);
@@ -521,6 +527,12 @@ sess_build_resp_head(struct sess *s)
     ac_buf_cat(b, "\r\n", 2);
     for (unsigned i = 0; i < resp->nhdrs; i++) {
         const struct h1_header *h = &resp->hdrs[i];
+        if (resp->status == 101 && ac_slice_caseeq(h->name, AC_LIT("Upgrade"))) {
+            ac_buf_catstr(b, "Connection: upgrade\r\nUpgrade: ");
+            ac_buf_cats(b, h->value);
+            ac_buf_cat(b, "\r\n", 2);
+            continue;
+        }
         if (http_is_hop_by_hop(h->name) || http_conn_lists(resp->hdrs, resp->nhdrs, h->name))
             continue;
         if (ac_slice_caseeq(h->name, AC_LIT("Content-Length"))) {
@@ -545,7 +557,9 @@ sess_build_resp_head(struct sess *s)
         ac_buf_printf(b, "Content-Length: %llu\r\n", (unsigned long long)resp->content_length);
     else if (s->resp_chunked_out && !head)
         ac_buf_catstr(b, "Transfer-Encoding: chunked\r\n");
-    if (!s->keepalive)
+    if (resp->status == 101)
+        ;                           /* the connection becomes a tunnel */
+    else if (!s->keepalive)
         ac_buf_catstr(b, "Connection: close\r\n");
     else if (s->req.flags & H1_F_HTTP10)
         ac_buf_catstr(b, "Connection: keep-alive\r\n");
@@ -575,6 +589,7 @@ log_request(struct sess *s)
     const struct h1_header *h;
     static const struct ac_slice proto[2] = { { "HTTP/1.0", 8 }, { "HTTP/1.1", 8 } };
 
+    s->logged = true;
     if (s->w->alog.fd < 0)
         return;
     memset(&r, 0, sizeof(r));
@@ -627,12 +642,14 @@ step_finish(struct sess *s)
     s->resp_bytes_in = 0;
     s->reqbody_pending_fwd = 0;
     s->reqbody_scan = 0;
+    s->body_checked = false;
     s->origin_eof = false;
     s->niov = 0;
     s->kind = CACHE_REQ_PASS;
     s->pass_why = NULL;
     s->bereq_method = AC_SLICE(NULL, 0);
     s->client_dead = false;
+    s->logged = false;
     if (s->relay.data != NULL)
         s->relay.start = s->relay.end = 0;
     s->state = S_HEAD;

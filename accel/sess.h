@@ -83,12 +83,14 @@ struct sess {
     struct h1_chunked reqchunk;
     size_t reqbody_pending_fwd;     /* validated body bytes at the head of rbuf, unsent */
     size_t reqbody_scan;            /* chunked: bytes after those already validated */
+    bool body_checked;              /* chunked: the first chunk-size line was valid */
     double body_window_start;
     uint64_t body_window_bytes;
     int status;                     /* status sent to the client */
     uint64_t bytes_sent;            /* body bytes sent */
     int upstream_status;
     const char *cache_state;        /* for the log: "PASS", "MISS", ... */
+    bool logged;                    /* the access-log line of this request is written */
 
     /* client output */
     struct ac_buf whead;            /* response head (or whole synthetic answer) */
@@ -184,6 +186,9 @@ void fetch_build_bereq(struct sess *s);
 void fetch_emit(struct sess *s, const char *p, size_t len);
 /* Relay the response (head of r bytes in s->relay) to the client as is. */
 void fetch_start_respbody(struct sess *s, size_t r);
+/* Move the request head out of rbuf (rebasing the slices into headcopy)
+ * so rbuf can carry other bytes (request body, tunnel). */
+void sess_copy_head(struct sess *s);
 /* A session without a client (background fetch), registered on w. */
 struct sess *sess_new_detached(struct wrk *w);
 /* Copy src's request (head bytes and parsed slices) into dst. */
