@@ -19,6 +19,10 @@
  *         print vcl_diags_text(diags) and keep the old program;
  *     vcl_diags_free(&diags);
  *     ... read vcl_program_backend(prog, i), _probe(), _director() ...
+ *     run VCL_SUB_INIT once (action fail: refuse the program); run
+ *     VCL_SUB_FINI when discarding it.  Without -f, compile the string
+ *     "vcl 4.1; backend default { .host = \"H\"; .port = \"P\"; }" to get
+ *     the built-in policy with one backend, as varnishd -b does.
  *
  *     per request (one arena, one ctx):
  *     struct vcl_arena ws = { buf, sizeof buf, 0 };

@@ -992,15 +992,36 @@ negation_and_or_of_computed_values(void **state)
                                  "  set req.http.a = -std.integer(req.http.n, 0) + \"/\" + -std.duration(req.http.n + \"s\", 0s);\n"
                                  "  if (req.http.missing || req.http.n) { set req.http.b = \"or\"; }\n"
                                  "  if (req.http.missing && req.http.n) { set req.http.c = \"and\"; }\n"
+                                 "  std.tolower(\"IGNORED\");\n"
+                                 "  set req.http.d = \"x\";\n"
                                  "}\n");
 
     (void)state;
     mock_set(&r->m, VCL_WHERE_REQ, "n", "7");
     assert_int_equal(run(p, VCL_SUB_RECV), 0);
     assert_string_equal(HDR(REQ, "a"), "-7/-7.000");
+    assert_string_equal(HDR(REQ, "d"), "x"); /* a value-returning call as a statement */
     assert_string_equal(HDR(REQ, "b"), "or");
     assert_null(HDR(REQ, "c"));
     vcl_program_release(&p);
+}
+
+static void
+too_complex_expressions_are_compile_errors(void **state)
+{
+    char src[16384];
+    size_t n;
+    char *err;
+
+    (void)state;
+    n = (size_t)snprintf(src, sizeof(src), "vcl 4.1;\nbackend b { .host = \"h\"; }\n"
+                                           "sub vcl_recv { set req.http.x = \"a\"");
+    for (int i = 0; i < 100; i++)
+        n += (size_t)snprintf(src + n, sizeof(src) - n, " + req.url");
+    snprintf(src + n, sizeof(src) - n, "; }\n");
+    err = mock_compile_error(src);
+    assert_non_null(strstr(err, "expression too complex"));
+    free(err);
 }
 
 static void
@@ -1051,6 +1072,7 @@ main(void)
         cmocka_unit_test(builtin_source_is_printable_and_compiles_alone),
         cmocka_unit_test(trace_explains_every_effect_with_its_line),
         cmocka_unit_test(negation_and_or_of_computed_values),
+        cmocka_unit_test(too_complex_expressions_are_compile_errors),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);
