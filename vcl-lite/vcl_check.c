@@ -348,7 +348,9 @@ coerce(struct cx *cx, struct vcl_node **np, enum vcl_type want, const char *what
         }
         break;
     case VCL_T_BOOL:
-        if (have == VCL_T_STRING || have == VCL_T_BACKEND) {
+        /* as VCC's tobool: INT != 0, DURATION > 0 (`if (obj.hits)`) */
+        if (have == VCL_T_STRING || have == VCL_T_BACKEND || have == VCL_T_INT ||
+            have == VCL_T_DURATION) {
             wrap_conv(cx, np, want);
             return;
         }

@@ -732,8 +732,16 @@ vcl_run(const struct vcl_program *p, enum vcl_sub sub, struct vcl_ctx *ctx,
                     return fail(ctx, in, rc, NULL);
                 v->u.s = s;
             } else if (in->b == VCL_T_BOOL) {
-                bool b = in->a == VCL_T_STRING ? v->u.s.p != NULL : v->u.ref.kind != VCL_REF_NONE;
+                bool b;
 
+                if (in->a == VCL_T_STRING)
+                    b = v->u.s.p != NULL;
+                else if (in->a == VCL_T_INT)
+                    b = v->u.i != 0;
+                else if (in->a == VCL_T_DURATION)
+                    b = v->u.d > 0;
+                else
+                    b = v->u.ref.kind != VCL_REF_NONE;
                 v->u.b = b;
             } else if (in->b == VCL_T_REAL) {
                 v->u.d = (double)v->u.i;

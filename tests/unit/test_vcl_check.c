@@ -239,7 +239,8 @@ implicit_conversions_as_in_vcl(void **state)
     assert_false(compiles("sub vcl_backend_response { set beresp.ttl = 1s + 1; }"));
     assert_true(compiles("sub vcl_backend_response { set beresp.grace = beresp.ttl / 2; }"));
     assert_false(compiles("sub vcl_recv { if (req.url < \"x\") { } }"));
-    assert_false(compiles("sub vcl_recv { if (req.restarts) { } }"));
+    assert_true(compiles("sub vcl_recv { if (req.restarts || req.ttl) { } }")); /* INT != 0, DURATION > 0 */
+    assert_false(compiles("sub vcl_recv { if (1.5) { } }"));
     assert_true(compiles("sub vcl_recv { set req.http.x = std.integer(req.http.n, 0) * 3 - 1; }"));
     assert_false(compiles("sub vcl_recv { std.duration(\"1s\"); }"));
     assert_false(compiles("sub vcl_recv { set req.http.x = std.tolower(s1 = \"a\"); }"));

@@ -104,6 +104,9 @@ comparisons_and_logic_for_every_type(void **state)
         "  set beresp.http.t3 = (bereq.url == \"/\") + \"\" + (beresp.http.none == \"\") + (!beresp.http.none) + (beresp.http.none != \"x\");\n"
         "  set beresp.http.t4 = (client.ip == \"192.0.2.10\") + \"\" + (beresp.uncacheable == false) + (bereq.backend == default);\n"
         "  set beresp.http.t5 = (true && false) + \"\" + (true || false) + (false || !false) + (now > now - 1s);\n"
+        "  if (beresp.status) { set beresp.http.t6 = \"int\"; }\n"
+        "  if (beresp.ttl) { set beresp.http.t7 = \"dur\"; }\n"
+        "  if (beresp.grace) { set beresp.http.t8 = \"zero\"; }\n"
         "}\n");
 
     (void)state;
@@ -114,6 +117,9 @@ comparisons_and_logic_for_every_type(void **state)
     assert_string_equal(HDR(BERESP, "t3"), "truefalsetruetrue"); /* unset != anything */
     assert_string_equal(HDR(BERESP, "t4"), "truetruetrue");
     assert_string_equal(HDR(BERESP, "t5"), "falsetruetruetrue");
+    assert_string_equal(HDR(BERESP, "t6"), "int");
+    assert_string_equal(HDR(BERESP, "t7"), "dur");
+    assert_null(HDR(BERESP, "t8"));
     vcl_program_release(&p);
 }
 
