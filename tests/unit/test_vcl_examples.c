@@ -9,6 +9,7 @@
 #include <stddef.h>
 #include <cmocka.h>
 
+#include <pthread.h>
 #include <time.h>
 
 #include "test_vcl_mock.h"
@@ -351,6 +352,59 @@ wordpress_vm_time_per_request_is_printed(void **state)
     vcl_program_release(&p);
 }
 
+struct thread_arg {
+    struct vcl_program *p;
+    int ok;
+};
+
+static void *
+thread_main(void *arg)
+{
+    struct thread_arg *ta = arg;
+    struct mock *m = malloc(sizeof(*m));
+    static __thread char ws[4096];
+    struct vcl_arena a = { ws, sizeof(ws), 0 };
+    struct vcl_ctx ctx;
+    struct vcl_result res;
+
+    for (int i = 0; i < 2000; i++) {
+        mock_init(m);
+        mock_str(m, VCL_VAR_REQ_URL, i % 2 ? "/wp-admin/" : "/page/?utm_source=x");
+        a.used = 0;
+        vcl_ctx_init(&ctx, &mock_ops, m, &a);
+        if (vcl_run(ta->p, VCL_SUB_RECV, &ctx, &res) != 0 ||
+            res.action != (i % 2 ? VCL_ACT_PASS : VCL_ACT_HASH))
+            break;
+        if (i % 2 == 0 && strcmp(m->strs[VCL_VAR_REQ_URL], "/page/") != 0)
+            break;
+        ta->ok++;
+    }
+    free(m);
+    return NULL;
+}
+
+/* One immutable program, four threads, each with its own ctx and arena. */
+static void
+program_runs_on_many_threads_at_once(void **state)
+{
+    struct vcl_program *p = example("wordpress");
+    pthread_t t[4];
+    struct thread_arg ta[4];
+
+    (void)state;
+    for (int i = 0; i < 4; i++) {
+        ta[i].p = vcl_program_ref(p);
+        ta[i].ok = 0;
+        assert_int_equal(pthread_create(&t[i], NULL, thread_main, &ta[i]), 0);
+    }
+    for (int i = 0; i < 4; i++) {
+        assert_int_equal(pthread_join(t[i], NULL), 0);
+        assert_int_equal(ta[i].ok, 2000);
+        vcl_program_release(&ta[i].p);
+    }
+    vcl_program_release(&p);
+}
+
 int
 main(void)
 {
@@ -359,6 +413,7 @@ main(void)
         cmocka_unit_test(magento_purges_by_tag_and_hashes_the_vary_cookie),
         cmocka_unit_test(api_caches_briefly_and_retries_errors),
         cmocka_unit_test(static_site_keeps_assets_long),
+        cmocka_unit_test(program_runs_on_many_threads_at_once),
         cmocka_unit_test(wordpress_vm_time_per_request_is_printed),
     };
 
