@@ -317,6 +317,17 @@ void vcl_codegen(struct vcl_compile *cs);
       VCL_FA("size"), VCL_M(RECV))                                                               \
     X(STD_HEALTHY, "std.healthy", BOOL, 1, 1, VCL_FA(VCL_T_BACKEND), VCL_FA("be"), VCL_M_ALL)    \
     X(STD_TIMESTAMP, "std.timestamp", VOID, 1, 1, VCL_FA(VCL_T_STRING), VCL_FA("s"), VCL_M_ALL)  \
+    X(STD_BAN, "std.ban", BOOL, 1, 1, VCL_FA(VCL_T_STRING), VCL_FA("expr"), VCL_M_ALL)          \
+    X(STD_BAN_ERROR, "std.ban_error", STRING, 0, 0, VCL_FA(VCL_T_VOID), VCL_FA("x"), VCL_M_ALL)  \
+    X(STD_ROUND, "std.round", REAL, 1, 1, VCL_FA(VCL_T_REAL), VCL_FA("r"), VCL_M_ALL)           \
+    X(STD_REAL2INTEGER, "std.real2integer", INT, 2, 2, VCL_FA(VCL_T_REAL, VCL_T_INT),            \
+      VCL_FA("r", "fallback"), VCL_M_ALL)                                                        \
+    X(STD_REAL2TIME, "std.real2time", TIME, 2, 2, VCL_FA(VCL_T_REAL, VCL_T_TIME),                \
+      VCL_FA("r", "fallback"), VCL_M_ALL)                                                        \
+    X(STD_TIME2INTEGER, "std.time2integer", INT, 2, 2, VCL_FA(VCL_T_TIME, VCL_T_INT),            \
+      VCL_FA("t", "fallback"), VCL_M_ALL)                                                        \
+    X(STD_TIME2REAL, "std.time2real", REAL, 2, 2, VCL_FA(VCL_T_TIME, VCL_T_REAL),                \
+      VCL_FA("t", "fallback"), VCL_M_ALL)                                                        \
     X(XKEY_PURGE, "xkey.purge", INT, 1, 1, VCL_FA(VCL_T_STRING), VCL_FA("keys"), VCL_M_CLIENT)   \
     X(XKEY_SOFTPURGE, "xkey.softpurge", INT, 1, 1, VCL_FA(VCL_T_STRING), VCL_FA("keys"),         \
       VCL_M_CLIENT)                                                                              \

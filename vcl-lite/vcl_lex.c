@@ -194,13 +194,50 @@ lex_number(struct lexer *lx, unsigned line, unsigned col)
     lx->p = q;
 }
 
-/* "..." (one line) or {"..."} (any lines). */
+/* """...""" (any lines, Varnish 6), {"..."} (any lines), ending with the
+ * closing delimiter of len bytes. */
+static void
+lex_long_string(struct lexer *lx, unsigned line, unsigned col, const char *close, size_t len)
+{
+    const char *b = lx->p, *q = b + len;
+    unsigned nl = 0;
+    const char *ls = lx->line_start;
+    struct vcl_token *t;
+
+    while (q + len <= lx->end && memcmp(q, close, len) != 0) {
+        if (*q == '\n') {
+            nl++;
+            ls = q + 1;
+        }
+        q++;
+    }
+    if (q + len > lx->end) {
+        lex_err(lx, b, "unterminated long string %s", len == 3 ? "\"\"\"...\"\"\"" : "{\"...\"}");
+        return;
+    }
+    t = push(lx, VCL_TOK_STRING, b, q + len, line, col);
+    t->s.p = b + len;
+    t->s.len = (size_t)(q - b - len);
+    lx->line += nl;
+    lx->line_start = ls;
+    lx->p = q + len;
+}
+
+/* "..." (one line), or a long string. */
 static void
 lex_string(struct lexer *lx, unsigned line, unsigned col)
 {
     const char *b = lx->p;
     struct vcl_token *t;
 
+    if (lx->end - b >= 3 && memcmp(b, "\"\"\"", 3) == 0) {
+        lex_long_string(lx, line, col, "\"\"\"", 3);
+        return;
+    }
+    if (*b == '{') {
+        lex_long_string(lx, line, col, "\"}", 2);
+        return;
+    }
     if (*b == '"') {
         const char *q = b + 1;
 
@@ -216,30 +253,7 @@ lex_string(struct lexer *lx, unsigned line, unsigned col)
         lx->p = q + 1;
         return;
     }
-    /* {" ... "} */
-    {
-        const char *q = b + 2;
-        unsigned nl = 0;
-        const char *ls = lx->line_start;
-
-        while (q + 1 < lx->end && !(q[0] == '"' && q[1] == '}')) {
-            if (*q == '\n') {
-                nl++;
-                ls = q + 1;
-            }
-            q++;
-        }
-        if (q + 1 >= lx->end) {
-            lex_err(lx, b, "unterminated long string {\"...\"}%s", "");
-            return;
-        }
-        t = push(lx, VCL_TOK_STRING, b, q + 2, line, col);
-        t->s.p = b + 2;
-        t->s.len = (size_t)(q - b - 2);
-        lx->line += nl;
-        lx->line_start = ls;
-        lx->p = q + 2;
-    }
+    VCL_UNREACHABLE("string start");
 }
 
 /* Operators and punctuation: sets *k and *len, or reports the character. */

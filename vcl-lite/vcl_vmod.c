@@ -13,6 +13,7 @@
 #define PCRE2_CODE_UNIT_WIDTH 8
 #include <ctype.h>
 #include <fnmatch.h>
+#include <math.h>
 #include <pcre2.h>
 #include <pthread.h>
 #include <stdlib.h>
@@ -534,6 +535,32 @@ vcl_vmod_call(const struct vcl_program *p, struct vcl_ctx *ctx, unsigned id, uns
         return 0;
     case VCL_FN_STD_TIMESTAMP:
         return 0; /* accel timestamps every step itself */
+    case VCL_FN_STD_BAN:
+        /* the host parses the expression and logs a bad one (Varnish's
+         * std.ban_error() text is not kept: it answers "") */
+        ret->u.b = true;
+        if (ops->ban == NULL)
+            return 0;
+        return host_rc(ctx, ops->ban(ctx->priv, a[0].u.s.p ? a[0].u.s : VCL_LIT("")),
+                       "host ban failed");
+    case VCL_FN_STD_BAN_ERROR:
+        ret->u.s = VCL_LIT("");
+        return 0;
+    case VCL_FN_STD_ROUND:
+        ret->u.d = round(a[0].u.d);
+        return 0;
+    case VCL_FN_STD_REAL2INTEGER:
+    case VCL_FN_STD_TIME2INTEGER:
+        /* out of range or not a number: the fallback, never UB */
+        if (isfinite(a[0].u.d) && a[0].u.d > -9.2e18 && a[0].u.d < 9.2e18)
+            ret->u.i = (int64_t)round(a[0].u.d);
+        else
+            ret->u.i = a[1].u.i;
+        return 0;
+    case VCL_FN_STD_REAL2TIME:
+    case VCL_FN_STD_TIME2REAL:
+        ret->u.d = isfinite(a[0].u.d) ? a[0].u.d : a[1].u.d;
+        return 0;
     case VCL_FN_STD_TOLOWER:
     case VCL_FN_STD_TOUPPER:
         return change_case(ctx, a[0].u.s, id == VCL_FN_STD_TOUPPER, &ret->u.s);

@@ -110,7 +110,7 @@ static void
 strings_and_long_strings_span_lines(void **state)
 {
     struct lexed l;
-    struct vcl_source *s = lex(&l, "\"plain\" {\"long\n\"quoted\"\nstring\"} x");
+    struct vcl_source *s = lex(&l, "\"plain\" {\"long\n\"quoted\"\nstring\"} x \"\"\"tri\"ple\nq\"\"\" \"\"");
 
     (void)state;
     assert_false(l.cs.err);
@@ -120,6 +120,11 @@ strings_and_long_strings_span_lines(void **state)
     assert_int_equal(s->toks[1].s.len, strlen("long\n\"quoted\"\nstring"));
     assert_memory_equal(s->toks[1].s.p, "long\n\"quoted\"\nstring", s->toks[1].s.len);
     assert_int_equal(s->toks[2].line, 3); /* lines counted inside the long string */
+    assert_int_equal(s->toks[3].kind, VCL_TOK_STRING); /* Varnish 6 triple quotes */
+    assert_int_equal(s->toks[3].s.len, strlen("tri\"ple\nq"));
+    assert_memory_equal(s->toks[3].s.p, "tri\"ple\nq", s->toks[3].s.len);
+    assert_int_equal(s->toks[4].s.len, 0); /* "" is still an empty string */
+    assert_int_equal(s->toks[4].line, 4);
     done(&l);
 }
 
@@ -147,6 +152,7 @@ lexical_errors_name_the_problem(void **state)
     } cases[] = {
         { "\"open", "unterminated string" },
         { "{\"open", "unterminated long string" },
+        { "\"\"\"open\"\"", "unterminated long string" },
         { "/* open", "unterminated /* comment" },
         { "C{ int x; }C", "inline C (C{ ... }C) is not supported" },
         { "a & b", "did you mean '&&'" },

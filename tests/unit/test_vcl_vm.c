@@ -593,6 +593,9 @@ std_string_and_conversion_functions(void **state)
         "      std.fnmatch(\"*.css\", \"a/b.css\");\n"
         "  set req.http.env = std.getenv(\"VCL_TEST_ENV\");\n"
         "  set req.http.h = std.healthy(req.backend_hint);\n"
+        "  set req.http.conv = std.round(2.5) + \"/\" + std.real2integer(-2.6, 0) + \"/\" +\n"
+        "      std.time2integer(now, 0) + \"/\" + std.time2real(now, 0.0) + \"/\" + std.real2time(1.0, now);\n"
+        "  set req.http.ban = std.ban(\"req.url ~ x\") + std.ban_error();\n"
         "}\n");
 
     (void)state;
@@ -612,6 +615,10 @@ std_string_and_conversion_functions(void **state)
     assert_string_equal(HDR(REQ, "fn"), "true/false");
     assert_string_equal(HDR(REQ, "env"), "env-ok");
     assert_string_equal(HDR(REQ, "h"), "true");
+    assert_string_equal(HDR(REQ, "conv"),
+                        "3.000/-3/1700000000/1700000000.000/Thu, 01 Jan 1970 00:00:01 GMT");
+    assert_string_equal(HDR(REQ, "ban"), "true");
+    assert_string_equal(r->m.bans, "req.url ~ x");
     r->m.unhealthy = true;
     assert_int_equal(run(p, VCL_SUB_RECV), 0);
     assert_string_equal(HDR(REQ, "h"), "false");
