@@ -24,6 +24,8 @@ struct parser {
 
 static struct vcl_node *expr(struct parser *ps);
 static struct vcl_node *block(struct parser *ps);
+static struct vcl_node *statement(struct parser *ps);
+static struct vcl_node **include_stmts(struct parser *ps, struct vcl_node **tail);
 
 static struct vcl_node *
 node(struct parser *ps, enum vcl_node_kind k, const struct vcl_token *t)
@@ -477,6 +479,12 @@ block(struct parser *ps)
             next(ps);
             continue;
         }
+        if (is_word(ps, "include")) {
+            next(ps);
+            tail = include_stmts(ps, tail);
+            ERRCHK_NULL(ps->cs);
+            continue;
+        }
         s = statement(ps);
         ERRCHK_NULL(ps->cs);
         *tail = s;
@@ -610,8 +618,11 @@ include_path(struct parser *ps, struct vcl_str rel)
     return p;
 }
 
-static void
-include_decl(struct parser *ps, struct vcl_token *t)
+/* include "file";  Checks for cycles and depth, reads and registers the
+ * file, and consumes the directive.  Returns the new source's index, or -1
+ * (error set). */
+static int
+include_open(struct parser *ps)
 {
     struct vcl_compile *cs = ps->cs;
     char *path, *text = NULL;
@@ -621,35 +632,87 @@ include_decl(struct parser *ps, struct vcl_token *t)
 
     if (!is_kind(ps, VCL_TOK_STRING)) {
         unexpected(ps, "a file name in quotes");
-        return;
+        return -1;
     }
     path = include_path(ps, ps->t->s);
     for (unsigned i = 0; i < cs->include_depth; i++) {
         if (strcmp(cs->srcs[cs->include_stack[i]].name, path) == 0) {
             vcl_error(cs, ps->t, "include cycle: \"%s\" includes itself", path);
-            return;
+            return -1;
         }
     }
     if (cs->include_depth >= VCL_ARRAY_LEN(cs->include_stack) - 1) {
         vcl_error(cs, ps->t, "includes nested too deeply (limit %zu)",
                   VCL_ARRAY_LEN(cs->include_stack) - 1);
-        return;
+        return -1;
     }
     rc = vcl_read_file(cs, path, &text, &len);
     if (rc != 0) {
         vcl_error(cs, ps->t, "cannot read included file \"%s\": %s", path,
                   rc == VCL_EIO ? "no such file or not readable" : vcl_strerror(rc));
-        return;
+        return -1;
     }
     next(ps);
     if (!expect(ps, VCL_TOK_SEMI)) {
         free(text);
-        return;
+        return -1;
     }
-    (void)t;
     idx = vcl_source_add(cs, path, text, len);
     free(text);
-    vcl_parse(cs, idx, false);
+    return (int)idx;
+}
+
+/* include at the top level: the file's declarations, in place. */
+static void
+include_decl(struct parser *ps)
+{
+    int idx = include_open(ps);
+
+    if (idx >= 0)
+        vcl_parse(ps->cs, (unsigned)idx, false);
+}
+
+/* include inside a sub body: the file's statements, in place (Varnish
+ * splices includes at the token level; fragments of statements are used
+ * this way).  Returns the new tail of the statement list. */
+static struct vcl_node **
+include_stmts(struct parser *ps, struct vcl_node **tail)
+{
+    struct vcl_compile *cs = ps->cs;
+    struct parser sub;
+    int idx = include_open(ps);
+
+    if (idx < 0)
+        return tail;
+    vcl_lex(cs, (unsigned)idx);
+    if (cs->err)
+        return tail;
+    memset(&sub, 0, sizeof(sub));
+    sub.cs = cs;
+    sub.idx = (unsigned)idx;
+    sub.t = cs->srcs[idx].toks;
+    sub.depth = ps->depth;
+    cs->include_stack[cs->include_depth++] = (unsigned)idx;
+    while (!cs->err && !is_kind(&sub, VCL_TOK_EOF)) {
+        struct vcl_node *st;
+
+        if (is_kind(&sub, VCL_TOK_SEMI)) {
+            next(&sub);
+            continue;
+        }
+        if (is_word(&sub, "include")) {
+            next(&sub);
+            tail = include_stmts(&sub, tail);
+            continue;
+        }
+        st = statement(&sub);
+        if (st == NULL)
+            break;
+        *tail = st;
+        tail = &st->next;
+    }
+    cs->include_depth--;
+    return tail;
 }
 
 static void
@@ -664,7 +727,7 @@ decl(struct parser *ps)
     }
     if (is_word(ps, "include")) {
         next(ps);
-        include_decl(ps, t);
+        include_decl(ps);
         return;
     }
     if (is_word(ps, "import")) {

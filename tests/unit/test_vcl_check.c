@@ -19,6 +19,7 @@ static const char *const golden[] = {
     "bad_mask",            "compare_types",     "custom_sub_perm",    "did_you_mean_func",
     "did_you_mean_var",    "did_you_mean_header", "director_conditional", "do_esi",          "duplicate_backend",
     "hash_data_in_recv",   "header_without_name", "include_cycle",    "include_ok",
+    "include_in_sub",      "include_stmt_error",
     "inline_c",            "missing_semicolon", "missing_version",    "new_outside_init",
     "not_readable",        "not_writable",      "operator_types",     "read_only",
     "recursion",           "regex_invalid",     "regex_not_literal",  "return_not_allowed",
@@ -140,6 +141,20 @@ includes_splice_declarations_in_place(void **state)
     assert_string_equal(mock_hdr(&r.m, VCL_WHERE_REQ, "included"), "yes");
     assert_string_equal(mock_hdr(&r.m, VCL_WHERE_REQ, "second"), "yes");
     assert_int_equal(r.res.action, VCL_ACT_HASH); /* fell through to the builtin */
+    vcl_program_release(&p);
+
+    /* inside a sub body, an include splices statements */
+    assert_int_equal(vcl_compile_file(GOLDEN_DIR "include_in_sub.vcl", NULL, &p, &d), 0);
+    vcl_diags_free(&d);
+    mock_run_init(&r);
+    assert_int_equal(vcl_run(p, VCL_SUB_RECV, &r.ctx, &r.res), 0);
+    assert_string_equal(mock_hdr(&r.m, VCL_WHERE_REQ, "from-fragment"), "yes");
+    assert_string_equal(mock_hdr(&r.m, VCL_WHERE_REQ, "after"), "yes");
+    mock_run_init(&r);
+    mock_str(&r.m, VCL_VAR_REQ_URL, "/x");
+    assert_int_equal(vcl_run(p, VCL_SUB_RECV, &r.ctx, &r.res), 0);
+    assert_int_equal(r.res.action, VCL_ACT_PASS);
+    assert_null(mock_hdr(&r.m, VCL_WHERE_REQ, "after"));
     vcl_program_release(&p);
 }
 

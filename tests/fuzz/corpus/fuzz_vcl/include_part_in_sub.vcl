@@ -1,0 +1,6 @@
+vcl 4.1;
+backend b { .host = "h"; }
+sub vcl_recv {
+    include "part.vcl";
+}
+include "part.vcl";
