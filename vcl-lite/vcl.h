@@ -564,7 +564,15 @@ struct vcl_ctx {
 void vcl_ctx_init(struct vcl_ctx *ctx, const struct vcl_host_ops *ops, void *priv,
                   struct vcl_arena *arena);
 
-/* The outcome of one sub. */
+/* The outcome of one sub.  What the daemon does with it, as Varnish:
+ *   hash -> run VCL_SUB_HASH (hash_data calls build the key) then look up;
+ *   synth -> set resp.status = status and resp.reason = reason (or the
+ *     standard phrase when reason.p is NULL), then run VCL_SUB_SYNTH;
+ *   restart -> req.restarts + 1 and VCL_SUB_RECV again with the same ctx
+ *     (the VM already turned a restart past max_restarts into synth 503);
+ *   purge -> purge the key, then run VCL_SUB_PURGE;
+ *   pass in vcl_backend_response -> hit-for-pass for `duration` seconds;
+ *   fail -> 503 (synth) or, in backend subs, vcl_backend_error. */
 struct vcl_result {
     enum vcl_action action;
     unsigned status;       /* synth(status, ...) */
