@@ -192,3 +192,24 @@ def test_502_on_oversized_origin_response_head(origin, accel):
     origin.on("/fat", headers=[("X-Fat-%d" % i, "f" * 4000) for i in range(10)])  # ~40 KB
     assert accel.get("/fat").status == 502
     assert accel.get("/thin").status == 200
+
+
+@pytest.mark.accel_args(workers=1)
+def test_post_not_retried_when_reused_origin_connection_dies(origin, accel):
+    origin.on("/post-rst", reset=True)           # reads the whole request, then RST
+    with accel.conn() as c:
+        assert c.request("GET", "/warm").status == 200     # an origin connection in the pool
+        r = c.request("POST", "/post-rst", body=b"pay once")
+    assert r.status == 502
+    heads = [q for q in origin.heads if q.path == "/post-rst"]
+    assert len(heads) == 1, "a POST reached the origin %d times" % len(heads)
+
+
+@pytest.mark.accel_args(workers=1)
+def test_get_retried_at_most_once(origin, accel):
+    origin.on("/get-rst", reset=True)
+    with accel.conn() as c:
+        assert c.request("GET", "/warm").status == 200
+        assert c.request("GET", "/get-rst").status == 502
+    n = sum(1 for q in origin.heads if q.path == "/get-rst")
+    assert 1 <= n <= 2, "GET sent %d times" % n
