@@ -268,3 +268,20 @@ def test_request_body_streams_before_client_finishes(origin, accel):
         assert (r.status, r.body) == (200, b"got it")
     seen = origin.last("/slowup")
     assert seen.body == first + b"r" * (total - len(first))
+
+
+def test_chunked_response_with_extensions_and_trailers(origin, accel):
+    origin.on("/trail", raw=b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"
+                          b"5;ext=1\r\nhello\r\n6\r\n world\r\n0\r\nX-Checksum: abc\r\n\r\n")
+    with accel.conn() as c:
+        r = c.request("GET", "/trail")
+        assert (r.status, r.body) == (200, b"hello world")
+        assert c.request("GET", "/after").status == 200
+
+
+def test_unsolicited_100_from_origin_then_final(origin, accel):
+    origin.on("/u100", interim=[(100, {})], body=b"final body")
+    with accel.conn() as c:
+        r = c.request("GET", "/u100")
+        assert (r.status, r.body) == (200, b"final body")
+        assert c.request("GET", "/after").status == 200
