@@ -1,0 +1,9 @@
+vcl 4.1;
+backend default { .host = "127.0.0.1"; }
+import directors;
+sub vcl_init {
+    new vdir = directors.round_robin();
+}
+sub vcl_recv {
+    vdir.add_backend(default);
+}

@@ -1,0 +1,7 @@
+vcl 4.1;
+backend default { .host = "127.0.0.1"; }
+sub vcl_recv {
+    if (client.ip ~ "127.0.0.1") {
+        return (pass);
+    }
+}

@@ -1,0 +1,2 @@
+vcl 5.0;
+backend default { .host = "127.0.0.1"; }

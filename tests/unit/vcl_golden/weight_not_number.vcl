@@ -1,0 +1,7 @@
+vcl 4.1;
+backend default { .host = "127.0.0.1"; }
+import directors;
+sub vcl_init {
+    new h = directors.hash();
+    h.add_backend(default, "heavy");
+}
