@@ -10,9 +10,20 @@
     def test_z(origin, start_accel):           # any number, any arguments
         a = start_accel("-p", "max_connections=2", origins=[origin], workers=1)
 
-Both are stopped by PID at teardown (SIGTERM, then SIGKILL).  Teardown fails
-the test when accel died on its own, exited non-zero after SIGTERM, or printed
-a sanitizer report.  ACCEL_BIN names the binary (default: build/accel).
+    def test_w(origin, make_origin, start_accel):  # several origins: round robin
+        a = start_accel(origins=[origin, make_origin()], log=True)
+
+start_accel keywords: origins (Origin objects or "host:port"), workers (-w,
+default 2), log (True: -l to a temp file, see access_log()/wait_access_log()),
+listen (number of -a addresses, ports in .ports), defaults (False drops the
+short drain_timeout the fixture adds), check_exit.  An Accel has .port, .pid,
+get()/request()/get_many()/conn() (client.Conn), stderr()/wait_stderr(),
+stdout(), rss()/rss_peak(), signal(sig) (a test-intended signal: teardown then
+accepts the exit), wait_exit(timeout).
+
+Everything is stopped by PID at teardown (SIGTERM, then SIGKILL).  Teardown
+fails the test when accel died on its own, exited non-zero after SIGTERM, or
+printed a sanitizer report.  ACCEL_BIN names the binary (default: build/accel).
 """
 
 import os
