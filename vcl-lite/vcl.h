@@ -553,6 +553,8 @@ struct vcl_ctx {
     /* private: the VM's regex memory is taken from the arena's top down to
      * here, while strings grow from arena->used up. */
     size_t _top;
+    /* private: std.random() state, seeded on first use. */
+    uint64_t _rng;
 };
 
 /* Prepares ctx for one task: a client request with all its subs and

@@ -319,6 +319,8 @@ void vcl_codegen(struct vcl_compile *cs);
     X(STD_TIMESTAMP, "std.timestamp", VOID, 1, 1, VCL_FA(VCL_T_STRING), VCL_FA("s"), VCL_M_ALL)  \
     X(STD_BAN, "std.ban", BOOL, 1, 1, VCL_FA(VCL_T_STRING), VCL_FA("expr"), VCL_M_ALL)          \
     X(STD_BAN_ERROR, "std.ban_error", STRING, 0, 0, VCL_FA(VCL_T_VOID), VCL_FA("x"), VCL_M_ALL)  \
+    X(STD_RANDOM, "std.random", REAL, 2, 2, VCL_FA(VCL_T_REAL, VCL_T_REAL), VCL_FA("lo", "hi"),  \
+      VCL_M_ALL)                                                                                 \
     X(STD_ROUND, "std.round", REAL, 1, 1, VCL_FA(VCL_T_REAL), VCL_FA("r"), VCL_M_ALL)           \
     X(STD_REAL2INTEGER, "std.real2integer", INT, 2, 2, VCL_FA(VCL_T_REAL, VCL_T_INT),            \
       VCL_FA("r", "fallback"), VCL_M_ALL)                                                        \

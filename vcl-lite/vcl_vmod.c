@@ -546,6 +546,27 @@ vcl_vmod_call(const struct vcl_program *p, struct vcl_ctx *ctx, unsigned id, uns
     case VCL_FN_STD_BAN_ERROR:
         ret->u.s = VCL_LIT("");
         return 0;
+    case VCL_FN_STD_RANDOM: {
+        /* xorshift64*: sampling and A/B splits, not cryptography */
+        uint64_t x = ctx->_rng;
+
+        if (x == 0) {
+            struct vcl_value now = { VCL_T_TIME, { .d = 0 } };
+
+            if (ops->get_var != NULL)
+                (void)ops->get_var(ctx->priv, VCL_VAR_NOW, &now);
+            x = (uint64_t)(uintptr_t)ctx ^ 0x9e3779b97f4a7c15ull;
+            if (isfinite(now.u.d) && now.u.d > 0 && now.u.d < 1e12)
+                x ^= (uint64_t)(now.u.d * 1e6) << 1;
+        }
+        x ^= x >> 12;
+        x ^= x << 25;
+        x ^= x >> 27;
+        ctx->_rng = x;
+        ret->u.d = a[0].u.d + (a[1].u.d - a[0].u.d) *
+                                  ((double)((x * 0x2545f4914f6cdd1dull) >> 11) / 9007199254740992.0);
+        return 0;
+    }
     case VCL_FN_STD_ROUND:
         ret->u.d = round(a[0].u.d);
         return 0;

@@ -596,6 +596,7 @@ std_string_and_conversion_functions(void **state)
         "  set req.http.conv = std.round(2.5) + \"/\" + std.real2integer(-2.6, 0) + \"/\" +\n"
         "      std.time2integer(now, 0) + \"/\" + std.time2real(now, 0.0) + \"/\" + std.real2time(1.0, now);\n"
         "  set req.http.ban = std.ban(\"req.url ~ x\") + std.ban_error();\n"
+        "  if (std.random(0, 10) >= 0 && std.random(5, 6) < 6 && std.random(1, 1) == 1) { set req.http.rnd = \"ok\"; }\n"
         "}\n");
 
     (void)state;
@@ -618,6 +619,7 @@ std_string_and_conversion_functions(void **state)
     assert_string_equal(HDR(REQ, "conv"),
                         "3.000/-3/1700000000/1700000000.000/Thu, 01 Jan 1970 00:00:01 GMT");
     assert_string_equal(HDR(REQ, "ban"), "true");
+    assert_string_equal(HDR(REQ, "rnd"), "ok");
     assert_string_equal(r->m.bans, "req.url ~ x");
     r->m.unhealthy = true;
     assert_int_equal(run(p, VCL_SUB_RECV), 0);
