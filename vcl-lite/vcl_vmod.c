@@ -236,9 +236,16 @@ struct jar {
 static struct jar *
 jar_get(struct vcl_ctx *ctx)
 {
+    struct jar *j;
+
     if (ctx->_cookies == NULL)
         ctx->_cookies = vcl_ws_alloc(ctx, sizeof(struct jar));
-    return ctx->_cookies;
+    j = ctx->_cookies;
+    /* a caller that reset the arena without vcl_ctx_init() gets an empty
+     * jar rather than a wild read */
+    if (j != NULL && j->n > JAR_MAX)
+        j->n = 0;
+    return j;
 }
 
 static struct cookie *
