@@ -215,6 +215,38 @@ not_stored(struct cache_decision *d, const char *why, bool hfm, const struct cac
     d->why = why;
 }
 
+/* §3 and the builtin policy: why a response may not be stored (NULL: it
+ * may); *hfm says whether to leave a hit-for-miss marker. */
+static const char *
+unstorable(const struct h1_response *resp, const struct cache_cc *fc, bool *hfm)
+{
+    const struct h1_header *h;
+    int st = resp->status;
+
+    *hfm = true;
+    if (st < 200 || st == 206 || st == 304) {
+        *hfm = false;
+        return st == 206 ? "partial content" : "not a final status";
+    }
+    if (fc->no_store && !(fc->must_understand && understood_status(st)))
+        return "no-store";
+    if (fc->private_)
+        return "private";
+    if (fc->no_cache)
+        return "no-cache";
+    if (FIND(resp, "Set-Cookie") != NULL)
+        return "Set-Cookie";
+    if ((h = FIND(resp, "Surrogate-Control")) != NULL &&
+        h1_list_has_token(h->value, AC_LIT("no-store")))
+        return "Surrogate-Control: no-store";
+    for (unsigned i = 0; i < resp->nhdrs; i++) {
+        if (ac_slice_caseeq(resp->hdrs[i].name, AC_LIT("Vary")) &&
+            h1_list_has_token(resp->hdrs[i].value, AC_LIT("*")))
+            return "Vary: *";
+    }
+    return NULL;
+}
+
 void
 cache_decide(const struct h1_request *req, const struct h1_response *resp, double req_time,
              double resp_time, const struct cache_params *p, struct cache_decision *d)
@@ -251,40 +283,6 @@ cache_decide(const struct h1_request *req, const struct h1_response *resp, doubl
     const struct cache_cc *fc = targeted ? &tcc : &cc;
     d->no_transform = cc.no_transform;
 
-    /* §3: what may not be stored at all. */
-    if (st < 200 || st == 206 || st == 304) {
-        not_stored(d, st == 206 ? "partial content" : "not a final status", st == 206, p);
-        d->hfm_ttl = 0;
-        return;
-    }
-    if (fc->no_store && !(fc->must_understand && understood_status(st))) {
-        not_stored(d, "no-store", true, p);
-        return;
-    }
-    if (fc->private_) {
-        not_stored(d, "private", true, p);
-        return;
-    }
-    if (fc->no_cache) {
-        not_stored(d, "no-cache", true, p);
-        return;
-    }
-    if (FIND(resp, "Set-Cookie") != NULL) {
-        not_stored(d, "Set-Cookie", true, p);
-        return;
-    }
-    if ((h = FIND(resp, "Surrogate-Control")) != NULL && h1_list_has_token(h->value, AC_LIT("no-store"))) {
-        not_stored(d, "Surrogate-Control: no-store", true, p);
-        return;
-    }
-    for (unsigned i = 0; i < resp->nhdrs; i++) {
-        if (ac_slice_caseeq(resp->hdrs[i].name, AC_LIT("Vary")) &&
-            h1_list_has_token(resp->hdrs[i].value, AC_LIT("*"))) {
-            not_stored(d, "Vary: *", true, p);
-            return;
-        }
-    }
-
     /* §4.2.1: freshness lifetime, s-maxage > max-age > Expires > heuristic. */
     if (fc->invalid) {
         lifetime = 0;
@@ -309,15 +307,9 @@ cache_decide(const struct h1_request *req, const struct h1_response *resp, doubl
     (void)explicit_fresh;
     /* §4.2: fresh while lifetime > current_age; the object's clock starts
      * at resp_time - initial_age (the session sets times.insert so), and
-     * ttl is the whole lifetime. */
-    if (lifetime - d->initial_age <= 0) {
-        /* No blanket default TTL: nothing to serve fresh.  Leave a marker so
-         * the next requests go to the origin in parallel, not in a queue. */
-        not_stored(d, "no freshness lifetime", true, p);
-        return;
-    }
-    d->store = true;
-    d->ttl = lifetime;
+     * ttl is the whole lifetime.  It is computed even for a response that
+     * is not stored: a policy may still decide to store it. */
+    d->ttl = lifetime > 0 ? lifetime : 0;
     d->must_revalidate = fc->must_revalidate || fc->proxy_revalidate || fc->s_maxage >= 0;
     if (d->must_revalidate) {
         d->grace = 0;           /* §4.2.4: never served stale */
@@ -330,6 +322,20 @@ cache_decide(const struct h1_request *req, const struct h1_response *resp, doubl
     d->keep = validators ? p->default_keep : 0;
     if (d->stale_if_error > d->grace + d->keep)
         d->keep = d->stale_if_error - d->grace;
+
+    bool hfm;
+    const char *why = unstorable(resp, fc, &hfm);
+    if (why != NULL) {
+        not_stored(d, why, hfm, p);
+        return;
+    }
+    if (lifetime - d->initial_age <= 0) {
+        /* No blanket default TTL: nothing to serve fresh.  Leave a marker so
+         * the next requests go to the origin in parallel, not in a queue. */
+        not_stored(d, "no freshness lifetime", true, p);
+        return;
+    }
+    d->store = true;
 }
 
 /* Normalised value of a request field for Vary: field lines joined with

@@ -118,28 +118,133 @@ stale_if_error_ok(const struct sess *s)
 }
 
 /* Go to the origin without the cache (pass, hit-for-miss). */
+enum step cache_policy_purge(struct sess *s);
+
+static enum step
+policy_synth_or_restart(struct sess *s, enum vcl_action a, const struct vcl_result *res)
+{
+    if (a == VCL_ACT_RESTART)
+        return sess_restart(s);
+    if (a == VCL_ACT_SYNTH)
+        return sess_synth(s, (int)res->status,
+                          res->reason.p ? pol_cstr(s, res->reason) : NULL, NULL, false);
+    return sess_synth(s, 503, NULL, "Policy failure\n", false);
+}
+
 static enum step
 go_pass(struct sess *s, const char *xcache, const char *cstatus)
 {
+    struct vcl_result res;
+
     s->xcache = xcache;
     s->cstatus = cstatus;
     s->cache_state = xcache;
     s->req_time = now_of(s);
-    fetch_build_bereq(s);
-    s->state = S_CONNECT;
-    return STEP_MORE;
+    if (s->prog != NULL) {
+        enum vcl_action a = pol_run(s, VCL_SUB_PASS, &res);
+        if (a != VCL_ACT_FETCH)
+            return policy_synth_or_restart(s, a, &res);
+    }
+    return sess_start_pass(s);
 }
 
 static enum step
 go_fetch(struct sess *s)
 {
+    struct vcl_result res;
+
     s->xcache = "MISS";
     s->cstatus = "fwd=uri-miss";
     s->cache_state = "MISS";
     s->req_time = now_of(s);
+    if (s->prog != NULL) {
+        enum vcl_action a = pol_run(s, VCL_SUB_MISS, &res);
+        if (a != VCL_ACT_FETCH) {
+            if (s->busy != NULL) {
+                store_obj_abort(s->busy);
+                store_obj_release(&s->busy);
+            }
+            if (a == VCL_ACT_PASS)
+                return go_pass(s, "PASS", "fwd=uri-miss");
+            return policy_synth_or_restart(s, a, &res);
+        }
+        s->be = pol_backend(s);
+        if (s->be == NULL) {
+            if (s->busy != NULL) {
+                store_obj_abort(s->busy);
+                store_obj_release(&s->busy);
+            }
+            return sess_synth(s, 503, NULL, "No origin server for this request\n", false);
+        }
+    }
     fetch_build_bereq(s);
     s->state = S_CONNECT;
     return STEP_MORE;
+}
+
+/* vcl_recv's verdict. */
+enum step
+cache_policy_recv(struct sess *s)
+{
+    struct vcl_result res;
+    enum vcl_action a = pol_run(s, VCL_SUB_RECV, &res);
+
+    s->kind = CACHE_REQ_PASS;
+    switch (a) {
+    case VCL_ACT_HASH:
+        if (s->w->store == NULL || s->req.body != H1_BODY_NONE || (s->req.flags & H1_F_UPGRADE))
+            break;                  /* bodies and tunnels always pass */
+        s->kind = CACHE_REQ_LOOKUP;
+        s->state = S_LOOKUP;
+        return STEP_MORE;
+    case VCL_ACT_PASS:
+    case VCL_ACT_PIPE:              /* XXX(#5): pipe is served as pass */
+        break;
+    case VCL_ACT_PURGE:
+        return cache_policy_purge(s);
+    default:
+        return policy_synth_or_restart(s, a, &res);
+    }
+    if (!ac_slice_eq(s->req.method, AC_LIT("GET")) && !ac_slice_eq(s->req.method, AC_LIT("HEAD")))
+        s->kind = CACHE_REQ_UNSAFE;
+    STAT_INC(s->w, cache_pass);
+    return go_pass(s, "PASS", "fwd=request");
+}
+
+/* Run vcl_hash into s->key (with a policy) or compute the default key. */
+static int
+make_key(struct sess *s)
+{
+    struct vcl_result res;
+
+    if (s->prog == NULL) {
+        cache_key(&s->req, &s->key);
+        return 0;
+    }
+    ac_buf_reset(&s->key);
+    if (pol_run(s, VCL_SUB_HASH, &res) != VCL_ACT_LOOKUP)
+        return -1;
+    return 0;
+}
+
+/* return (purge): drop every variant of the key, then vcl_purge. */
+enum step
+cache_policy_purge(struct sess *s)
+{
+    struct vcl_result res;
+    size_t n = 0;
+
+    if (s->w->store == NULL || make_key(s) != 0)
+        return sess_synth(s, 503, NULL, "Purge failed\n", false);
+    if (store_purge_key(s->w->store, (struct store_bytes){ s->key.p, s->key.len }, 0,
+                        now_of(s), &n) != STORE_OK)
+        LOG_W("purge: store error");
+    s->cache_state = "PURGE";
+    enum vcl_action a = pol_run(s, VCL_SUB_PURGE, &res);
+    if (a == VCL_ACT_SYNTH)
+        return sess_synth(s, (int)res.status,
+                          res.reason.p ? pol_cstr(s, res.reason) : NULL, NULL, false);
+    return policy_synth_or_restart(s, a, &res);
 }
 
 /* A background refresh of a stale object (grace): one fetch, no client. */
@@ -153,7 +258,13 @@ bgfetch_start(struct sess *s, struct store_obj *busy, struct store_obj *stale)
     b->kind = CACHE_REQ_LOOKUP;
     b->busy = busy;
     b->stale = stale;
-    b->be = pool_pick(s->w);
+    if (s->prog != NULL) {
+        pol_begin_from(b, s->prog);
+        b->backend_hint = s->backend_hint;
+        b->be = pol_backend(b);
+    } else {
+        b->be = pool_pick(s->w);
+    }
     if (b->be == NULL) {
         sess_kill(b);
         return;
@@ -173,15 +284,39 @@ cache_lookup_step(struct sess *s)
 
     if (++s->lookups > (unsigned)s->w->cfg->p.max_restarts)
         return sess_synth(s, 503, NULL, "The object could not be fetched\n", false);
-    if (s->lookups == 1)
-        cache_key(&s->req, &s->key);
+    if (s->lookups == 1 && make_key(s) != 0)
+        return sess_synth(s, 503, NULL, "Policy failure in vcl_hash\n", false);
     memset(&lk, 0, sizeof(lk));
     lk.key = (struct store_bytes){ s->key.p, s->key.len };
     lk.now = now_of(s);
     lk.match = match_cb;
     lk.match_arg = s;
     lk.flags = STORE_LOOKUP_CREATE | STORE_LOOKUP_REFRESH;
+    if (s->hash_always_miss)
+        lk.flags |= STORE_LOOKUP_FORCE_MISS;
     r = store_lookup(s->w->store, &lk, &o, &busy);
+    if (r == STORE_HIT && s->prog != NULL && !(store_obj_flags(o) & STORE_OBJ_F_HFM) &&
+        store_obj_freshness(o, lk.now) != STORE_STALE_IN_KEEP) {
+        struct vcl_result res;
+        enum vcl_action a;
+        s->obj = o;                 /* obj.* for vcl_hit */
+        a = pol_run(s, VCL_SUB_HIT, &res);
+        s->obj = NULL;
+        if (a != VCL_ACT_DELIVER) {
+            store_obj_release(&o);
+            if (busy != NULL) {
+                store_obj_abort(busy);
+                store_obj_release(&busy);
+            }
+            if (a == VCL_ACT_PASS)
+                return go_pass(s, "PASS", "fwd=request");
+            if (a == VCL_ACT_MISS) {
+                s->hash_always_miss = true;     /* look up again, ignoring the object */
+                return STEP_MORE;
+            }
+            return policy_synth_or_restart(s, a, &res);
+        }
+    }
     switch (r) {
     case STORE_HIT:
         if (store_obj_flags(o) & STORE_OBJ_F_HFM) {
@@ -355,7 +490,45 @@ dlv_begin(struct sess *s, uint64_t expect_len)
     AC_ASSERT(!ac_buf_error(t));
 
     ac_buf_reset(&s->whead);
-    if (code == status) {
+    if (s->n_resp_ops > 0 || s->resp_status_set || s->resp_reason.p != NULL) {
+        /* The policy changed the answer: write the head field by field. */
+        size_t pos = 0;
+        const char *nl = memchr(block.p, '\n', block.len);
+        struct ac_slice rest = nl ? AC_SLICE(nl + 1, block.len - (size_t)(nl + 1 - block.p))
+                                  : AC_SLICE(block.p + block.len, 0);
+        if (s->resp_status_set)
+            code = (unsigned)s->resp_status_set;
+        ac_buf_printf(&s->whead, "HTTP/1.1 %u ", code);
+        if (s->resp_reason.p != NULL)
+            ac_buf_cats(&s->whead, s->resp_reason);
+        else if (code == status && nl != NULL) {
+            const char *sp = memchr(block.p, ' ', (size_t)(nl - block.p));
+            const char *e = nl > block.p && nl[-1] == '\r' ? nl - 1 : nl;
+            if (sp != NULL)
+                ac_buf_cat(&s->whead, sp + 1, (size_t)(e - sp - 1));
+        } else
+            ac_buf_catstr(&s->whead, http_reason((int)code));
+        ac_buf_cat(&s->whead, "\r\n", 2);
+        while (pos < rest.len) {
+            const char *e = memchr(rest.p + pos, '\n', rest.len - pos);
+            size_t ll = e ? (size_t)(e - rest.p - pos) + 1 : rest.len - pos;
+            const char *colon = memchr(rest.p + pos, ':', ll);
+            if (colon == NULL ||
+                !pol_overlay_has(s->resp_ops, s->n_resp_ops,
+                                 AC_SLICE(rest.p + pos, (size_t)(colon - rest.p - pos))))
+                ac_buf_cat(&s->whead, rest.p + pos, ll);
+            pos += ll;
+        }
+        for (unsigned i = 0; i < s->n_resp_ops; i++) {
+            if (s->resp_ops[i].value.p == NULL)
+                continue;
+            ac_buf_cats(&s->whead, s->resp_ops[i].name);
+            ac_buf_cat(&s->whead, ": ", 2);
+            ac_buf_cats(&s->whead, s->resp_ops[i].value);
+            ac_buf_cat(&s->whead, "\r\n", 2);
+        }
+        sess_iov_add(s, s->whead.p, s->whead.len);
+    } else if (code == status) {
         ac_buf_catstr(&s->whead, "HTTP/1.1 ");
         sess_iov_add(s, s->whead.p, s->whead.len);
         sess_iov_add(s, block.p, block.len);
@@ -445,8 +618,18 @@ cache_deliver_step(struct sess *s)
         unsubscribe(s);
         return STEP_DONE;
     }
-    if (!s->dlv_started)
+    if (!s->dlv_started) {
+        if (s->prog != NULL) {
+            struct vcl_result res;
+            enum vcl_action a = pol_run(s, VCL_SUB_DELIVER, &res);
+            if (a != VCL_ACT_DELIVER) {
+                unsubscribe(s);
+                store_obj_release(&s->obj);
+                return policy_synth_or_restart(s, a, &res);
+            }
+        }
         dlv_begin(s, UINT64_MAX);
+    }
     for (;;) {
         d = deliver_pump(s);
         switch (d) {
@@ -691,6 +874,71 @@ freshen(struct sess *s, size_t r)
     return STEP_MORE;
 }
 
+/*
+ * vcl_backend_response: the policy sees beresp.ttl/grace/keep as the RFC
+ * computed them and may change them, the fields, or cacheability (as in
+ * Varnish, the built-in part marks Set-Cookie, no-store, private, Vary: *
+ * and ttl <= 0 answers hit-for-miss).  Returns true with *st set when the
+ * policy ends the fetch (abandon, retry).
+ */
+bool
+policy_backend_response(struct sess *s, enum step *st)
+{
+    struct vcl_result res;
+    struct cache_decision *d = &s->dec;
+    int code = s->resp.status;
+    enum vcl_action a;
+
+    s->vcl_uncacheable = false;
+    a = pol_run(s, VCL_SUB_BACKEND_RESPONSE, &res);
+    switch (a) {
+    case VCL_ACT_DELIVER:
+        break;
+    case VCL_ACT_PASS:
+        s->vcl_uncacheable = true;
+        d->ttl = res.duration + d->initial_age;
+        break;
+    case VCL_ACT_RETRY:
+        if (s->retries < 4 && s->busy != NULL) {
+            pool_close(&s->oc);
+            s->retries++;
+            s->state = S_CONNECT;
+            *st = STEP_MORE;
+            return true;
+        }
+        /* fall through */
+    default:
+        if (s->busy != NULL) {
+            store_obj_abort(s->busy);
+            store_obj_release(&s->busy);
+        }
+        if (s->oc != NULL)
+            pool_close(&s->oc);
+        *st = s->bg ? STEP_DONE : sess_synth(s, 503, NULL, "Backend fetch abandoned\n", false);
+        return true;
+    }
+    if (s->busy == NULL)
+        return false;               /* a pass fetch: nothing to store */
+    double remaining = d->ttl - d->initial_age;
+    if (code < 200 || code == 206 || code == 304) {
+        d->store = false;
+        d->hfm = false;
+    } else if (s->vcl_uncacheable) {
+        d->store = false;
+        d->hfm = true;
+        d->hfm_ttl = remaining > 0 ? remaining : 0;
+        d->why = "policy: uncacheable";
+    } else if (remaining > 0) {
+        d->store = true;
+        d->why = NULL;
+    } else {
+        d->store = false;
+        d->hfm = false;
+        d->why = "policy: ttl <= 0";
+    }
+    return false;
+}
+
 enum step
 cache_on_beresp(struct sess *s, size_t r)
 {
@@ -712,6 +960,11 @@ cache_on_beresp(struct sess *s, size_t r)
         s->dec.hfm_ttl = cp->hfm_ttl;
         s->dec.why = "too big";
     }
+    if (s->prog != NULL) {
+        enum step st;
+        if (policy_backend_response(s, &st))
+            return st;
+    }
     if (s->dec.store && !cache_vary_selector(resp, &s->req, &s->scratch)) {
         s->dec.store = false;
         s->dec.why = "Vary: *";
@@ -727,7 +980,7 @@ cache_on_beresp(struct sess *s, size_t r)
         s->xcache = s->cache_state = "MISS";
         s->cstatus = "fwd=uri-miss; detail=uncacheable";
         fetch_start_respbody(s, r);
-        return STEP_MORE;
+        return s->fetch_next;
     }
     cache_block_build(resp, cp, s->resp_time, &s->scratch2);
     fill_meta(s, resp, &m, tags, AC_ARRAY_LEN(tags));
@@ -735,7 +988,7 @@ cache_on_beresp(struct sess *s, size_t r)
         store_obj_abort(s->busy);
         store_obj_release(&s->busy);
         fetch_start_respbody(s, r);
-        return STEP_MORE;
+        return s->fetch_next;
     }
     ac_iobuf_consume(&s->relay, r);
     s->respbody_left = resp->content_length;
@@ -747,8 +1000,17 @@ cache_on_beresp(struct sess *s, size_t r)
     s->obj = store_obj_ref(s->busy);
     store_obj_release(&s->stale);
     s->cstatus = "fwd=uri-miss; stored";
-    if (!s->bg)
+    if (!s->bg) {
+        if (s->prog != NULL) {
+            struct vcl_result res;
+            /* XXX(#5): synth/restart from vcl_deliver while this request
+             * fills the object are delivered as "deliver". */
+            if (pol_run(s, VCL_SUB_DELIVER, &res) != VCL_ACT_DELIVER)
+                LOG_W("vcl_deliver: %s ignored for the request that fills the object",
+                      vcl_action_name(res.action));
+        }
         dlv_begin(s, resp->body == H1_BODY_LENGTH ? resp->content_length : UINT64_MAX);
+    }
     s->state = S_FILL;
     return STEP_MORE;
 }

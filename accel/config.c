@@ -156,7 +156,10 @@ config_usage(FILE *f)
         "  -b HOST:PORT        origin server (repeatable: round robin)\n"
         "  -f FILE             vcl-lite policy file\n"
         "  -s SPEC             storage: mem=SIZE (default 256m), or disk=PATH[,size=SIZE]\n"
-        "  -C                  compile-check the policy (-f) and exit\n"
+        "  -C                  compile-check the policy (-f), print its listing, exit 0/1\n"
+        "  -x builtin          print the built-in policy\n"
+        "  -x explain -f FILE 'GET /path' [-H 'Name: value']... [-R 'HTTP/1.1 200 OK'\n"
+        "                      [-B 'Name: value']...]  run the policy offline, print decisions\n"
         "  -w N                worker threads (default: number of CPUs)\n"
         "  -l FILE             access log file ('-' for stdout; default: none)\n"
         "  -p NAME=VALUE       set a parameter (repeatable), see below\n"
@@ -165,6 +168,8 @@ config_usage(FILE *f)
         "parameters (durations: 1.5, 500ms, 2s, 1m; sizes: 64k, 1m):\n"
         "  %-22s %-8s %s\n", "targeted_cache_control", "Accel-Cache-Control",
         "RFC 9213 field for accel (empty: none)");
+    fprintf(f, "  %-22s %-10s %s\n", "vcl_unknown_vmods", "error",
+            "'stub': unknown vmod calls compile to neutral values, with warnings");
 #define X(name, kind, def, help) fprintf(f, "  %-22s %-10.10g %s\n", #name, (double)(def), help);
     CONFIG_PARAMS(X)
 #undef X
@@ -180,6 +185,12 @@ set_param(struct config *cfg, const char *arg, char *err, size_t errlen)
     if (eq == NULL)
         return fail(err, errlen, "-p '%s': expected NAME=VALUE", arg);
     nl = (size_t)(eq - arg);
+    if (nl == 17 && memcmp(arg, "vcl_unknown_vmods", 17) == 0) {
+        if (strcmp(eq + 1, "stub") != 0 && strcmp(eq + 1, "error") != 0)
+            return fail(err, errlen, "-p vcl_unknown_vmods: expected 'stub' or 'error'");
+        cfg->vcl_unknown_vmods_stub = strcmp(eq + 1, "stub") == 0;
+        return 0;
+    }
     if (nl == 22 && memcmp(arg, "targeted_cache_control", 22) == 0) {
         free(cfg->targeted_cc);
         cfg->targeted_cc = ac_xstrdup(eq + 1);
@@ -254,7 +265,7 @@ config_parse(struct config *cfg, int argc, char **argv, char *err, size_t errlen
 #undef X
     optind = 1;
     opterr = 0;
-    while ((c = getopt(argc, argv, ":a:b:f:s:Cw:l:p:dh")) != -1) {
+    while ((c = getopt(argc, argv, "+:a:b:f:s:Cw:l:p:dhx:")) != -1) {
         switch (c) {
         case 'a': {
             char spec[512];
@@ -317,14 +328,24 @@ config_parse(struct config *cfg, int argc, char **argv, char *err, size_t errlen
         case 'h':
             config_usage(stdout);
             return 1;
+        case 'x':
+            if (strcmp(optarg, "builtin") != 0 && strcmp(optarg, "explain") != 0)
+                return fail(err, errlen, "-x %s: expected 'builtin' or 'explain'", optarg);
+            free(cfg->x_tool);
+            cfg->x_tool = ac_xstrdup(optarg);
+            break;
         case ':':
             return fail(err, errlen, "option -%c needs an argument", optopt);
         default:
             return fail(err, errlen, "unknown option -%c (accel -h for help)", optopt);
         }
     }
-    if (optind < argc)
+    if (cfg->x_tool != NULL) {
+        cfg->x_argc = argc - optind;
+        cfg->x_argv = argv + optind;
+    } else if (optind < argc) {
         return fail(err, errlen, "unexpected argument '%s'", argv[optind]);
+    }
     if (cfg->targeted_cc == NULL)
         cfg->targeted_cc = ac_xstrdup("Accel-Cache-Control");
     if (cfg->mem_limit == 0)
@@ -364,5 +385,6 @@ config_free(struct config *cfg)
     free(cfg->access_log);
     free(cfg->targeted_cc);
     free(cfg->disk_path);
+    free(cfg->x_tool);
     memset(cfg, 0, sizeof(*cfg));
 }

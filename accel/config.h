@@ -69,6 +69,10 @@ struct config {
     bool compile_only;                  /* -C */
     bool debug;                         /* -d: debug logging */
     char *targeted_cc;                  /* -p targeted_cache_control=NAME (RFC 9213) */
+    bool vcl_unknown_vmods_stub;        /* -p vcl_unknown_vmods=stub (migration mode) */
+    char *x_tool;                       /* -x builtin | explain */
+    int x_argc;                         /* arguments after the options, for -x */
+    char **x_argv;
     size_t mem_limit;                   /* -s mem=SIZE */
     char *disk_path;                    /* -s disk=PATH[,size=SIZE] */
     size_t disk_size;

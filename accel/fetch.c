@@ -67,6 +67,12 @@ fetch_build_bereq(struct sess *s)
 
     bool cachefetch = s->busy != NULL;
 
+    s->abandon = false;
+    if (s->prog != NULL) {
+        struct vcl_result res;
+        if (pol_run(s, VCL_SUB_BACKEND_FETCH, &res) != VCL_ACT_FETCH)
+            s->abandon = true;      /* fetch_connect answers 503 */
+    }
     ac_buf_reset(b);
     /* A cache fetch for HEAD asks for GET, so the body can be stored. */
     s->bereq_method = cachefetch && ac_slice_eq(req->method, AC_LIT("HEAD")) ? AC_LIT("GET")
@@ -83,6 +89,8 @@ fetch_build_bereq(struct sess *s)
             ac_slice_caseeq(h->name, AC_LIT("Expect")))
             continue;
         if (cachefetch && cache_fetch_drops(h->name))
+            continue;
+        if (s->n_bereq_ops && pol_overlay_has(s->bereq_ops, s->n_bereq_ops, h->name))
             continue;
         if (ac_slice_caseeq(h->name, AC_LIT("X-Forwarded-For"))) {
             xff = h;            /* several: RFC 7239 says combine; keep them in order */
@@ -118,6 +126,14 @@ fetch_build_bereq(struct sess *s)
         ac_buf_printf(b, "Host: %s\r\n", s->be->name);
     }
     (void)xff;
+    for (unsigned i = 0; i < s->n_bereq_ops; i++) {
+        if (s->bereq_ops[i].value.p == NULL)
+            continue;
+        ac_buf_cats(b, s->bereq_ops[i].name);
+        ac_buf_cat(b, ": ", 2);
+        ac_buf_cats(b, s->bereq_ops[i].value);
+        ac_buf_cat(b, "\r\n", 2);
+    }
     s->revalidating = false;
     if (cachefetch && s->stale != NULL) {
         /* RFC 9111 §4.3.1: validate the stored copy. */
@@ -175,6 +191,48 @@ retry(struct sess *s)
     return STEP_MORE;
 }
 
+/*
+ * vcl_backend_error: the policy may retry, or shape the error answer
+ * (beresp.status, beresp.reason, beresp.http.*, synthetic()).
+ */
+static enum step
+backend_error(struct sess *s, int status)
+{
+    struct vcl_result res;
+    enum vcl_action a;
+
+    if (s->bhdrs == NULL)
+        s->bhdrs = ac_xcalloc((size_t)s->w->cfg->p.max_headers, sizeof(*s->bhdrs));
+    memset(&s->resp, 0, sizeof(s->resp));
+    s->resp.hdrs = s->bhdrs;
+    s->resp.status = status;
+    s->resp.reason_phrase = AC_SLICE(http_reason(status), strlen(http_reason(status)));
+    s->synth_body_set = false;
+    ac_buf_reset(&s->synth_body);
+    a = pol_run(s, VCL_SUB_BACKEND_ERROR, &res);
+    if (a == VCL_ACT_RETRY && s->retries < 4 && s->req.body == H1_BODY_NONE) {
+        s->retries++;
+        s->state = S_CONNECT;
+        return STEP_MORE;
+    }
+    if (a == VCL_ACT_FAIL || a == VCL_ACT_RETRY)
+        return sess_synth(s, 503, NULL, "Backend fetch failed\n", false);
+    /* Deliver the synthetic backend answer as it is (not through vcl_synth). */
+    struct vcl_program *p = s->prog;
+    s->n_resp_ops = 0;
+    for (unsigned i = 0; i < s->resp.nhdrs && s->n_resp_ops < POL_MAX_HDROPS; i++) {
+        s->resp_ops[s->n_resp_ops].name = s->resp.hdrs[i].name;
+        s->resp_ops[s->n_resp_ops].value = s->resp.hdrs[i].value;
+        s->n_resp_ops++;
+    }
+    const char *reason = pol_cstr(s, (struct vcl_str){ s->resp.reason_phrase.p,
+                                                       s->resp.reason_phrase.len });
+    const char *body = s->synth_body_set ? s->synth_body.p : NULL;
+    (void)p;
+    return sess_synth_ex(s, s->resp.status, reason, body,
+                         s->synth_body_set ? s->synth_body.len : 0, false, true);
+}
+
 static enum step
 origin_fail(struct sess *s, int status, const char *what, int err)
 {
@@ -192,6 +250,8 @@ origin_fail(struct sess *s, int status, const char *what, int err)
         return STEP_MORE;           /* stale-if-error took over */
     if (s->bg)
         return STEP_DONE;
+    if (s->prog != NULL)
+        return backend_error(s, status);
     s->upstream_status = 0;
     if (status == 504)
         return sess_synth(s, 504, NULL, "Origin timed out\n", false);
@@ -271,6 +331,16 @@ fetch_connect(struct sess *s)
     int err = 0;
     socklen_t el = sizeof(err);
 
+    if (s->abandon) {
+        s->abandon = false;
+        if (s->busy != NULL) {
+            store_obj_abort(s->busy);
+            store_obj_release(&s->busy);
+        }
+        if (s->bg)
+            return STEP_DONE;
+        return sess_synth(s, 503, NULL, "Backend fetch abandoned\n", false);
+    }
     if (oc == NULL && s->req.body == H1_BODY_CHUNKED && !s->body_checked && !s->bg) {
         enum step r = check_first_chunk(s);
         if (r != STEP_MORE || !s->body_checked)
@@ -535,7 +605,7 @@ fetch_beresp(struct sess *s)
                 if (s->busy != NULL)
                     return cache_on_beresp(s, (size_t)r);
                 fetch_start_respbody(s, (size_t)r);
-                return STEP_MORE;
+                return s->fetch_next;
             }
             if (r != AC_AGAIN) {
                 LOG_W("origin %s: invalid response: %s", s->be->name,
@@ -569,6 +639,28 @@ fetch_beresp(struct sess *s)
 void
 fetch_start_respbody(struct sess *s, size_t r)
 {
+    if (s->prog != NULL && !s->bg) {
+        struct vcl_result res;
+        enum step st;
+        enum vcl_action a;
+        if (s->busy == NULL && policy_backend_response(s, &st)) {
+            s->fetch_next = st;
+            return;
+        }
+        a = pol_run(s, VCL_SUB_DELIVER, &res);
+        if (a != VCL_ACT_DELIVER) {
+            if (s->oc != NULL)
+                pool_close(&s->oc);
+            if (a == VCL_ACT_RESTART) {
+                s->fetch_next = sess_restart(s);
+                return;
+            }
+            s->fetch_next = sess_synth(s, a == VCL_ACT_SYNTH ? (int)res.status : 503,
+                                       res.reason.p ? pol_cstr(s, res.reason) : NULL, NULL, false);
+            return;
+        }
+    }
+    s->fetch_next = STEP_MORE;
     sess_build_resp_head(s);
     ac_iobuf_consume(&s->relay, r);
     s->respbody_left = s->resp.content_length;

@@ -6,6 +6,7 @@
 #include "cache.h"
 #include "config.h"
 #include "log.h"
+#include "policy.h"
 #include "pool.h"
 #include "store.h"
 #include "wrk.h"
@@ -52,6 +53,37 @@ open_store(void)
     return st;
 }
 
+/*
+ * SIGHUP: compile the policy file again beside the running program; on
+ * success hand it to every worker (requests in flight keep the program they
+ * started with), on failure keep the old one and say why.
+ */
+static void
+reload(struct wrk *ws, struct vcl_program **progp)
+{
+    struct vcl_program *p;
+
+    if (cfg.vcl_file == NULL) {
+        LOG_I("SIGHUP: no policy file (-f) to reload");
+        return;
+    }
+    LOG_I("SIGHUP: reloading %s", cfg.vcl_file);
+    p = policy_compile(&cfg, cfg.vcl_file, stderr);
+    if (p == NULL) {
+        LOG_E("reload of %s failed: keeping the running policy", cfg.vcl_file);
+        return;
+    }
+    /* XXX(#8): origins are bound at start-up; a reload that changes backend
+     * declarations takes effect for names/indexes only. */
+    if (vcl_program_backend_count(p) != vcl_program_backend_count(*progp))
+        LOG_W("reload: the number of backends changed; restart accel to apply it");
+    for (unsigned i = 0; i < cfg.nworkers; i++)
+        policy_worker_install(&ws[i], p);
+    vcl_program_release(progp);
+    *progp = p;
+    LOG_I("reload of %s done", cfg.vcl_file);
+}
+
 int
 main(int argc, char **argv)
 {
@@ -72,15 +104,46 @@ main(int argc, char **argv)
     }
     if (cfg.debug)
         log_set_level(LOG_DEBUG);
-    if (cfg.compile_only) {
-        fprintf(stderr, "accel: -C: the policy language is not built yet (issue 5)\n");
+    vcl_set_panic_hook(on_store_panic);
+    if (cfg.x_tool != NULL && strcmp(cfg.x_tool, "builtin") == 0) {
+        fputs(vcl_builtin_source(), stdout);
         config_free(&cfg);
-        return 2;
+        return 0;
+    }
+    if (cfg.x_tool != NULL) {
+        r = policy_main_explain(&cfg, cfg.x_argc, cfg.x_argv);
+        config_free(&cfg);
+        return r;
+    }
+    if (cfg.compile_only) {
+        r = policy_main_check(&cfg);
+        config_free(&cfg);
+        return r;
     }
     if (cfg.nbackend == 0 && cfg.vcl_file == NULL) {
         fprintf(stderr, "accel: no origin: give -b HOST:PORT (or -f policy.vcl)\n");
         config_free(&cfg);
         return 2;
+    }
+    if (cfg.nbackend > 0 && cfg.vcl_file != NULL) {
+        fprintf(stderr, "accel: -b and -f exclude each other: declare backends in the policy\n");
+        config_free(&cfg);
+        return 2;
+    }
+    struct vcl_program *prog = NULL;
+    if (cfg.vcl_file != NULL) {
+        prog = policy_compile(&cfg, cfg.vcl_file, stderr);
+        if (prog == NULL) {
+            fprintf(stderr, "accel: %s: the policy does not compile\n", cfg.vcl_file);
+            config_free(&cfg);
+            return 1;
+        }
+        if (policy_backends_to_config(prog, &cfg, err, sizeof(err)) != 0) {
+            fprintf(stderr, "accel: %s: %s\n", cfg.vcl_file, err);
+            vcl_program_release(&prog);
+            config_free(&cfg);
+            return 1;
+        }
     }
     /* Workers inherit a mask with the signals main waits for. */
     sigemptyset(&set);
@@ -111,6 +174,9 @@ main(int argc, char **argv)
         config_free(&cfg);
         return 1;
     }
+    if (prog != NULL)
+        for (unsigned i = 0; i < cfg.nworkers; i++)
+            policy_worker_install(&ws[i], prog);
     if (wrk_start_all(ws, cfg.nworkers) != 0)
         return 1;
     for (unsigned i = 0; i < cfg.nlisten; i++)
@@ -119,7 +185,7 @@ main(int argc, char **argv)
         if (sigwait(&set, &sig) != 0)
             continue;
         if (sig == SIGHUP) {
-            LOG_I("SIGHUP: nothing to reload yet");
+            reload(ws, &prog);
             continue;
         }
         break;
@@ -129,6 +195,8 @@ main(int argc, char **argv)
     wrk_destroy_all(&ws, cfg.nworkers);
     pool_backends_fini();
     store_close(&st);
+    if (prog != NULL)
+        vcl_program_release(&prog);
     config_free(&cfg);
     LOG_I("stopped");
     return 0;

@@ -180,26 +180,48 @@ void
 sess_copy_request(struct sess *dst, const struct sess *src)
 {
     const char *old = src->head_copied ? src->headcopy.p : ac_iobuf_head(&src->rbuf);
-    const char *neu;
+    size_t hl = src->head_len, extra = 0;
+    char *neu, *tail;
 
+    /* Slices point into the head, or (changed by the policy) into src's
+     * arena: everything is copied into dst's own buffer, reserved at once so
+     * it does not move while we fill it. */
+#define OUTSIDE(sl) ((sl).p != NULL && !((sl).p >= old && (sl).p < old + hl))
+#define COUNT(sl) do { if (OUTSIDE(sl)) extra += (sl).len; } while (0)
+    COUNT(src->req.method);
+    COUNT(src->req.target);
+    COUNT(src->req.path);
+    COUNT(src->req.host);
+    for (unsigned i = 0; i < src->req.nhdrs; i++) {
+        COUNT(src->hdrs[i].name);
+        COUNT(src->hdrs[i].value);
+    }
     ac_buf_reset(&dst->headcopy);
-    ac_buf_cat(&dst->headcopy, old, src->head_len);
-    neu = dst->headcopy.p;
+    neu = ac_buf_reserve(&dst->headcopy, hl + extra + 1);
+    AC_NOTNULL(neu);
+    memcpy(neu, old, hl);
+    tail = neu + hl;
     dst->req = src->req;
     dst->req.hdrs = dst->hdrs;
-    dst->head_len = src->head_len;
+    dst->head_len = hl;
     dst->head_copied = true;
-#define REBASE(sl) do { if ((sl).p != NULL) (sl).p = neu + ((sl).p - old); } while (0)
-    REBASE(dst->req.method);
-    REBASE(dst->req.target);
-    REBASE(dst->req.path);
-    REBASE(dst->req.host);
+#define MOVE(sl) do { \
+        if (OUTSIDE(sl)) { memcpy(tail, (sl).p, (sl).len); (sl).p = tail; tail += (sl).len; } \
+        else if ((sl).p != NULL) (sl).p = neu + ((sl).p - old); \
+    } while (0)
+    MOVE(dst->req.method);
+    MOVE(dst->req.target);
+    MOVE(dst->req.path);
+    MOVE(dst->req.host);
     for (unsigned i = 0; i < src->req.nhdrs; i++) {
         dst->hdrs[i] = src->hdrs[i];
-        REBASE(dst->hdrs[i].name);
-        REBASE(dst->hdrs[i].value);
+        MOVE(dst->hdrs[i].name);
+        MOVE(dst->hdrs[i].value);
     }
-#undef REBASE
+#undef MOVE
+#undef COUNT
+#undef OUTSIDE
+    ac_buf_commit(&dst->headcopy, (size_t)(tail - neu));
 }
 
 void
@@ -291,21 +313,92 @@ reqbody_pending(const struct sess *s)
     return false;
 }
 
+/* Append the policy's resp.http.* fields (the set ones). */
+static void
+cat_resp_overlay(struct sess *s, struct ac_buf *b)
+{
+    for (unsigned i = 0; i < s->n_resp_ops; i++) {
+        if (s->resp_ops[i].value.p == NULL)
+            continue;
+        ac_buf_cats(b, s->resp_ops[i].name);
+        ac_buf_cat(b, ": ", 2);
+        ac_buf_cats(b, s->resp_ops[i].value);
+        ac_buf_cat(b, "\r\n", 2);
+    }
+}
+
+static enum step synth_build(struct sess *s, int status, struct ac_slice rs, const char *body,
+                             size_t blen, bool close, bool policy);
+
 enum step
 sess_synth(struct sess *s, int status, const char *reason, const char *body, bool close)
 {
-    bool head = ac_slice_eq(s->req.method, AC_LIT("HEAD"));
     size_t blen = body ? strlen(body) : 0;
+    struct ac_slice rs = reason ? AC_SLICE(reason, strlen(reason)) : AC_SLICE(NULL, 0);
+    bool policy = false;
+
+    if (s->prog != NULL && s->state != S_SYNTH) {
+        /* vcl_synth shapes the answer: status, reason, body, headers. */
+        struct vcl_result res;
+        s->state = S_SYNTH;
+        s->status = status;
+        s->resp_reason = rs;
+        s->n_resp_ops = 0;
+        s->synth_body_set = false;
+        ac_buf_reset(&s->synth_body);
+        enum vcl_action a = pol_run(s, VCL_SUB_SYNTH, &res);
+        if (a == VCL_ACT_RESTART && !reqbody_pending(s))
+            return sess_restart(s);
+        if (a == VCL_ACT_FAIL) {
+            s->n_resp_ops = 0;
+            s->synth_body_set = false;
+            status = 503;
+            rs = AC_SLICE(NULL, 0);
+        } else {
+            policy = true;
+            status = s->status;
+            rs = s->resp_reason;
+        }
+        if (s->synth_body_set) {
+            body = s->synth_body.p;
+            blen = s->synth_body.len;
+        }
+    }
+    return synth_build(s, status, rs, body, blen, close, policy);
+}
+
+enum step
+sess_synth_ex(struct sess *s, int status, const char *reason, const char *body, size_t blen,
+              bool close, bool overlay)
+{
+    return synth_build(s, status, reason ? AC_SLICE(reason, strlen(reason)) : AC_SLICE(NULL, 0),
+                       body, blen, close, overlay);
+}
+
+static enum step
+synth_build(struct sess *s, int status, struct ac_slice rs, const char *body, size_t blen,
+            bool close, bool policy)
+{
+    bool head = ac_slice_eq(s->req.method, AC_LIT("HEAD"));
 
     if (reqbody_pending(s) || !s->keepalive || s->w->stopping)
         close = true;
     s->keepalive = !close;
     s->status = status;
     ac_buf_reset(&s->whead);
-    ac_buf_printf(&s->whead,
-                  "HTTP/1.1 %d %s\r\nContent-Type: text/plain; charset=utf-8\r\n"
-                  "Content-Length: %zu\r\nCache-Control: no-store\r\n%s\r\n",
-                  status, reason ? reason : http_reason(status), blen,
+    ac_buf_printf(&s->whead, "HTTP/1.1 %d ", status);
+    if (rs.p != NULL)
+        ac_buf_cats(&s->whead, rs);
+    else
+        ac_buf_catstr(&s->whead, http_reason(status));
+    ac_buf_cat(&s->whead, "\r\n", 2);
+    if (policy)
+        cat_resp_overlay(s, &s->whead);
+    if (!policy || !pol_overlay_has(s->resp_ops, s->n_resp_ops, AC_LIT("Content-Type")))
+        ac_buf_catstr(&s->whead, "Content-Type: text/plain; charset=utf-8\r\n");
+    if (!policy || !pol_overlay_has(s->resp_ops, s->n_resp_ops, AC_LIT("Cache-Control")))
+        ac_buf_catstr(&s->whead, "Cache-Control: no-store\r\n");
+    ac_buf_printf(&s->whead, "Content-Length: %zu\r\n%s\r\n", blen,
                   close ? "Connection: close\r\n" : "");
     if (!head && blen)
         ac_buf_cat(&s->whead, body, blen);
@@ -314,6 +407,29 @@ sess_synth(struct sess *s, int status, const char *reason, const char *body, boo
     /* A queued "100 Continue" may still be in the iovecs; keep it first. */
     sess_iov_add(s, s->whead.p, s->whead.len);
     s->state = S_SYNTH;
+    return STEP_MORE;
+}
+
+enum step
+sess_restart(struct sess *s)
+{
+    if (++s->restarts > (unsigned)s->w->cfg->p.max_restarts) {
+        s->state = S_FINISH;        /* keep vcl_synth out of a restart loop */
+        s->prog_restart_exhausted = true;
+        struct vcl_program *p = s->prog;
+        s->prog = NULL;
+        enum step r = sess_synth(s, 503, "Too many restarts", "Too many restarts\n", false);
+        s->prog = p;
+        return r;
+    }
+    cache_sess_reset(s);
+    if (s->oc != NULL)
+        pool_close(&s->oc);
+    s->retries = 0;
+    s->n_resp_ops = 0;
+    s->n_bereq_ops = 0;
+    s->niov = 0;
+    s->state = S_RECV;
     return STEP_MORE;
 }
 
@@ -433,7 +549,7 @@ sess_copy_head(struct sess *s)
     const char *old = ac_iobuf_head(&s->rbuf);
     const char *neu;
 
-#define REBASE(sl) do { if ((sl).p != NULL) (sl).p = neu + ((sl).p - old); } while (0)
+#define REBASE(sl) do { if ((sl).p >= old && (sl).p < old + s->head_len) (sl).p = neu + ((sl).p - old); } while (0)
     ac_buf_reset(&s->headcopy);
     ac_buf_cat(&s->headcopy, old, s->head_len);
     neu = s->headcopy.p;
@@ -450,45 +566,18 @@ sess_copy_head(struct sess *s)
     s->head_copied = true;
 }
 
-void fetch_build_bereq(struct sess *s);
-
-static enum step
-step_recv(struct sess *s)
+/* Go to the origin for this request, without the cache. */
+enum step
+sess_start_pass(struct sess *s)
 {
     struct h1_request *req = &s->req;
 
-    s->t_start = ev_now(s->w->loop);
-    s->cache_state = "PASS";
-    s->keepalive = !(req->flags & H1_F_CLOSE) && !s->w->stopping;
-    if (req->flags & H1_F_EXPECT_OTHER)
-        return sess_synth(s, 417, NULL, "Unsupported expectation\n", true);
-    if (req->flags & (H1_F_AUTHORITY_FORM))
-        return sess_synth(s, 405, NULL, "CONNECT is not supported\n", true);
-    s->be = pool_pick(s->w);
+    if (s->prog != NULL)
+        s->be = pol_backend(s);
     if (s->be == NULL)
-        return sess_synth(s, 503, NULL, "No origin server configured\n", false);
-    s->kind = cache_classify_request(req, &s->pass_why);
-    if (s->w->store != NULL && s->kind == CACHE_REQ_LOOKUP && !(req->flags & H1_F_UPGRADE) &&
-        req->body != H1_BODY_LENGTH &&
-        req->body != H1_BODY_CHUNKED) {
-        s->state = S_LOOKUP;
-        return STEP_MORE;
-    }
-    if (s->w->store != NULL) {
-        STAT_INC(s->w, cache_pass);
-        s->xcache = "PASS";
-        s->cstatus = s->kind == CACHE_REQ_PASS && s->pass_why && s->pass_why[0] != 'm'
-                         ? "fwd=bypass" : "fwd=method";
-    }
-    if (req->body == H1_BODY_LENGTH && req->content_length > 0) {
-        s->reqbody_left = req->content_length;
-    } else if (req->body == H1_BODY_CHUNKED) {
-        h1_chunked_init(&s->reqchunk);
-    } else {
-        req->body = H1_BODY_NONE;
-    }
+        return sess_synth(s, 503, NULL, "No origin server for this request\n", false);
     fetch_build_bereq(s);
-    if (req->body != H1_BODY_NONE) {
+    if (req->body != H1_BODY_NONE && !s->head_copied) {
         sess_copy_head(s);
         if (s->rbuf.cap < (size_t)s->w->cfg->p.relay_buffer) {
             ac_iobuf_compact(&s->rbuf);
@@ -501,6 +590,49 @@ step_recv(struct sess *s)
     }
     s->state = S_CONNECT;
     return STEP_MORE;
+}
+
+static enum step
+step_recv(struct sess *s)
+{
+    struct h1_request *req = &s->req;
+
+    if (s->restarts == 0) {
+        s->t_start = ev_now(s->w->loop);
+        s->keepalive = !(req->flags & H1_F_CLOSE) && !s->w->stopping;
+        if (req->flags & H1_F_EXPECT_OTHER)
+            return sess_synth(s, 417, NULL, "Unsupported expectation\n", true);
+        if (req->flags & (H1_F_AUTHORITY_FORM))
+            return sess_synth(s, 405, NULL, "CONNECT is not supported\n", true);
+        if (req->body == H1_BODY_LENGTH && req->content_length > 0) {
+            s->reqbody_left = req->content_length;
+        } else if (req->body == H1_BODY_CHUNKED) {
+            h1_chunked_init(&s->reqchunk);
+        } else {
+            req->body = H1_BODY_NONE;
+        }
+    }
+    s->cache_state = "PASS";
+    if (s->w->vcl != NULL) {
+        pol_begin(s);
+        return cache_policy_recv(s);
+    }
+    s->be = pool_pick(s->w);
+    if (s->be == NULL)
+        return sess_synth(s, 503, NULL, "No origin server configured\n", false);
+    s->kind = cache_classify_request(req, &s->pass_why);
+    if (s->w->store != NULL && s->kind == CACHE_REQ_LOOKUP && !(req->flags & H1_F_UPGRADE) &&
+        req->body == H1_BODY_NONE) {
+        s->state = S_LOOKUP;
+        return STEP_MORE;
+    }
+    if (s->w->store != NULL) {
+        STAT_INC(s->w, cache_pass);
+        s->xcache = "PASS";
+        s->cstatus = s->kind == CACHE_REQ_PASS && s->pass_why && s->pass_why[0] != 'm'
+                         ? "fwd=bypass" : "fwd=method";
+    }
+    return sess_start_pass(s);
 }
 
 void
@@ -520,10 +652,15 @@ sess_build_resp_head(struct sess *s)
     }
     if (s->resp_close_out || s->w->stopping)
         s->keepalive = false;
-    s->status = resp->status;
+    s->status = s->resp_status_set ? s->resp_status_set : resp->status;
     ac_buf_reset(b);
-    ac_buf_printf(b, "HTTP/1.1 %03d ", resp->status);
-    ac_buf_cats(b, resp->reason_phrase);
+    ac_buf_printf(b, "HTTP/1.1 %03d ", s->status);
+    if (s->resp_reason.p != NULL)
+        ac_buf_cats(b, s->resp_reason);
+    else if (s->resp_status_set && s->resp_status_set != resp->status)
+        ac_buf_catstr(b, http_reason(s->status));
+    else
+        ac_buf_cats(b, resp->reason_phrase);
     ac_buf_cat(b, "\r\n", 2);
     for (unsigned i = 0; i < resp->nhdrs; i++) {
         const struct h1_header *h = &resp->hdrs[i];
@@ -534,6 +671,13 @@ sess_build_resp_head(struct sess *s)
             continue;
         }
         if (http_is_hop_by_hop(h->name) || http_conn_lists(resp->hdrs, resp->nhdrs, h->name))
+            continue;
+        if (s->n_resp_ops && pol_overlay_has(s->resp_ops, s->n_resp_ops, h->name))
+            continue;
+        /* RFC 9213 fields addressed to us are consumed here, never relayed. */
+        if (ac_slice_caseeq(h->name, AC_LIT("CDN-Cache-Control")) ||
+            (s->w->cparams && s->w->cparams->targeted_cc.len &&
+             ac_slice_caseeq(h->name, s->w->cparams->targeted_cc)))
             continue;
         if (ac_slice_caseeq(h->name, AC_LIT("Content-Length"))) {
             /* Re-emitted once below (duplicates like "5, 5" normalised);
@@ -553,6 +697,7 @@ sess_build_resp_head(struct sess *s)
     }
     ac_buf_catstr(b, "Via: 1.1 accel\r\n");
     cache_pass_headers(s, b);
+    cat_resp_overlay(s, b);
     if (resp->body == H1_BODY_LENGTH)
         ac_buf_printf(b, "Content-Length: %llu\r\n", (unsigned long long)resp->content_length);
     else if (s->resp_chunked_out && !head)
@@ -618,6 +763,7 @@ step_finish(struct sess *s)
         return STEP_DONE;
     log_request(s);
     cache_sess_reset(s);
+    pol_end(s);
     if (s->oc != NULL)
         pool_close(&s->oc);
     if (!s->head_copied && s->head_len > 0)
@@ -650,6 +796,8 @@ step_finish(struct sess *s)
     s->bereq_method = AC_SLICE(NULL, 0);
     s->client_dead = false;
     s->logged = false;
+    s->restarts = 0;
+    s->prog_restart_exhausted = false;
     if (s->relay.data != NULL)
         s->relay.start = s->relay.end = 0;
     s->state = S_HEAD;

@@ -17,6 +17,7 @@
 #include "pool.h"
 #include "wrk.h"
 #include "cache.h"
+#include "policy.h"
 #include "store.h"
 
 #include <netinet/in.h>
@@ -153,6 +154,26 @@ struct sess {
     bool fill_done, fill_overflow;
     uint64_t fill_len;
     struct ac_slice pending_run;    /* decoded bytes not stored (overflow) */
+
+    /* policy (policy.c) */
+    struct vcl_program *prog;       /* this request's program (a reference), or NULL */
+    struct vcl_ctx vctx;
+    struct vcl_arena arena;
+    unsigned restarts;
+    unsigned xid;
+    struct vcl_ref backend_hint;
+    bool hash_always_miss;
+    bool vcl_uncacheable;
+    bool vcl_ttl_set;
+    struct pol_hdrop resp_ops[POL_MAX_HDROPS], bereq_ops[POL_MAX_HDROPS];
+    unsigned n_resp_ops, n_bereq_ops;
+    struct ac_buf synth_body;
+    bool synth_body_set;
+    struct ac_slice resp_reason;    /* resp.reason set by the policy */
+    int resp_status_set;            /* resp.status set by the policy (0: not) */
+    bool prog_restart_exhausted;
+    bool abandon;                   /* vcl_backend_fetch did not return fetch */
+    enum step fetch_next;           /* what fetch_start_respbody decided */
 };
 
 /* Accept hook: a new client connection on worker w (fd is non-blocking). */
@@ -174,6 +195,20 @@ void sess_iov_add(struct sess *s, const void *p, size_t len);
 /* Queue a complete synthetic response and move to S_SYNTH. */
 enum step sess_synth(struct sess *s, int status, const char *reason, const char *body,
                      bool close);
+/* A synthetic answer with an explicit body length; overlay: add the
+ * policy's resp.http.* fields.  Does not run vcl_synth. */
+enum step sess_synth_ex(struct sess *s, int status, const char *reason, const char *body,
+                        size_t blen, bool close, bool overlay);
+/* return (restart): run vcl_recv again (bounded by max_restarts). */
+enum step sess_restart(struct sess *s);
+/* Go to the origin without the cache (builds the request, handles a body). */
+enum step sess_start_pass(struct sess *s);
+/* vcl_recv and what its action leads to (cache_sess.c). */
+enum step cache_policy_recv(struct sess *s);
+/* vcl_backend_response (cache_sess.c); true when it ended the fetch. */
+bool policy_backend_response(struct sess *s, enum step *st);
+/* The backend the policy's req.backend_hint names (directors resolved), or NULL. */
+const struct backend *pol_backend(struct sess *s);
 /* Build the client response head from the origin response into s->whead. */
 void sess_build_resp_head(struct sess *s);
 /* Release the origin connection: back to the pool if reusable, else closed. */

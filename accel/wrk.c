@@ -7,6 +7,7 @@
 #include "pool.h"
 #include "sess.h"
 #include "store.h"
+#include "vcl.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -238,6 +239,7 @@ wrk_create_all(const struct config *cfg, struct store *st, const struct cache_pa
         w->store = st;
         w->cparams = cp;
         AC_ZERO(pthread_mutex_init(&w->wake_mtx, NULL));
+        AC_ZERO(pthread_mutex_init(&w->vcl_mtx, NULL));
         w->loop = ev_loop_new(EVFLAG_AUTO | EVFLAG_NOSIGMASK);
         if (w->loop == NULL) {
             snprintf(err, errlen, "cannot create an event loop");
@@ -321,6 +323,11 @@ wrk_destroy_all(struct wrk **wsp, unsigned n)
         if (w->loop)
             ev_loop_destroy(w->loop);
         pthread_mutex_destroy(&w->wake_mtx);
+        pthread_mutex_destroy(&w->vcl_mtx);
+        if (w->vcl != NULL)
+            vcl_program_release(&w->vcl);
+        if (w->vcl_pending != NULL)
+            vcl_program_release(&w->vcl_pending);
         w->magic = 0;
     }
     if (alog_fd > 2)

@@ -58,6 +58,13 @@ struct wrk {
     pthread_mutex_t wake_mtx;
     struct sess *wake_head;
     ev_async wake_async;
+    /* the policy program for new requests (a reference); a reload hands
+     * the next one over through vcl_pending + vcl_async */
+    struct vcl_program *vcl;
+    pthread_mutex_t vcl_mtx;
+    struct vcl_program *vcl_pending;
+    ev_async vcl_async;
+    unsigned xid_next;
 };
 
 /* Queue s for a wake-up on its worker (any thread). */
