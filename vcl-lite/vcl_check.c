@@ -22,9 +22,9 @@
 struct cx {
     struct vcl_compile *cs;
     struct vcl_symtab *st;
-    unsigned mask;             /* built-in subs this body runs in */
-    const char *custom;        /* name of the custom sub being checked, or NULL */
-    bool in_init;              /* body of vcl_init (director set-up allowed) */
+    unsigned mask;      /* built-in subs this body runs in */
+    const char *custom; /* name of the custom sub being checked, or NULL */
+    bool in_init;       /* body of vcl_init (director set-up allowed) */
 };
 
 static void check_stmts(struct cx *cx, struct vcl_node *list, bool top);
@@ -163,21 +163,21 @@ unsupported_name(struct cx *cx, const struct vcl_token *t, struct vcl_str name)
         const char *name;
         const char *why;
     } tab[] = {
-        { "beresp.do_esi", "beresp.do_esi is not supported yet: accel has no ESI processing" },
-        { "req.esi", "req.esi is not supported yet: accel has no ESI processing" },
-        { "resp.do_esi", "resp.do_esi is not supported yet: accel has no ESI processing" },
-        { "req.backend", "req.backend is VCL 3; use req.backend_hint" },
-        { "beresp.backend", "beresp.backend is not supported; use beresp.backend.name" },
-        { "obj.lastuse", "obj.lastuse is VCL 3 and not supported" },
-        { "req.body", "req.body is not supported; use std.cache_req_body()" },
-        { "bereq.body", "bereq.body is not supported" },
-        { "req.storage", "req.storage is not supported" },
-        { "beresp.storage", "beresp.storage is not supported; beresp.storage_hint is accepted" },
-        { "beresp.filters", "beresp.filters is not supported" },
-        { "resp.filters", "resp.filters is not supported" },
-        { "req.hash", "req.hash is not supported" },
-        { "req.top.url", "req.top.* is not supported (no ESI)" },
-        { "bereq.hash", "bereq.hash is not supported" },
+        {"beresp.do_esi", "beresp.do_esi is not supported yet: accel has no ESI processing"},
+        {"req.esi", "req.esi is not supported yet: accel has no ESI processing"},
+        {"resp.do_esi", "resp.do_esi is not supported yet: accel has no ESI processing"},
+        {"req.backend", "req.backend is VCL 3; use req.backend_hint"},
+        {"beresp.backend", "beresp.backend is not supported; use beresp.backend.name"},
+        {"obj.lastuse", "obj.lastuse is VCL 3 and not supported"},
+        {"req.body", "req.body is not supported; use std.cache_req_body()"},
+        {"bereq.body", "bereq.body is not supported"},
+        {"req.storage", "req.storage is not supported"},
+        {"beresp.storage", "beresp.storage is not supported; beresp.storage_hint is accepted"},
+        {"beresp.filters", "beresp.filters is not supported"},
+        {"resp.filters", "resp.filters is not supported"},
+        {"req.hash", "req.hash is not supported"},
+        {"req.top.url", "req.top.* is not supported (no ESI)"},
+        {"bereq.hash", "bereq.hash is not supported"},
     };
 
     for (size_t i = 0; i < VCL_ARRAY_LEN(tab); i++) {
@@ -396,8 +396,8 @@ find_callee(struct cx *cx, struct vcl_node *n, int *id)
 
     *id = -1;
     if (dot != NULL) {
-        struct vcl_str obj = { name.p, (size_t)(dot - name.p) };
-        struct vcl_str meth = { dot + 1, name.len - obj.len - 1 };
+        struct vcl_str obj = {name.p, (size_t)(dot - name.p)};
+        struct vcl_str meth = {dot + 1, name.len - obj.len - 1};
         int d = find_dir(cx->st, obj);
 
         if (d >= 0) {
@@ -511,7 +511,7 @@ static void
 bind_args(struct cx *cx, struct vcl_node *n, int id)
 {
     const struct vcl_func *f = &vcl_funcs[id];
-    struct vcl_node *argv[5] = { 0 };
+    struct vcl_node *argv[5] = {0};
     unsigned npos = 0;
 
     for (struct vcl_node *a = n->a; a != NULL; a = a->next) {
@@ -573,8 +573,9 @@ check_call(struct cx *cx, struct vcl_node *n)
     case CALLEE_ERROR:
         return;
     case CALLEE_STUB:
-        vcl_warn(cx->cs, n->tok, "call to '%.*s' of an unknown vmod compiled to a neutral value "
-                                 "(migration mode)",
+        vcl_warn(cx->cs, n->tok,
+                 "call to '%.*s' of an unknown vmod compiled to a neutral value "
+                 "(migration mode)",
                  (int)n->s.len, n->s.p);
         for (struct vcl_node *a = n->a; a != NULL; a = a->next) {
             check_expr(cx, a->a);
@@ -706,8 +707,7 @@ check_compare(struct cx *cx, struct vcl_node *n)
     l = n->a->type;
     r = n->b->type;
     if (l != r) {
-        vcl_error(cx->cs, n->tok, "cannot compare %s with %s", vcl_type_name(l),
-                  vcl_type_name(r));
+        vcl_error(cx->cs, n->tok, "cannot compare %s with %s", vcl_type_name(l), vcl_type_name(r));
         return;
     }
     switch (l) {
@@ -816,10 +816,8 @@ check_expr(struct cx *cx, struct vcl_node *n)
             n->d = -n->d;
             return;
         }
-        if (n->a->type != VCL_T_INT && n->a->type != VCL_T_REAL &&
-            n->a->type != VCL_T_DURATION) {
-            vcl_error(cx->cs, n->tok, "unary '-' is not defined for %s",
-                      vcl_type_name(n->a->type));
+        if (n->a->type != VCL_T_INT && n->a->type != VCL_T_REAL && n->a->type != VCL_T_DURATION) {
+            vcl_error(cx->cs, n->tok, "unary '-' is not defined for %s", vcl_type_name(n->a->type));
             return;
         }
         n->type = n->a->type;
@@ -953,9 +951,11 @@ check_return(struct cx *cx, struct vcl_node *n)
             act = (int)i;
     if (act < 0) {
         if (vcl_str_eq_cstr(n->s, "vcl"))
-            vcl_error(cx->cs, n->tok, "return (vcl(label)) is not supported: vcl-lite has no labels");
+            vcl_error(cx->cs, n->tok,
+                      "return (vcl(label)) is not supported: vcl-lite has no labels");
         else if (vcl_str_eq_cstr(n->s, "error"))
-            vcl_error(cx->cs, n->tok, "return (error) is VCL 3; use return (synth(status, reason))");
+            vcl_error(cx->cs, n->tok,
+                      "return (error) is VCL 3; use return (synth(status, reason))");
         else
             vcl_error(cx->cs, n->tok, "unknown action '%.*s'", (int)n->s.len, n->s.p);
         return;
@@ -970,7 +970,8 @@ check_return(struct cx *cx, struct vcl_node *n)
             if ((cx->mask & (1u << i)) && !(vcl_sub_actions[i] & (1u << act)))
                 sub = vcl_sub_name((enum vcl_sub)i);
         if (cx->custom != NULL)
-            vcl_error(cx->cs, n->tok, "return (%s) is not allowed in %s (sub '%s' is called from %s)",
+            vcl_error(cx->cs, n->tok,
+                      "return (%s) is not allowed in %s (sub '%s' is called from %s)",
                       vcl_action_name((enum vcl_action)act), sub, cx->custom, sub);
         else
             vcl_error(cx->cs, n->tok, "return (%s) is not allowed in %s",
@@ -1031,8 +1032,8 @@ check_stmt(struct cx *cx, struct vcl_node *n, bool top)
         if (cx->mask & ~vcl_wheres[n->a->i].wr) {
             char buf[80];
 
-            snprintf(buf, sizeof(buf), "%s.http.%.*s", vcl_wheres[n->a->i].name,
-                     (int)n->a->s.len, n->a->s.p);
+            snprintf(buf, sizeof(buf), "%s.http.%.*s", vcl_wheres[n->a->i].name, (int)n->a->s.len,
+                     n->a->s.p);
             perm_error(cx, n->a->tok, buf, "writable", vcl_wheres[n->a->i].wr);
         }
         return;
@@ -1085,11 +1086,11 @@ static const struct {
     const char *name;
     enum vcl_director_type type;
 } dir_types[] = {
-    { "directors.round_robin", VCL_DIR_ROUND_ROBIN },
-    { "directors.random", VCL_DIR_RANDOM },
-    { "directors.fallback", VCL_DIR_FALLBACK },
-    { "directors.hash", VCL_DIR_HASH },
-    { "directors.shard", VCL_DIR_SHARD },
+    {"directors.round_robin", VCL_DIR_ROUND_ROBIN},
+    {"directors.random", VCL_DIR_RANDOM},
+    {"directors.fallback", VCL_DIR_FALLBACK},
+    {"directors.hash", VCL_DIR_HASH},
+    {"directors.shard", VCL_DIR_SHARD},
 };
 
 static void
@@ -1099,7 +1100,7 @@ dir_new(struct cx *cx, struct vcl_node *n)
     struct vcl_sym_dir *d;
     struct vcl_node *call = n->a;
     const char *dot = memchr(call->s.p, '.', call->s.len);
-    struct vcl_str vmod = { call->s.p, dot ? (size_t)(dot - call->s.p) : call->s.len };
+    struct vcl_str vmod = {call->s.p, dot ? (size_t)(dot - call->s.p) : call->s.len};
 
     if (find_dir(st, n->s) >= 0 || find_sym(st->backends, st->nbackends, n->s) != NULL ||
         find_sym(st->acls, st->nacls, n->s) != NULL) {
@@ -1131,8 +1132,9 @@ dir_new(struct cx *cx, struct vcl_node *n)
                 goto found;
             }
         }
-        vcl_error(cx->cs, call->tok, "unknown director type '%.*s' (round_robin, random, "
-                                     "fallback, hash, shard)",
+        vcl_error(cx->cs, call->tok,
+                  "unknown director type '%.*s' (round_robin, random, "
+                  "fallback, hash, shard)",
                   (int)call->s.len, call->s.p);
         return;
     } else if (imported(st, vmod)) {
@@ -1173,8 +1175,8 @@ dir_method(struct cx *cx, struct vcl_node *n)
 
     if (call->kind != N_CALL || (dot = memchr(call->s.p, '.', call->s.len)) == NULL)
         return false;
-    obj = (struct vcl_str){ call->s.p, (size_t)(dot - call->s.p) };
-    meth = (struct vcl_str){ dot + 1, call->s.len - obj.len - 1 };
+    obj = (struct vcl_str){call->s.p, (size_t)(dot - call->s.p)};
+    meth = (struct vcl_str){dot + 1, call->s.len - obj.len - 1};
     if ((di = find_dir(cx->st, obj)) < 0)
         return false;
     d = &cx->st->dirs[di];
@@ -1207,8 +1209,7 @@ dir_method(struct cx *cx, struct vcl_node *n)
         m.ref.kind = VCL_REF_DIRECTOR;
         m.ref.idx = (unsigned)di;
     } else {
-        vcl_error(cx->cs, arg->a->tok, "unknown backend '%.*s'", (int)arg->a->s.len,
-                  arg->a->s.p);
+        vcl_error(cx->cs, arg->a->tok, "unknown backend '%.*s'", (int)arg->a->s.len, arg->a->s.p);
         return true;
     }
     if ((w = arg->next ? arg->next->a : NULL) != NULL) {
@@ -1228,8 +1229,7 @@ dir_method(struct cx *cx, struct vcl_node *n)
     if (d->n == d->cap) {
         d->cap = d->cap ? d->cap * 2 : 8;
         {
-            struct vcl_director_member *nm =
-                vcl_pool_alloc(cx->cs->pool, d->cap * sizeof(*nm));
+            struct vcl_director_member *nm = vcl_pool_alloc(cx->cs->pool, d->cap * sizeof(*nm));
 
             if (d->n)
                 memcpy(nm, d->members, d->n * sizeof(*nm));
@@ -1370,8 +1370,9 @@ collect(struct cx *cx)
                 continue;
             }
             if (d->s.len > 4 && memcmp(d->s.p, "vcl_", 4) == 0) {
-                vcl_error(cs, d->tok, "unknown built-in sub '%.*s' (custom subs must not start "
-                                      "with vcl_)",
+                vcl_error(cs, d->tok,
+                          "unknown built-in sub '%.*s' (custom subs must not start "
+                          "with vcl_)",
                           (int)d->s.len, d->s.p);
                 return;
             }
@@ -1432,8 +1433,7 @@ vcl_check(struct vcl_compile *cs)
             s->state = 1;
             walk_calls(&cx, s->decl->a, 0);
             ERRCHK(cs);
-            vcl_warn(cs, s->decl->tok, "sub '%.*s' is never called", (int)s->name.len,
-                     s->name.p);
+            vcl_warn(cs, s->decl->tok, "sub '%.*s' is never called", (int)s->name.len, s->name.p);
         }
     }
 

@@ -168,7 +168,7 @@ gen_call(struct gen *g, struct vcl_node *n)
             vcl_error(g->cs, n->a->tok, "std.fileread(): cannot read \"%s\"", path);
             return;
         }
-        emit(g, OP_CONST, 0, 0, kstr(g, (struct vcl_str){ text, len }), n->tok);
+        emit(g, OP_CONST, 0, 0, kstr(g, (struct vcl_str){text, len}), n->tok);
         free(text);
         push(g, 1);
         return;
@@ -419,7 +419,7 @@ field_str(struct gen *g, struct vcl_node *f, const char **out)
 
     if (v == NULL || v->kind != N_STRING || v->next != NULL) {
         if (v != NULL && v->kind == N_INT && vcl_str_eq_cstr(f->s, "port")) {
-            *out = pstr(g, (struct vcl_str){ v->tok->b, (size_t)(v->tok->e - v->tok->b) });
+            *out = pstr(g, (struct vcl_str){v->tok->b, (size_t)(v->tok->e - v->tok->b)});
             return true;
         }
         vcl_error(g->cs, f->tok, "field .%.*s needs a string", (int)f->s.len, f->s.p);
@@ -435,8 +435,7 @@ field_dur(struct gen *g, struct vcl_node *f, double *out)
     struct vcl_node *v = f->a;
 
     if (v == NULL || v->kind != N_DURATION || v->next != NULL) {
-        vcl_error(g->cs, f->tok, "field .%.*s needs a duration such as 5s", (int)f->s.len,
-                  f->s.p);
+        vcl_error(g->cs, f->tok, "field .%.*s needs a duration such as 5s", (int)f->s.len, f->s.p);
         return false;
     }
     *out = v->d;
@@ -589,8 +588,8 @@ gen_backend(struct gen *g, struct vcl_backend_decl *b, struct vcl_node *d, bool 
         } else if (vcl_str_eq_cstr(f->s, "probe")) {
             backend_probe(g, b, f, pused);
         } else {
-            vcl_error(g->cs, f->tok, "unknown or unsupported backend field '.%.*s'",
-                      (int)f->s.len, f->s.p);
+            vcl_error(g->cs, f->tok, "unknown or unsupported backend field '.%.*s'", (int)f->s.len,
+                      f->s.p);
             return;
         }
         ERRCHK(g->cs);
@@ -630,8 +629,7 @@ gen_probes_backends(struct gen *g)
     p->nbackends = st->nbackends;
     for (size_t i = 0; i < st->nprobes; i++)
         if (!pused[i])
-            vcl_warn(g->cs, st->probes[i].decl->tok, "probe '%s' is never used",
-                     p->probes[i].name);
+            vcl_warn(g->cs, st->probes[i].decl->tok, "probe '%s' is never used", p->probes[i].name);
 }
 
 static int
@@ -662,8 +660,8 @@ acl_add(struct gen *g, struct vcl_acl *acl, struct vcl_node *e, int family, cons
     x->neg = e->neg;
     memcpy(x->addr, addr, family == 4 ? 4 : 16);
     for (int i = bits; i < max; i++) /* clear host bits */
-        x->addr[i / 8] &= (uint8_t)~(0x80 >> (i % 8));
-    x->text = pstr(g, (struct vcl_str){ e->s.p, e->s.len });
+        x->addr[i / 8] &= (uint8_t) ~(0x80 >> (i % 8));
+    x->text = pstr(g, (struct vcl_str){e->s.p, e->s.len});
 }
 
 static void
@@ -696,8 +694,8 @@ gen_acls(struct gen *g)
             } else if (inet_pton(AF_INET6, buf, a) == 1) {
                 acl_add(g, acl, e, 6, a, (int)e->i);
             } else if (strcmp(buf, "localhost") == 0) {
-                static const uint8_t lo4[4] = { 127, 0, 0, 1 };
-                static const uint8_t lo6[16] = { [15] = 1 };
+                static const uint8_t lo4[4] = {127, 0, 0, 1};
+                static const uint8_t lo6[16] = {[15] = 1};
 
                 acl_add(g, acl, e, 4, lo4, e->i < 0 ? 32 : (int)e->i);
                 if (!g->cs->err)

@@ -121,15 +121,13 @@ static const struct {
     const char *suffix;
     double mult;
 } dur_units[] = {
-    { "ms", 0.001 }, { "s", 1 }, { "m", 60 }, { "h", 3600 }, { "d", 86400 }, { "w", 604800 },
-    { "y", 31536000 },
+    {"ms", 0.001}, {"s", 1}, {"m", 60}, {"h", 3600}, {"d", 86400}, {"w", 604800}, {"y", 31536000},
 };
 static const struct {
     const char *suffix;
     double mult;
 } byte_units[] = {
-    { "B", 1 }, { "KB", 1024.0 }, { "MB", 1048576.0 }, { "GB", 1073741824.0 },
-    { "TB", 1099511627776.0 },
+    {"B", 1}, {"KB", 1024.0}, {"MB", 1048576.0}, {"GB", 1073741824.0}, {"TB", 1099511627776.0},
 };
 
 /* A number, possibly with a duration or bytes unit glued to it. */
@@ -172,7 +170,8 @@ lex_number(struct lexer *lx, unsigned line, unsigned col)
             }
         }
         for (size_t i = 0; i < VCL_ARRAY_LEN(byte_units); i++) {
-            if (strlen(byte_units[i].suffix) == ulen && memcmp(q, byte_units[i].suffix, ulen) == 0) {
+            if (strlen(byte_units[i].suffix) == ulen &&
+                memcmp(q, byte_units[i].suffix, ulen) == 0) {
                 t = push(lx, VCL_TOK_BYTES, b, q + ulen, line, col);
                 t->d = v * byte_units[i].mult;
                 t->i = t->d > 9.2e18 ? INT64_MAX : (int64_t)t->d;
@@ -180,7 +179,8 @@ lex_number(struct lexer *lx, unsigned line, unsigned col)
                 return;
             }
         }
-        lex_err(lx, q, "unknown unit after number (durations: ms s m h d w y; bytes: B KB MB GB TB)%s",
+        lex_err(lx, q,
+                "unknown unit after number (durations: ms s m h d w y; bytes: B KB MB GB TB)%s",
                 "");
         return;
     }
@@ -244,7 +244,10 @@ lex_string(struct lexer *lx, unsigned line, unsigned col)
         while (q < lx->end && *q != '"' && *q != '\n')
             q++;
         if (q >= lx->end || *q != '"') {
-            lex_err(lx, b, "unterminated string (a \"string\" must end on its line; use {\"...\"} for long strings)%s", "");
+            lex_err(lx, b,
+                    "unterminated string (a \"string\" must end on its line; use {\"...\"} for "
+                    "long strings)%s",
+                    "");
             return;
         }
         t = push(lx, VCL_TOK_STRING, b, q + 1, line, col);

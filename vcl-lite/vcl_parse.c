@@ -798,8 +798,9 @@ decl(struct parser *ps)
         return;
     }
     if (is_word(ps, "director")) {
-        vcl_error(ps->cs, t, "'director' declarations are VCL 3; use 'import directors;' and "
-                             "'new x = directors.round_robin();' in vcl_init");
+        vcl_error(ps->cs, t,
+                  "'director' declarations are VCL 3; use 'import directors;' and "
+                  "'new x = directors.round_robin();' in vcl_init");
         return;
     }
     if (is_word(ps, "return")) {
@@ -807,8 +808,9 @@ decl(struct parser *ps)
         return;
     }
     if (t->kind == VCL_TOK_IDENT)
-        vcl_error(ps->cs, t, "unknown declaration '%.*s' (expected backend, probe, acl, sub, "
-                             "import or include)",
+        vcl_error(ps->cs, t,
+                  "unknown declaration '%.*s' (expected backend, probe, acl, sub, "
+                  "import or include)",
                   (int)t->s.len, t->s.p);
     else
         unexpected(ps, "a declaration");
@@ -833,13 +835,13 @@ vcl_parse(struct vcl_compile *cs, unsigned idx, bool is_main)
 
         next(&ps);
         if (!is_kind(&ps, VCL_TOK_REAL) ||
-            !(vcl_str_eq_cstr((struct vcl_str){ ps.t->b, (size_t)(ps.t->e - ps.t->b) }, "4.0") ||
-              vcl_str_eq_cstr((struct vcl_str){ ps.t->b, (size_t)(ps.t->e - ps.t->b) }, "4.1"))) {
+            !(vcl_str_eq_cstr((struct vcl_str){ps.t->b, (size_t)(ps.t->e - ps.t->b)}, "4.0") ||
+              vcl_str_eq_cstr((struct vcl_str){ps.t->b, (size_t)(ps.t->e - ps.t->b)}, "4.1"))) {
             vcl_error(cs, ps.t, "unsupported VCL version '%.*s' (vcl-lite reads 4.0 and 4.1)",
                       (int)(ps.t->e - ps.t->b), ps.t->b);
             goto out;
         }
-        d->s = (struct vcl_str){ ps.t->b, (size_t)(ps.t->e - ps.t->b) };
+        d->s = (struct vcl_str){ps.t->b, (size_t)(ps.t->e - ps.t->b)};
         next(&ps);
         if (!expect(&ps, VCL_TOK_SEMI))
             goto out;

@@ -20,8 +20,7 @@ struct tbuf {
     size_t len, cap;
 };
 
-static void
-tb_addf(struct tbuf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void tb_addf(struct tbuf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 static void
 tb_addn(struct tbuf *b, const char *s, size_t n)
@@ -111,13 +110,13 @@ vcl_diags_free(struct vcl_diags **dp)
 }
 
 static void
-diag_add(struct vcl_compile *cs, enum vcl_severity sev, const struct vcl_token *t,
-         const char *fmt, va_list ap)
+diag_add(struct vcl_compile *cs, enum vcl_severity sev, const struct vcl_token *t, const char *fmt,
+         va_list ap)
 {
     struct vcl_diags *dg = cs->diags;
     struct vcl_diag *d;
     char msg[1024];
-    struct tbuf tb = { 0 };
+    struct tbuf tb = {0};
     const char *file = "<policy>";
 
     vsnprintf(msg, sizeof(msg), fmt, ap);
@@ -159,8 +158,8 @@ diag_add(struct vcl_compile *cs, enum vcl_severity sev, const struct vcl_token *
     }
     d->text = vcl_pool_strndup(dg->pool, tb.p, tb.len);
     {
-        struct tbuf j = { dg->joined, dg->joined ? strlen(dg->joined) : 0,
-                          dg->joined ? strlen(dg->joined) + 1 : 0 };
+        struct tbuf j = {dg->joined, dg->joined ? strlen(dg->joined) : 0,
+                         dg->joined ? strlen(dg->joined) + 1 : 0};
 
         tb_addn(&j, tb.p, tb.len);
         dg->joined = j.p;
@@ -496,7 +495,7 @@ vcl_program_director(const struct vcl_program *p, size_t i)
 struct vcl_ref
 vcl_program_default_backend(const struct vcl_program *p)
 {
-    struct vcl_ref r = { VCL_REF_NONE, 0 };
+    struct vcl_ref r = {VCL_REF_NONE, 0};
 
     VCL_CHECK_OBJ(p, VCL_PROGRAM_MAGIC);
     if (p->nbackends > 0 && !p->backends[0].none)
@@ -525,14 +524,12 @@ vcl_program_defines(const struct vcl_program *p, enum vcl_sub sub)
 /* --------------------------------------------------------------- dump */
 
 static const char *const op_names[] = {
-    [OP_NOP] = "nop",         [OP_CONST] = "const",   [OP_VAR] = "var",
-    [OP_SETVAR] = "setvar",   [OP_HDR] = "hdr",       [OP_SETHDR] = "sethdr",
-    [OP_UNSETHDR] = "unset",  [OP_POP] = "pop",       [OP_JMP] = "jmp",
-    [OP_JF] = "jf",           [OP_JF_KEEP] = "jf.and", [OP_JT_KEEP] = "jt.or",
-    [OP_NOT] = "not",         [OP_NEG] = "neg",       [OP_ARITH] = "arith",
-    [OP_CMP] = "cmp",         [OP_MATCH] = "match",   [OP_ACL] = "acl",
-    [OP_CONCAT] = "concat",   [OP_CONV] = "conv",     [OP_CALL] = "call",
-    [OP_RET] = "ret",         [OP_RETURN] = "return", [OP_FUNC] = "func",
+    [OP_NOP] = "nop",     [OP_CONST] = "const",   [OP_VAR] = "var",        [OP_SETVAR] = "setvar",
+    [OP_HDR] = "hdr",     [OP_SETHDR] = "sethdr", [OP_UNSETHDR] = "unset", [OP_POP] = "pop",
+    [OP_JMP] = "jmp",     [OP_JF] = "jf",         [OP_JF_KEEP] = "jf.and", [OP_JT_KEEP] = "jt.or",
+    [OP_NOT] = "not",     [OP_NEG] = "neg",       [OP_ARITH] = "arith",    [OP_CMP] = "cmp",
+    [OP_MATCH] = "match", [OP_ACL] = "acl",       [OP_CONCAT] = "concat",  [OP_CONV] = "conv",
+    [OP_CALL] = "call",   [OP_RET] = "ret",       [OP_RETURN] = "return",  [OP_FUNC] = "func",
     [OP_END] = "end",
 };
 
@@ -667,8 +664,8 @@ dump_insn(struct tbuf *b, const struct vcl_program *p, size_t pc)
 char *
 vcl_program_dump(const struct vcl_program *p)
 {
-    struct tbuf b = { 0 };
-    static const char *const dtypes[] = { "round_robin", "random", "fallback", "hash", "shard" };
+    struct tbuf b = {0};
+    static const char *const dtypes[] = {"round_robin", "random", "fallback", "hash", "shard"};
 
     VCL_CHECK_OBJ(p, VCL_PROGRAM_MAGIC);
     tb_addf(&b, "# vcl-lite program: %zu instructions, %zu constants, %zu regexes, %zu ACLs\n",
@@ -698,8 +695,9 @@ vcl_program_dump(const struct vcl_program *p)
     for (size_t i = 0; i < p->nprobes; i++) {
         const struct vcl_probe_decl *pr = &p->probes[i];
 
-        tb_addf(&b, "probe %s: %s%s expect %u timeout %gs interval %gs window %u threshold %u "
-                    "initial %u\n",
+        tb_addf(&b,
+                "probe %s: %s%s expect %u timeout %gs interval %gs window %u threshold %u "
+                "initial %u\n",
                 pr->name, pr->url ? "url " : "request", pr->url ? pr->url : "",
                 pr->expected_response, pr->timeout, pr->interval, pr->window, pr->threshold,
                 pr->initial);

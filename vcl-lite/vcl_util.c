@@ -192,20 +192,20 @@ vcl_edit_distance(const char *a, size_t alen, const char *b, size_t blen)
 /* ---------------------------------------------------------------- tables */
 
 const struct vcl_var_info vcl_vars[VCL_VAR__MAX] = {
-#define VCL_X_VAR(id, nm, ty, rd, wr) [VCL_VAR_##id] = { nm, VCL_T_##ty, rd, wr },
+#define VCL_X_VAR(id, nm, ty, rd, wr) [VCL_VAR_##id] = {nm, VCL_T_##ty, rd, wr},
     VCL_VARIABLES(VCL_X_VAR)
 #undef VCL_X_VAR
 };
 
 const struct vcl_where_info vcl_wheres[VCL_WHERE__MAX] = {
-#define VCL_X_WHERE(id, nm, rd, wr) [VCL_WHERE_##id] = { nm, rd, wr },
+#define VCL_X_WHERE(id, nm, rd, wr) [VCL_WHERE_##id] = {nm, rd, wr},
     VCL_WHERES(VCL_X_WHERE)
 #undef VCL_X_WHERE
 };
 
 const struct vcl_func vcl_funcs[VCL_FN__MAX] = {
-#define VCL_X_FN(id, nm, ret, mn, mx, at, an, msk)                                                \
-    [VCL_FN_##id] = { nm, VCL_T_##ret, mn, mx, at, an, msk },
+#define VCL_X_FN(id, nm, ret, mn, mx, at, an, msk)                                                 \
+    [VCL_FN_##id] = {nm, VCL_T_##ret, mn, mx, at, an, msk},
     VCL_FUNCS(VCL_X_FN)
 #undef VCL_X_FN
 };
@@ -323,7 +323,7 @@ vcl_strerror(int code)
 bool
 vcl_vmod_known(struct vcl_str name)
 {
-    static const char *const known[] = { "std", "directors", "xkey", "cookie", "var" };
+    static const char *const known[] = {"std", "directors", "xkey", "cookie", "var"};
 
     for (size_t i = 0; i < VCL_ARRAY_LEN(known); i++)
         if (vcl_str_eq_cstr(name, known[i]))

@@ -186,8 +186,7 @@ nomem:
 
 /* ----------------------------------------------------------- conversion */
 
-static int
-fmt_into(struct vcl_ctx *ctx, struct vcl_str *out, const char *fmt, ...)
+static int fmt_into(struct vcl_ctx *ctx, struct vcl_str *out, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
 static int
@@ -387,7 +386,7 @@ static bool
 acl_match(const struct vcl_acl *acl, const struct vcl_ip *ip0)
 {
     struct vcl_ip ip = *ip0;
-    static const uint8_t mapped[12] = { 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff };
+    static const uint8_t mapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
 
     if (ip.family == 6 && memcmp(ip.addr, mapped, 12) == 0) { /* ::ffff:a.b.c.d */
         memmove(ip.addr, ip.addr + 12, 4);
@@ -422,8 +421,8 @@ trace_value(const struct vcl_program *p, const struct vcl_value *v, char *buf, s
         if (v->u.s.p == NULL)
             snprintf(buf, len, "(unset)");
         else
-            snprintf(buf, len, "\"%.*s%s\"", (int)(v->u.s.len > 120 ? 120 : v->u.s.len),
-                     v->u.s.p, v->u.s.len > 120 ? "..." : "");
+            snprintf(buf, len, "\"%.*s%s\"", (int)(v->u.s.len > 120 ? 120 : v->u.s.len), v->u.s.p,
+                     v->u.s.len > 120 ? "..." : "");
         break;
     case VCL_T_BOOL:
         snprintf(buf, len, "%s", v->u.b ? "true" : "false");
@@ -437,8 +436,8 @@ trace_value(const struct vcl_program *p, const struct vcl_value *v, char *buf, s
         snprintf(buf, len, "%s", ip);
         break;
     case VCL_T_BACKEND:
-        snprintf(buf, len, "%s", v->u.ref.kind == VCL_REF_NONE ? "none"
-                                                               : vcl_program_ref_name(p, v->u.ref));
+        snprintf(buf, len, "%s",
+                 v->u.ref.kind == VCL_REF_NONE ? "none" : vcl_program_ref_name(p, v->u.ref));
         break;
     default:
         snprintf(buf, len, "%.3f", v->u.d);
@@ -446,13 +445,12 @@ trace_value(const struct vcl_program *p, const struct vcl_value *v, char *buf, s
     }
 }
 
-static void
-trace(const struct vcl_program *p, struct vcl_ctx *ctx, const struct vcl_insn *in,
-      const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+static void trace(const struct vcl_program *p, struct vcl_ctx *ctx, const struct vcl_insn *in,
+                  const char *fmt, ...) __attribute__((format(printf, 4, 5)));
 
 static void
-trace(const struct vcl_program *p, struct vcl_ctx *ctx, const struct vcl_insn *in,
-      const char *fmt, ...)
+trace(const struct vcl_program *p, struct vcl_ctx *ctx, const struct vcl_insn *in, const char *fmt,
+      ...)
 {
     char buf[512];
     va_list ap;
@@ -466,7 +464,7 @@ trace(const struct vcl_program *p, struct vcl_ctx *ctx, const struct vcl_insn *i
     if ((size_t)n >= sizeof(buf))
         n = sizeof(buf) - 1;
     ctx->ops->trace(ctx->priv, in->src < p->nsrcnames ? p->srcnames[in->src] : "?", in->line,
-                    (struct vcl_str){ buf, (size_t)n });
+                    (struct vcl_str){buf, (size_t)n});
 }
 
 static void
@@ -507,8 +505,8 @@ trace_insn(const struct vcl_program *p, struct vcl_ctx *ctx, const struct vcl_in
         break;
     case OP_RETURN:
         if (res->action == VCL_ACT_SYNTH)
-            trace(p, ctx, in, "return (synth(%u, \"%.*s\"))", res->status,
-                  (int)res->reason.len, res->reason.p ? res->reason.p : "");
+            trace(p, ctx, in, "return (synth(%u, \"%.*s\"))", res->status, (int)res->reason.len,
+                  res->reason.p ? res->reason.p : "");
         else if (res->action == VCL_ACT_PASS && res->duration > 0)
             trace(p, ctx, in, "return (pass(%.3f))", res->duration);
         else
@@ -562,8 +560,7 @@ finish_return(const struct vcl_program *p, struct vcl_ctx *ctx, enum vcl_sub sub
 }
 
 int
-vcl_run(const struct vcl_program *p, enum vcl_sub sub, struct vcl_ctx *ctx,
-        struct vcl_result *out)
+vcl_run(const struct vcl_program *p, enum vcl_sub sub, struct vcl_ctx *ctx, struct vcl_result *out)
 {
     const struct vcl_host_ops *ops;
     const struct vcl_insn *code, *in = NULL;
@@ -615,9 +612,8 @@ vcl_run(const struct vcl_program *p, enum vcl_sub sub, struct vcl_ctx *ctx,
         case OP_HDR:
             memset(&st[sp], 0, sizeof(st[sp]));
             st[sp].type = VCL_T_STRING;
-            if (ops->get_header != NULL &&
-                ops->get_header(ctx->priv, (enum vcl_where)in->a, p->consts[in->c].u.s,
-                                &st[sp].u.s) != 0)
+            if (ops->get_header != NULL && ops->get_header(ctx->priv, (enum vcl_where)in->a,
+                                                           p->consts[in->c].u.s, &st[sp].u.s) != 0)
                 return fail(ctx, in, VCL_EHOST, "host get_header failed");
             sp++;
             break;
@@ -627,9 +623,8 @@ vcl_run(const struct vcl_program *p, enum vcl_sub sub, struct vcl_ctx *ctx,
                 st[sp].u.s = VCL_LIT("");
             if (ops->trace != NULL)
                 trace_insn(p, ctx, in, &st[sp], out);
-            if (ops->set_header != NULL &&
-                ops->set_header(ctx->priv, (enum vcl_where)in->a, p->consts[in->c].u.s,
-                                st[sp].u.s) != 0)
+            if (ops->set_header != NULL && ops->set_header(ctx->priv, (enum vcl_where)in->a,
+                                                           p->consts[in->c].u.s, st[sp].u.s) != 0)
                 return fail(ctx, in, VCL_EHOST, "host set_header failed");
             break;
         case OP_UNSETHDR:

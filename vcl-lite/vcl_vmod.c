@@ -22,7 +22,7 @@
 
 #define JAR_MAX 64 /* cookies kept per request; Varnish's vmod_cookie has 100 */
 
-static const struct vcl_str unset = { NULL, 0 };
+static const struct vcl_str unset = {NULL, 0};
 
 /* --------------------------------------------------------------- regsub */
 
@@ -204,8 +204,8 @@ parse_time(const char *s, double *out)
     struct tm tm;
     char *end;
     double d;
-    static const char *const fmts[] = { "%a, %d %b %Y %H:%M:%S GMT", "%A, %d-%b-%y %H:%M:%S GMT",
-                                        "%a %b %d %H:%M:%S %Y", "%Y-%m-%dT%H:%M:%S" };
+    static const char *const fmts[] = {"%a, %d %b %Y %H:%M:%S GMT", "%A, %d-%b-%y %H:%M:%S GMT",
+                                       "%a %b %d %H:%M:%S %Y", "%Y-%m-%dT%H:%M:%S"};
 
     for (size_t i = 0; i < VCL_ARRAY_LEN(fmts); i++) {
         memset(&tm, 0, sizeof(tm));
@@ -284,15 +284,15 @@ cookie_parse(struct vcl_ctx *ctx, struct vcl_str hdr)
     for (size_t i = 0; i < s.len;) {
         const char *semi = memchr(s.p + i, ';', s.len - i);
         size_t e = semi ? (size_t)(semi - s.p) : s.len;
-        struct vcl_str pair = { s.p + i, e - i };
+        struct vcl_str pair = {s.p + i, e - i};
         const char *eq = memchr(pair.p, '=', pair.len);
 
         i = e + 1;
         if (eq == NULL)
             continue;
         {
-            struct cookie ck = { { pair.p, (size_t)(eq - pair.p) },
-                                 { eq + 1, pair.len - (size_t)(eq - pair.p) - 1 } };
+            struct cookie ck = {{pair.p, (size_t)(eq - pair.p)},
+                                {eq + 1, pair.len - (size_t)(eq - pair.p) - 1}};
             struct cookie *old;
 
             trim(&ck.name);
@@ -314,7 +314,7 @@ in_csv(struct vcl_str list, struct vcl_str name)
     for (size_t i = 0; i < list.len;) {
         const char *c = memchr(list.p + i, ',', list.len - i);
         size_t e = c ? (size_t)(c - list.p) : list.len;
-        struct vcl_str it = { list.p + i, e - i };
+        struct vcl_str it = {list.p + i, e - i};
 
         trim(&it);
         if (it.len == name.len && memcmp(it.p, name.p, name.len) == 0)
@@ -558,7 +558,7 @@ vcl_vmod_call(const struct vcl_program *p, struct vcl_ctx *ctx, unsigned id, uns
         uint64_t x = ctx->_rng;
 
         if (x == 0) {
-            struct vcl_value now = { VCL_T_TIME, { .d = 0 } };
+            struct vcl_value now = {VCL_T_TIME, {.d = 0}};
 
             if (ops->get_var != NULL)
                 (void)ops->get_var(ctx->priv, VCL_VAR_NOW, &now);
@@ -570,8 +570,8 @@ vcl_vmod_call(const struct vcl_program *p, struct vcl_ctx *ctx, unsigned id, uns
         x ^= x << 25;
         x ^= x >> 27;
         ctx->_rng = x;
-        ret->u.d = a[0].u.d + (a[1].u.d - a[0].u.d) *
-                                  ((double)((x * 0x2545f4914f6cdd1dull) >> 11) / 9007199254740992.0);
+        ret->u.d = a[0].u.d + (a[1].u.d - a[0].u.d) * ((double)((x * 0x2545f4914f6cdd1dull) >> 11) /
+                                                       9007199254740992.0);
         return 0;
     }
     case VCL_FN_STD_ROUND:
@@ -649,7 +649,7 @@ vcl_vmod_call(const struct vcl_program *p, struct vcl_ctx *ctx, unsigned id, uns
             return VCL_ENOSPC;
         v = getenv(c1); /* read-only environment: the daemon never calls setenv */
         if (v != NULL)
-            return vcl_ws_dup(ctx, (struct vcl_str){ v, strlen(v) }, &ret->u.s);
+            return vcl_ws_dup(ctx, (struct vcl_str){v, strlen(v)}, &ret->u.s);
         return 0;
     }
     case VCL_FN_STD_FILEREAD:
@@ -664,7 +664,7 @@ vcl_vmod_call(const struct vcl_program *p, struct vcl_ctx *ctx, unsigned id, uns
             return 0;
         f = n.len == 0 ? h.p : memmem(h.p, h.len, n.p, n.len);
         if (f != NULL)
-            ret->u.s = (struct vcl_str){ f, h.len - (size_t)(f - h.p) };
+            ret->u.s = (struct vcl_str){f, h.len - (size_t)(f - h.p)};
         return 0;
     }
     case VCL_FN_STD_FNMATCH: {
@@ -732,7 +732,7 @@ vcl_vmod_call(const struct vcl_program *p, struct vcl_ctx *ctx, unsigned id, uns
         if ((c = jar_find(j, n)) != NULL)
             c->value = v;
         else if (j->n < JAR_MAX)
-            j->c[j->n++] = (struct cookie){ n, v };
+            j->c[j->n++] = (struct cookie){n, v};
         return 0;
     }
     case VCL_FN_COOKIE_DELETE: {

@@ -36,7 +36,7 @@ fz_get_var(void *priv, enum vcl_var v, struct vcl_value *out)
         out->u.s = VCL_LIT("/fuzz?a=1&b=2");
         break;
     case VCL_T_IP:
-        out->u.ip = (struct vcl_ip){ 4, { 127, 0, 0, 1 }, 0 };
+        out->u.ip = (struct vcl_ip){4, {127, 0, 0, 1}, 0};
         break;
     case VCL_T_INT:
         out->u.i = 1;
@@ -61,7 +61,7 @@ fz_get_header(void *priv, enum vcl_where w, struct vcl_str n, struct vcl_str *ou
 {
     (void)priv;
     (void)w;
-    *out = n.len % 2 ? VCL_LIT("a=b; c=d") : (struct vcl_str){ NULL, 0 };
+    *out = n.len % 2 ? VCL_LIT("a=b; c=d") : (struct vcl_str){NULL, 0};
     return 0;
 }
 
@@ -108,7 +108,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
         free(dump);
         for (int s = 0; s < VCL_SUB__MAX; s++) {
-            struct vcl_arena a = { ws, sizeof(ws), 0 };
+            struct vcl_arena a = {ws, sizeof(ws), 0};
             struct vcl_ctx ctx;
             struct vcl_result res;
 

@@ -8,6 +8,7 @@
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
+
 #include <cmocka.h>
 
 #include <dirent.h>
@@ -15,7 +16,6 @@
 #include "test_vcl_mock.h"
 
 #define GOLDEN_DIR "tests/unit/vcl_golden/"
-
 
 static char *
 slurp(const char *path)
@@ -70,8 +70,7 @@ every_message_matches_its_golden_file(void **state)
         }
         rc = vcl_compile_file(vcl, NULL, &p, &d);
         if (strcmp(want, vcl_diags_text(d)) != 0) {
-            fprintf(stderr, "golden %s:\n--- want\n%s--- got\n%s", name, want,
-                    vcl_diags_text(d));
+            fprintf(stderr, "golden %s:\n--- want\n%s--- got\n%s", name, want, vcl_diags_text(d));
             failures++;
         }
         /* an .err with an error line means the compile must fail */
@@ -95,7 +94,8 @@ diagnostic_fields_give_place_and_message(void **state)
     struct vcl_program *p = NULL;
     struct vcl_diags *d = NULL;
     const struct vcl_diag *g;
-    const char *src = "vcl 4.1;\nbackend b { .host = \"h\"; }\nsub vcl_recv {\n  set beresp.ttl = 1s;\n}\n";
+    const char *src =
+        "vcl 4.1;\nbackend b { .host = \"h\"; }\nsub vcl_recv {\n  set beresp.ttl = 1s;\n}\n";
 
     (void)state;
     assert_int_equal(vcl_compile_string("site.vcl", src, strlen(src), NULL, &p, &d), VCL_ECOMPILE);
@@ -220,8 +220,10 @@ return_actions_follow_the_state_machine(void **state)
     assert_true(compiles("sub vcl_synth { return (restart); }"));
     assert_false(compiles("sub vcl_pass { return (hash); }"));
     /* a custom sub must suit every sub that calls it */
-    assert_true(compiles("sub s { return (synth(403)); } sub vcl_recv { call s; } sub vcl_miss { call s; }"));
-    assert_false(compiles("sub s { return (synth(403)); } sub vcl_recv { call s; } sub vcl_hash { call s; }"));
+    assert_true(compiles(
+        "sub s { return (synth(403)); } sub vcl_recv { call s; } sub vcl_miss { call s; }"));
+    assert_false(compiles(
+        "sub s { return (synth(403)); } sub vcl_recv { call s; } sub vcl_hash { call s; }"));
 }
 
 static void
@@ -229,12 +231,14 @@ variables_are_checked_per_sub(void **state)
 {
     (void)state;
     assert_true(compiles("sub vcl_deliver { set resp.http.X = req.url; set req.http.Y = \"1\"; }"));
-    assert_true(compiles("sub vcl_backend_error { set beresp.ttl = 1s; set beresp.body = \"x\"; }"));
+    assert_true(
+        compiles("sub vcl_backend_error { set beresp.ttl = 1s; set beresp.body = \"x\"; }"));
     assert_false(compiles("sub vcl_recv { set resp.status = 200; }"));
     assert_false(compiles("sub vcl_hit { set obj.http.x = \"1\"; }"));
     assert_true(compiles("sub vcl_hit { if (obj.ttl < 1s && obj.hits > 0) { return (miss); } }"));
     assert_false(compiles("sub vcl_miss { if (obj.hits > 0) { return (pass); } }"));
-    assert_true(compiles("sub vcl_backend_fetch { set bereq.http.x = \"1\"; set bereq.first_byte_timeout = 30s; }"));
+    assert_true(compiles(
+        "sub vcl_backend_fetch { set bereq.http.x = \"1\"; set bereq.first_byte_timeout = 30s; }"));
     assert_false(compiles("sub vcl_backend_fetch { set beresp.http.x = \"1\"; }"));
     assert_false(compiles("sub vcl_recv { set req.xid = \"1\"; }"));
     assert_true(compiles("sub vcl_recv { set req.hash_always_miss = true; }"));
@@ -249,15 +253,19 @@ static void
 implicit_conversions_as_in_vcl(void **state)
 {
     (void)state;
-    assert_true(compiles("sub vcl_recv { set req.http.a = 1 + \"x\" + 1.5 + 1s + true + client.ip + now; }"));
-    assert_true(compiles("sub vcl_recv { if (req.http.a && !req.http.b || req.backend_hint) { } }"));
+    assert_true(compiles(
+        "sub vcl_recv { set req.http.a = 1 + \"x\" + 1.5 + 1s + true + client.ip + now; }"));
+    assert_true(
+        compiles("sub vcl_recv { if (req.http.a && !req.http.b || req.backend_hint) { } }"));
     assert_true(compiles("sub vcl_recv { if (client.ip == \"127.0.0.1\") { } }"));
     assert_false(compiles("sub vcl_recv { if (client.ip == \"not-an-ip\") { } }"));
-    assert_true(compiles("sub vcl_backend_response { set beresp.ttl = std.duration(beresp.http.x, 1m) * 2; }"));
+    assert_true(compiles(
+        "sub vcl_backend_response { set beresp.ttl = std.duration(beresp.http.x, 1m) * 2; }"));
     assert_false(compiles("sub vcl_backend_response { set beresp.ttl = 1s + 1; }"));
     assert_true(compiles("sub vcl_backend_response { set beresp.grace = beresp.ttl / 2; }"));
     assert_false(compiles("sub vcl_recv { if (req.url < \"x\") { } }"));
-    assert_true(compiles("sub vcl_recv { if (req.restarts || req.ttl) { } }")); /* INT != 0, DURATION > 0 */
+    assert_true(
+        compiles("sub vcl_recv { if (req.restarts || req.ttl) { } }")); /* INT != 0, DURATION > 0 */
     assert_false(compiles("sub vcl_recv { if (1.5) { } }"));
     assert_true(compiles("sub vcl_recv { set req.http.x = std.integer(req.http.n, 0) * 3 - 1; }"));
     assert_false(compiles("sub vcl_recv { std.duration(\"1s\"); }"));

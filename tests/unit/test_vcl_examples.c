@@ -7,6 +7,7 @@
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
+
 #include <cmocka.h>
 
 #include <pthread.h>
@@ -78,7 +79,7 @@ wordpress_caches_anonymous_pages_only(void **state)
     mock_str(R, VCL_VAR_REQ_METHOD, "PURGE");
     assert_int_equal(go(p, VCL_SUB_RECV), VCL_ACT_SYNTH); /* 192.0.2.10 is no purger */
     assert_int_equal(run_.res.status, 405);
-    R->vars[VCL_VAR_CLIENT_IP].u.ip = (struct vcl_ip){ 4, { 10, 1, 2, 3 }, 0 };
+    R->vars[VCL_VAR_CLIENT_IP].u.ip = (struct vcl_ip){4, {10, 1, 2, 3}, 0};
     assert_int_equal(go(p, VCL_SUB_RECV), VCL_ACT_PURGE);
 
     mock_run_init(&run_);
@@ -107,7 +108,7 @@ magento_purges_by_tag_and_hashes_the_vary_cookie(void **state)
     assert_int_equal(vcl_program_probe_count(p), 1);
 
     mock_str(R, VCL_VAR_REQ_METHOD, "PURGE");
-    R->vars[VCL_VAR_CLIENT_IP].u.ip = (struct vcl_ip){ 4, { 127, 0, 0, 1 }, 0 };
+    R->vars[VCL_VAR_CLIENT_IP].u.ip = (struct vcl_ip){4, {127, 0, 0, 1}, 0};
     mock_set(R, VCL_WHERE_REQ, "X-Magento-Tags-Pattern", "((^|,)cat_p_42(,|$))");
     assert_int_equal(go(p, VCL_SUB_RECV), VCL_ACT_SYNTH);
     assert_int_equal(run_.res.status, 200);
@@ -116,7 +117,7 @@ magento_purges_by_tag_and_hashes_the_vary_cookie(void **state)
 
     mock_run_init(&run_);
     mock_str(R, VCL_VAR_REQ_METHOD, "PURGE");
-    R->vars[VCL_VAR_CLIENT_IP].u.ip = (struct vcl_ip){ 4, { 10, 0, 1, 5 }, 0 };
+    R->vars[VCL_VAR_CLIENT_IP].u.ip = (struct vcl_ip){4, {10, 0, 1, 5}, 0};
     mock_set(R, VCL_WHERE_REQ, "xkey-purge", "cat_p_42");
     R->xkey_count = 3;
     assert_int_equal(go(p, VCL_SUB_RECV), VCL_ACT_SYNTH);
@@ -260,7 +261,7 @@ b_get_header(void *priv, enum vcl_where w, struct vcl_str n, struct vcl_str *out
 {
     struct bhdr *h = b_find(priv, w, n);
 
-    *out = h ? h->v : (struct vcl_str){ NULL, 0 };
+    *out = h ? h->v : (struct vcl_str){NULL, 0};
     return 0;
 }
 
@@ -273,7 +274,7 @@ b_set_header(void *priv, enum vcl_where w, struct vcl_str n, struct vcl_str v)
     if (h == NULL && b->n < 24)
         h = &b->h[b->n++];
     if (h != NULL)
-        *h = (struct bhdr){ w, n, v };
+        *h = (struct bhdr){w, n, v};
     return 0;
 }
 
@@ -310,7 +311,7 @@ wordpress_vm_time_per_request_is_printed(void **state)
     struct vcl_program *p = example("wordpress");
     static struct bhost b;
     static char ws[8192];
-    struct vcl_arena arena = { ws, sizeof(ws), 0 };
+    struct vcl_arena arena = {ws, sizeof(ws), 0};
     struct vcl_ctx ctx;
     struct vcl_result res;
     struct timespec t0, t1;
@@ -319,17 +320,17 @@ wordpress_vm_time_per_request_is_printed(void **state)
 
     (void)state;
     memset(&b, 0, sizeof(b));
-    b.vars[VCL_VAR_REQ_METHOD] = (struct vcl_value){ VCL_T_STRING, { .s = VCL_LIT("GET") } };
+    b.vars[VCL_VAR_REQ_METHOD] = (struct vcl_value){VCL_T_STRING, {.s = VCL_LIT("GET")}};
     b.vars[VCL_VAR_REQ_URL] =
-        (struct vcl_value){ VCL_T_STRING, { .s = VCL_LIT("/2024/05/hello-world/") } };
-    b.vars[VCL_VAR_REQ_PROTO] = (struct vcl_value){ VCL_T_STRING, { .s = VCL_LIT("HTTP/1.1") } };
-    b.vars[VCL_VAR_OBJ_HITS] = (struct vcl_value){ VCL_T_INT, { .i = 5 } };
+        (struct vcl_value){VCL_T_STRING, {.s = VCL_LIT("/2024/05/hello-world/")}};
+    b.vars[VCL_VAR_REQ_PROTO] = (struct vcl_value){VCL_T_STRING, {.s = VCL_LIT("HTTP/1.1")}};
+    b.vars[VCL_VAR_OBJ_HITS] = (struct vcl_value){VCL_T_INT, {.i = 5}};
     b.vars[VCL_VAR_CLIENT_IP].type = VCL_T_IP;
-    b.h[0] = (struct bhdr){ VCL_WHERE_REQ, VCL_LIT("Host"), VCL_LIT("blog.example.com") };
-    b.h[1] = (struct bhdr){ VCL_WHERE_REQ, VCL_LIT("Cookie"), VCL_LIT("_ga=GA1.2.3; _gid=GA1.4") };
-    b.h[2] = (struct bhdr){ VCL_WHERE_REQ, VCL_LIT("Accept-Encoding"), VCL_LIT("gzip, br") };
-    b.h[3] = (struct bhdr){ VCL_WHERE_RESP, VCL_LIT("Server"), VCL_LIT("nginx") };
-    b.h[4] = (struct bhdr){ VCL_WHERE_RESP, VCL_LIT("X-Powered-By"), VCL_LIT("PHP/8.2") };
+    b.h[0] = (struct bhdr){VCL_WHERE_REQ, VCL_LIT("Host"), VCL_LIT("blog.example.com")};
+    b.h[1] = (struct bhdr){VCL_WHERE_REQ, VCL_LIT("Cookie"), VCL_LIT("_ga=GA1.2.3; _gid=GA1.4")};
+    b.h[2] = (struct bhdr){VCL_WHERE_REQ, VCL_LIT("Accept-Encoding"), VCL_LIT("gzip, br")};
+    b.h[3] = (struct bhdr){VCL_WHERE_RESP, VCL_LIT("Server"), VCL_LIT("nginx")};
+    b.h[4] = (struct bhdr){VCL_WHERE_RESP, VCL_LIT("X-Powered-By"), VCL_LIT("PHP/8.2")};
     b.n0 = b.n = 5;
 
     clock_gettime(CLOCK_MONOTONIC, &t0);
@@ -363,7 +364,7 @@ thread_main(void *arg)
     struct thread_arg *ta = arg;
     struct mock *m = malloc(sizeof(*m));
     static __thread char ws[4096];
-    struct vcl_arena a = { ws, sizeof(ws), 0 };
+    struct vcl_arena a = {ws, sizeof(ws), 0};
     struct vcl_ctx ctx;
     struct vcl_result res;
 

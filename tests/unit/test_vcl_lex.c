@@ -6,6 +6,7 @@
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
+
 #include <cmocka.h>
 
 #include <string.h>
@@ -41,11 +42,11 @@ static void
 every_operator_and_punctuation_is_a_token(void **state)
 {
     static const enum vcl_tok_kind want[] = {
-        VCL_TOK_LBRACE, VCL_TOK_RBRACE, VCL_TOK_LPAREN, VCL_TOK_RPAREN, VCL_TOK_SEMI,
-        VCL_TOK_COMMA,  VCL_TOK_ASSIGN, VCL_TOK_EQ,     VCL_TOK_NE,     VCL_TOK_NOT,
-        VCL_TOK_MATCH,  VCL_TOK_NOMATCH, VCL_TOK_LT,    VCL_TOK_GT,     VCL_TOK_LE,
-        VCL_TOK_GE,     VCL_TOK_PLUS,   VCL_TOK_MINUS,  VCL_TOK_STAR,   VCL_TOK_SLASH,
-        VCL_TOK_AND,    VCL_TOK_OR,     VCL_TOK_PLUSEQ, VCL_TOK_MINUSEQ, VCL_TOK_DOT,
+        VCL_TOK_LBRACE, VCL_TOK_RBRACE,  VCL_TOK_LPAREN, VCL_TOK_RPAREN,  VCL_TOK_SEMI,
+        VCL_TOK_COMMA,  VCL_TOK_ASSIGN,  VCL_TOK_EQ,     VCL_TOK_NE,      VCL_TOK_NOT,
+        VCL_TOK_MATCH,  VCL_TOK_NOMATCH, VCL_TOK_LT,     VCL_TOK_GT,      VCL_TOK_LE,
+        VCL_TOK_GE,     VCL_TOK_PLUS,    VCL_TOK_MINUS,  VCL_TOK_STAR,    VCL_TOK_SLASH,
+        VCL_TOK_AND,    VCL_TOK_OR,      VCL_TOK_PLUSEQ, VCL_TOK_MINUSEQ, VCL_TOK_DOT,
         VCL_TOK_EOF,
     };
     struct lexed l;
@@ -110,7 +111,8 @@ static void
 strings_and_long_strings_span_lines(void **state)
 {
     struct lexed l;
-    struct vcl_source *s = lex(&l, "\"plain\" {\"long\n\"quoted\"\nstring\"} x \"\"\"tri\"ple\nq\"\"\" \"\"");
+    struct vcl_source *s =
+        lex(&l, "\"plain\" {\"long\n\"quoted\"\nstring\"} x \"\"\"tri\"ple\nq\"\"\" \"\"");
 
     (void)state;
     assert_false(l.cs.err);
@@ -119,7 +121,7 @@ strings_and_long_strings_span_lines(void **state)
     assert_int_equal(s->toks[1].kind, VCL_TOK_STRING);
     assert_int_equal(s->toks[1].s.len, strlen("long\n\"quoted\"\nstring"));
     assert_memory_equal(s->toks[1].s.p, "long\n\"quoted\"\nstring", s->toks[1].s.len);
-    assert_int_equal(s->toks[2].line, 3); /* lines counted inside the long string */
+    assert_int_equal(s->toks[2].line, 3);              /* lines counted inside the long string */
     assert_int_equal(s->toks[3].kind, VCL_TOK_STRING); /* Varnish 6 triple quotes */
     assert_int_equal(s->toks[3].s.len, strlen("tri\"ple\nq"));
     assert_memory_equal(s->toks[3].s.p, "tri\"ple\nq", s->toks[3].s.len);
@@ -150,16 +152,16 @@ lexical_errors_name_the_problem(void **state)
         const char *src;
         const char *msg;
     } cases[] = {
-        { "\"open", "unterminated string" },
-        { "{\"open", "unterminated long string" },
-        { "\"\"\"open\"\"", "unterminated long string" },
-        { "/* open", "unterminated /* comment" },
-        { "C{ int x; }C", "inline C (C{ ... }C) is not supported" },
-        { "a & b", "did you mean '&&'" },
-        { "a | b", "did you mean '||'" },
-        { "10parsecs", "unknown unit" },
-        { "@", "unexpected character '@'" },
-        { "99999999999999999999", "integer too large" },
+        {"\"open", "unterminated string"},
+        {"{\"open", "unterminated long string"},
+        {"\"\"\"open\"\"", "unterminated long string"},
+        {"/* open", "unterminated /* comment"},
+        {"C{ int x; }C", "inline C (C{ ... }C) is not supported"},
+        {"a & b", "did you mean '&&'"},
+        {"a | b", "did you mean '||'"},
+        {"10parsecs", "unknown unit"},
+        {"@", "unexpected character '@'"},
+        {"99999999999999999999", "integer too large"},
     };
 
     (void)state;

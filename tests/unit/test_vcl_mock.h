@@ -106,7 +106,7 @@ mock_get_header(void *priv, enum vcl_where w, struct vcl_str name, struct vcl_st
 static __attribute__((unused)) void
 mock_set(struct mock *m, enum vcl_where w, const char *name, const char *value)
 {
-    struct mock_hdr *h = mock_find(m, w, (struct vcl_str){ name, strlen(name) });
+    struct mock_hdr *h = mock_find(m, w, (struct vcl_str){name, strlen(name)});
 
     for (int i = 0; h == NULL && i < MOCK_HDRS; i++)
         if (!m->h[i].used)
@@ -143,7 +143,7 @@ mock_unset_header(void *priv, enum vcl_where w, struct vcl_str name)
 static __attribute__((unused)) const char *
 mock_hdr(struct mock *m, enum vcl_where w, const char *name)
 {
-    struct mock_hdr *h = mock_find(m, w, (struct vcl_str){ name, strlen(name) });
+    struct mock_hdr *h = mock_find(m, w, (struct vcl_str){name, strlen(name)});
 
     return h ? h->value : NULL;
 }
@@ -227,8 +227,8 @@ mock_collect(void *priv, enum vcl_where w, struct vcl_str name, struct vcl_str s
     struct mock *m = priv;
 
     (void)w;
-    snprintf(m->collected, sizeof(m->collected), "%.*s/%.*s", (int)name.len, name.p,
-             (int)sep.len, sep.p);
+    snprintf(m->collected, sizeof(m->collected), "%.*s/%.*s", (int)name.len, name.p, (int)sep.len,
+             sep.p);
     return 0;
 }
 
@@ -277,8 +277,8 @@ mock_init(struct mock *m)
     m->vars[VCL_VAR_BERESP_STATUS].u.i = 200;
     m->vars[VCL_VAR_RESP_STATUS].u.i = 200;
     m->vars[VCL_VAR_BERESP_TTL].u.d = 120;
-    m->vars[VCL_VAR_CLIENT_IP].u.ip = (struct vcl_ip){ 4, { 192, 0, 2, 10 }, 0 };
-    m->vars[VCL_VAR_SERVER_IP].u.ip = (struct vcl_ip){ 4, { 10, 0, 0, 1 }, 0 };
+    m->vars[VCL_VAR_CLIENT_IP].u.ip = (struct vcl_ip){4, {192, 0, 2, 10}, 0};
+    m->vars[VCL_VAR_SERVER_IP].u.ip = (struct vcl_ip){4, {10, 0, 0, 1}, 0};
     m->vars[VCL_VAR_NOW].u.d = 1700000000.0;
     mock_set(m, VCL_WHERE_REQ, "Host", "example.com");
 }
@@ -337,7 +337,7 @@ static __attribute__((unused)) void
 mock_run_init(struct mock_run *r)
 {
     mock_init(&r->m);
-    r->arena = (struct vcl_arena){ r->ws, sizeof(r->ws), 0 };
+    r->arena = (struct vcl_arena){r->ws, sizeof(r->ws), 0};
     vcl_ctx_init(&r->ctx, &mock_ops, &r->m, &r->arena);
 }
 

@@ -6,6 +6,7 @@
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
+
 #include <cmocka.h>
 
 #include <stdio.h>
@@ -57,16 +58,15 @@ static void
 declarations_become_nodes_in_order(void **state)
 {
     struct parsed ps;
-    struct vcl_node *d = parse(&ps,
-                               "vcl 4.1;\n"
-                               "import std;\n"
-                               "import directors from \"/x.so\";\n"
-                               "probe p { .url = \"/h\"; .interval = 5s; }\n"
-                               "backend b { .host = \"h\"; .port = \"80\"; .probe = p; }\n"
-                               "backend c { .host = \"h\"; .probe = { .url = \"/\"; } }\n"
-                               "backend n none;\n"
-                               "acl a { \"10.0.0.0\"/8; !\"10.1.2.3\"; (\"example.com\"); }\n"
-                               "sub s { }\n");
+    struct vcl_node *d = parse(&ps, "vcl 4.1;\n"
+                                    "import std;\n"
+                                    "import directors from \"/x.so\";\n"
+                                    "probe p { .url = \"/h\"; .interval = 5s; }\n"
+                                    "backend b { .host = \"h\"; .port = \"80\"; .probe = p; }\n"
+                                    "backend c { .host = \"h\"; .probe = { .url = \"/\"; } }\n"
+                                    "backend n none;\n"
+                                    "acl a { \"10.0.0.0\"/8; !\"10.1.2.3\"; (\"example.com\"); }\n"
+                                    "sub s { }\n");
 
     (void)state;
     assert_false(ps.cs.err);
@@ -105,20 +105,20 @@ every_statement_parses(void **state)
 {
     struct parsed ps;
     struct vcl_node *s;
-    struct vcl_node *d = parse(&ps,
-                               "vcl 4.0;\n"
-                               "sub vcl_recv {\n"
-                               "  set req.http.X = \"a\";\n"
-                               "  set req.http.Y += \"b\";\n"
-                               "  unset req.http.Z;\n"
-                               "  if (a) { } elseif (b) { } elsif (c) { } else if (d) { } else { }\n"
-                               "  call other;\n"
-                               "  return (synth(404, \"x\"));\n"
-                               "  hash_data(req.url);\n"
-                               "  new x = directors.round_robin();\n"
-                               "  ;\n"
-                               "  return (pass);\n"
-                               "}\n");
+    struct vcl_node *d =
+        parse(&ps, "vcl 4.0;\n"
+                   "sub vcl_recv {\n"
+                   "  set req.http.X = \"a\";\n"
+                   "  set req.http.Y += \"b\";\n"
+                   "  unset req.http.Z;\n"
+                   "  if (a) { } elseif (b) { } elsif (c) { } else if (d) { } else { }\n"
+                   "  call other;\n"
+                   "  return (synth(404, \"x\"));\n"
+                   "  hash_data(req.url);\n"
+                   "  new x = directors.round_robin();\n"
+                   "  ;\n"
+                   "  return (pass);\n"
+                   "}\n");
 
     (void)state;
     assert_false(ps.cs.err);
@@ -131,9 +131,9 @@ every_statement_parses(void **state)
     assert_int_equal(s->kind, N_UNSET);
     s = s->next;
     assert_int_equal(s->kind, N_IF);
-    assert_int_equal(s->c->kind, N_IF);             /* elseif */
-    assert_int_equal(s->c->c->kind, N_IF);          /* elsif */
-    assert_int_equal(s->c->c->c->kind, N_IF);       /* else if */
+    assert_int_equal(s->c->kind, N_IF);       /* elseif */
+    assert_int_equal(s->c->c->kind, N_IF);    /* elsif */
+    assert_int_equal(s->c->c->c->kind, N_IF); /* else if */
     s = s->next;
     assert_int_equal(s->kind, N_CALLSUB);
     s = s->next;
@@ -155,7 +155,8 @@ static void
 precedence_follows_vcl(void **state)
 {
     struct parsed ps;
-    struct vcl_node *d = parse(&ps, "vcl 4.1;\nsub vcl_recv { if (!a ~ \"x\" || b && c == 1 + 2 * 3) {} }");
+    struct vcl_node *d =
+        parse(&ps, "vcl 4.1;\nsub vcl_recv { if (!a ~ \"x\" || b && c == 1 + 2 * 3) {} }");
     struct vcl_node *e;
 
     (void)state;
@@ -163,7 +164,7 @@ precedence_follows_vcl(void **state)
     e = d->next->a->a;
     assert_int_equal(e->kind, N_BINOP);
     assert_int_equal(e->i, VCL_TOK_OR);
-    assert_int_equal(e->a->kind, N_NOT);          /* ! binds a whole comparison */
+    assert_int_equal(e->a->kind, N_NOT); /* ! binds a whole comparison */
     assert_int_equal(e->a->a->i, VCL_TOK_MATCH);
     assert_int_equal(e->b->i, VCL_TOK_AND);
     assert_int_equal(e->b->b->i, VCL_TOK_EQ);
@@ -176,7 +177,8 @@ static void
 named_call_arguments_keep_their_names(void **state)
 {
     struct parsed ps;
-    struct vcl_node *d = parse(&ps, "vcl 4.1;\nsub s { set x = std.duration(s = \"1s\", fallback = 2s); }");
+    struct vcl_node *d =
+        parse(&ps, "vcl 4.1;\nsub s { set x = std.duration(s = \"1s\", fallback = 2s); }");
     struct vcl_node *call;
 
     (void)state;
@@ -192,9 +194,11 @@ static void
 syntax_errors_name_what_was_expected(void **state)
 {
     (void)state;
-    expect_error("sub vcl_recv {}", "parse.vcl:1:1: error: the policy must start with 'vcl 4.0;' or 'vcl 4.1;'");
+    expect_error("sub vcl_recv {}",
+                 "parse.vcl:1:1: error: the policy must start with 'vcl 4.0;' or 'vcl 4.1;'");
     expect_error("vcl 5.0;", "unsupported VCL version '5.0'");
-    expect_error("vcl 4.1;\nsub vcl_recv { set req.url \"x\"; }", "parse.vcl:2:28: error: expected '=', found '\"x\"'");
+    expect_error("vcl 4.1;\nsub vcl_recv { set req.url \"x\"; }",
+                 "parse.vcl:2:28: error: expected '=', found '\"x\"'");
     expect_error("vcl 4.1;\nsub vcl_recv { return (pass) }", "expected ';', found '}'");
     expect_error("vcl 4.1;\nsub vcl_recv { if req.url { } }", "expected '(', found 'req.url'");
     expect_error("vcl 4.1;\nsub vcl_recv {", "expected '}', found end of file");

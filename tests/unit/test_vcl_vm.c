@@ -6,6 +6,7 @@
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
+
 #include <cmocka.h>
 
 #include <math.h>
@@ -79,8 +80,8 @@ if_elseif_else_pick_one_branch(void **state)
                                  "  else { set req.http.B = \"other\"; }\n"
                                  "  return (hash);\n"
                                  "}\n");
-    static const char *const urls[] = { "/a", "/b", "/c", "/d", "/e" };
-    static const char *const want[] = { "a", "b", "c", "d", "other" };
+    static const char *const urls[] = {"/a", "/b", "/c", "/d", "/e"};
+    static const char *const want[] = {"a", "b", "c", "d", "other"};
 
     (void)state;
     for (int i = 0; i < 5; i++) {
@@ -99,18 +100,23 @@ comparisons_and_logic_for_every_type(void **state)
     struct vcl_program *p = prog(
         "sub vcl_backend_response {\n"
         "  set beresp.http.t1 = (beresp.status == 200) + \"\" + (beresp.status != 200) + \"\" +\n"
-        "      (beresp.status < 300) + (beresp.status >= 201) + (beresp.status <= 200) + (beresp.status > 199);\n"
-        "  set beresp.http.t2 = (beresp.ttl > 1m) + \"\" + (beresp.ttl < 1m) + (1.5 > 1) + (1KB == 1024B);\n"
-        "  set beresp.http.t3 = (bereq.url == \"/\") + \"\" + (beresp.http.none == \"\") + (!beresp.http.none) + (beresp.http.none != \"x\");\n"
-        "  set beresp.http.t4 = (client.ip == \"192.0.2.10\") + \"\" + (beresp.uncacheable == false) + (bereq.backend == default);\n"
-        "  set beresp.http.t5 = (true && false) + \"\" + (true || false) + (false || !false) + (now > now - 1s);\n"
+        "      (beresp.status < 300) + (beresp.status >= 201) + (beresp.status <= 200) + "
+        "(beresp.status > 199);\n"
+        "  set beresp.http.t2 = (beresp.ttl > 1m) + \"\" + (beresp.ttl < 1m) + (1.5 > 1) + (1KB == "
+        "1024B);\n"
+        "  set beresp.http.t3 = (bereq.url == \"/\") + \"\" + (beresp.http.none == \"\") + "
+        "(!beresp.http.none) + (beresp.http.none != \"x\");\n"
+        "  set beresp.http.t4 = (client.ip == \"192.0.2.10\") + \"\" + (beresp.uncacheable == "
+        "false) + (bereq.backend == default);\n"
+        "  set beresp.http.t5 = (true && false) + \"\" + (true || false) + (false || !false) + "
+        "(now > now - 1s);\n"
         "  if (beresp.status) { set beresp.http.t6 = \"int\"; }\n"
         "  if (beresp.ttl) { set beresp.http.t7 = \"dur\"; }\n"
         "  if (beresp.grace) { set beresp.http.t8 = \"zero\"; }\n"
         "}\n");
 
     (void)state;
-    r->m.vars[VCL_VAR_BEREQ_BACKEND].u.ref = (struct vcl_ref){ VCL_REF_BACKEND, 0 };
+    r->m.vars[VCL_VAR_BEREQ_BACKEND].u.ref = (struct vcl_ref){VCL_REF_BACKEND, 0};
     assert_int_equal(run(p, VCL_SUB_BACKEND_RESPONSE), 0);
     assert_string_equal(HDR(BERESP, "t1"), "truefalsetruefalsetruetrue");
     assert_string_equal(HDR(BERESP, "t2"), "truefalsetruetrue");
@@ -158,8 +164,9 @@ static void
 integer_division_by_zero_fails_the_request(void **state)
 {
     struct mock_run *r = &runs[0];
-    struct vcl_program *p = prog("sub vcl_recv { set req.http.x = 1 / std.integer(req.http.zero, 0); }\n"
-                                 "import std;\n");
+    struct vcl_program *p =
+        prog("sub vcl_recv { set req.http.x = 1 / std.integer(req.http.zero, 0); }\n"
+             "import std;\n");
 
     (void)state;
     assert_int_equal(run(p, VCL_SUB_RECV), VCL_ERUNTIME);
@@ -173,12 +180,13 @@ static void
 regex_match_and_no_match(void **state)
 {
     struct mock_run *r = &runs[0];
-    struct vcl_program *p = prog("sub vcl_recv {\n"
-                                 "  if (req.url ~ \"^/static/\") { set req.http.a = \"1\"; }\n"
-                                 "  if (req.url !~ \"\\.php$\") { set req.http.b = \"1\"; }\n"
-                                 "  if (req.http.host ~ \"(?i)EXAMPLE\\.COM\") { set req.http.c = \"1\"; }\n"
-                                 "  if (req.http.missing ~ \"^$\") { set req.http.d = \"1\"; }\n"
-                                 "}\n");
+    struct vcl_program *p =
+        prog("sub vcl_recv {\n"
+             "  if (req.url ~ \"^/static/\") { set req.http.a = \"1\"; }\n"
+             "  if (req.url !~ \"\\.php$\") { set req.http.b = \"1\"; }\n"
+             "  if (req.http.host ~ \"(?i)EXAMPLE\\.COM\") { set req.http.c = \"1\"; }\n"
+             "  if (req.http.missing ~ \"^$\") { set req.http.d = \"1\"; }\n"
+             "}\n");
 
     (void)state;
     mock_str(&r->m, VCL_VAR_REQ_URL, "/static/x.css");
@@ -199,16 +207,16 @@ static void
 regsub_and_regsuball_expand_captures(void **state)
 {
     struct mock_run *r = &runs[0];
-    struct vcl_program *p = prog(
-        "sub vcl_recv {\n"
-        "  set req.http.a = regsub(req.url, \"^/([a-z]+)/([0-9]+)\", \"/\\2/\\1[\\0]\");\n"
-        "  set req.http.b = regsuball(req.url, \"[0-9]\", \"#\");\n"
-        "  set req.http.c = regsub(req.url, \"nomatch\", \"x\");\n"
-        "  set req.http.d = regsuball(\"abc\", \"x*\", \"-\");\n"
-        "  set req.http.e = regsub(req.url, \"\\?.*$\", \"\");\n"
-        "  set req.http.f = regsuball(req.http.cookie, \"(^|; *)(_ga|_gid)=[^;]*\", \"\");\n"
-        "  set req.http.g = regsub(req.url, \"(x)?/\", \"[\\1]\");\n"
-        "}\n");
+    struct vcl_program *p =
+        prog("sub vcl_recv {\n"
+             "  set req.http.a = regsub(req.url, \"^/([a-z]+)/([0-9]+)\", \"/\\2/\\1[\\0]\");\n"
+             "  set req.http.b = regsuball(req.url, \"[0-9]\", \"#\");\n"
+             "  set req.http.c = regsub(req.url, \"nomatch\", \"x\");\n"
+             "  set req.http.d = regsuball(\"abc\", \"x*\", \"-\");\n"
+             "  set req.http.e = regsub(req.url, \"\\?.*$\", \"\");\n"
+             "  set req.http.f = regsuball(req.http.cookie, \"(^|; *)(_ga|_gid)=[^;]*\", \"\");\n"
+             "  set req.http.g = regsub(req.url, \"(x)?/\", \"[\\1]\");\n"
+             "}\n");
 
     (void)state;
     mock_str(&r->m, VCL_VAR_REQ_URL, "/news/2024?utm=1");
@@ -243,15 +251,15 @@ acl_matching_ipv4_ipv6_masks_and_negation(void **state)
         struct vcl_ip ip;
         unsigned status;
     } cases[] = {
-        { { 4, { 192, 0, 2, 10 }, 0 }, 200 },
-        { { 4, { 192, 0, 2, 66 }, 0 }, 403 }, /* negated, more specific */
-        { { 4, { 192, 0, 3, 1 }, 0 }, 403 },
-        { { 4, { 127, 0, 0, 1 }, 0 }, 200 },
-        { { 6, { 0x20, 0x01, 0x0d, 0xb8, 0, 1 }, 0 }, 200 },
-        { { 6, { 0x20, 0x01, 0x0d, 0xb8, 0xde, 0xad, 0, 1 }, 0 }, 403 },
-        { { 6, { 0x20, 0x01, 0x0d, 0xb9 }, 0 }, 403 },
-        { { 6, { [10] = 0xff, [11] = 0xff, [12] = 192, [13] = 0, [14] = 2, [15] = 9 }, 0 }, 200 },
-        { { 6, { [15] = 1 }, 0 }, 200 }, /* ::1 from "localhost" */
+        {{4, {192, 0, 2, 10}, 0}, 200},
+        {{4, {192, 0, 2, 66}, 0}, 403}, /* negated, more specific */
+        {{4, {192, 0, 3, 1}, 0}, 403},
+        {{4, {127, 0, 0, 1}, 0}, 200},
+        {{6, {0x20, 0x01, 0x0d, 0xb8, 0, 1}, 0}, 200},
+        {{6, {0x20, 0x01, 0x0d, 0xb8, 0xde, 0xad, 0, 1}, 0}, 403},
+        {{6, {0x20, 0x01, 0x0d, 0xb9}, 0}, 403},
+        {{6, {[10] = 0xff, [11] = 0xff, [12] = 192, [13] = 0, [14] = 2, [15] = 9}, 0}, 200},
+        {{6, {[15] = 1}, 0}, 200}, /* ::1 from "localhost" */
     };
 
     (void)state;
@@ -269,15 +277,16 @@ static void
 return_actions_carry_their_arguments(void **state)
 {
     struct mock_run *r = &runs[0];
-    struct vcl_program *p = prog("sub vcl_recv {\n"
-                                 "  if (req.url == \"/s\") { return (synth(404, \"Nope \" + req.url)); }\n"
-                                 "  if (req.url == \"/t\") { return (synth(301)); }\n"
-                                 "  return (pass);\n"
-                                 "}\n"
-                                 "sub vcl_backend_response {\n"
-                                 "  if (bereq.url == \"/p\") { return (pass); }\n"
-                                 "  if (bereq.url == \"/q\") { return (pass(10s)); }\n"
-                                 "}\n");
+    struct vcl_program *p =
+        prog("sub vcl_recv {\n"
+             "  if (req.url == \"/s\") { return (synth(404, \"Nope \" + req.url)); }\n"
+             "  if (req.url == \"/t\") { return (synth(301)); }\n"
+             "  return (pass);\n"
+             "}\n"
+             "sub vcl_backend_response {\n"
+             "  if (bereq.url == \"/p\") { return (pass); }\n"
+             "  if (bereq.url == \"/q\") { return (pass(10s)); }\n"
+             "}\n");
 
     (void)state;
     mock_str(&r->m, VCL_VAR_REQ_URL, "/s");
@@ -346,15 +355,11 @@ builtin_recv_defaults(void **state)
         const char *method, *hdr, *val;
         enum vcl_action act;
     } cases[] = {
-        { "GET", NULL, NULL, VCL_ACT_HASH },
-        { "HEAD", NULL, NULL, VCL_ACT_HASH },
-        { "GET", "Cookie", "a=b", VCL_ACT_PASS },
-        { "GET", "Authorization", "Basic x", VCL_ACT_PASS },
-        { "POST", NULL, NULL, VCL_ACT_PASS },
-        { "DELETE", NULL, NULL, VCL_ACT_PASS },
-        { "FROB", NULL, NULL, VCL_ACT_PIPE },
-        { "CONNECT", NULL, NULL, VCL_ACT_PIPE },
-        { "PRI", NULL, NULL, VCL_ACT_SYNTH },
+        {"GET", NULL, NULL, VCL_ACT_HASH},      {"HEAD", NULL, NULL, VCL_ACT_HASH},
+        {"GET", "Cookie", "a=b", VCL_ACT_PASS}, {"GET", "Authorization", "Basic x", VCL_ACT_PASS},
+        {"POST", NULL, NULL, VCL_ACT_PASS},     {"DELETE", NULL, NULL, VCL_ACT_PASS},
+        {"FROB", NULL, NULL, VCL_ACT_PIPE},     {"CONNECT", NULL, NULL, VCL_ACT_PIPE},
+        {"PRI", NULL, NULL, VCL_ACT_SYNTH},
     };
 
     (void)state;
@@ -384,12 +389,17 @@ builtin_hash_and_other_subs(void **state)
         enum vcl_sub sub;
         enum vcl_action act;
     } cases[] = {
-        { VCL_SUB_PIPE, VCL_ACT_PIPE },       { VCL_SUB_PASS, VCL_ACT_FETCH },
-        { VCL_SUB_PURGE, VCL_ACT_SYNTH },     { VCL_SUB_HIT, VCL_ACT_DELIVER },
-        { VCL_SUB_MISS, VCL_ACT_FETCH },      { VCL_SUB_DELIVER, VCL_ACT_DELIVER },
-        { VCL_SUB_SYNTH, VCL_ACT_DELIVER },   { VCL_SUB_BACKEND_FETCH, VCL_ACT_FETCH },
-        { VCL_SUB_BACKEND_ERROR, VCL_ACT_DELIVER }, { VCL_SUB_INIT, VCL_ACT_OK },
-        { VCL_SUB_FINI, VCL_ACT_OK },
+        {VCL_SUB_PIPE, VCL_ACT_PIPE},
+        {VCL_SUB_PASS, VCL_ACT_FETCH},
+        {VCL_SUB_PURGE, VCL_ACT_SYNTH},
+        {VCL_SUB_HIT, VCL_ACT_DELIVER},
+        {VCL_SUB_MISS, VCL_ACT_FETCH},
+        {VCL_SUB_DELIVER, VCL_ACT_DELIVER},
+        {VCL_SUB_SYNTH, VCL_ACT_DELIVER},
+        {VCL_SUB_BACKEND_FETCH, VCL_ACT_FETCH},
+        {VCL_SUB_BACKEND_ERROR, VCL_ACT_DELIVER},
+        {VCL_SUB_INIT, VCL_ACT_OK},
+        {VCL_SUB_FINI, VCL_ACT_OK},
     };
 
     (void)state;
@@ -419,14 +429,14 @@ builtin_backend_response_marks_hit_for_miss(void **state)
         const char *hdr, *val;
         bool hfm;
     } cases[] = {
-        { NULL, NULL, false },
-        { "Set-Cookie", "a=b", true },
-        { "Cache-Control", "private, max-age=60", true },
-        { "Cache-Control", "no-store", true },
-        { "Cache-Control", "public, max-age=60", false },
-        { "Surrogate-Control", "no-store", true },
-        { "Vary", "*", true },
-        { "Vary", "Accept-Encoding", false },
+        {NULL, NULL, false},
+        {"Set-Cookie", "a=b", true},
+        {"Cache-Control", "private, max-age=60", true},
+        {"Cache-Control", "no-store", true},
+        {"Cache-Control", "public, max-age=60", false},
+        {"Surrogate-Control", "no-store", true},
+        {"Vary", "*", true},
+        {"Vary", "Accept-Encoding", false},
     };
 
     (void)state;
@@ -471,9 +481,10 @@ static void
 user_bodies_run_in_order_then_fall_through(void **state)
 {
     struct mock_run *r = &runs[0];
-    struct vcl_program *p = prog("sub vcl_recv { set req.http.order = \"1\"; }\n"
-                                 "sub vcl_recv { set req.http.order = req.http.order + \"2\"; call mark; }\n"
-                                 "sub mark { set req.http.marked = \"yes\"; }\n");
+    struct vcl_program *p =
+        prog("sub vcl_recv { set req.http.order = \"1\"; }\n"
+             "sub vcl_recv { set req.http.order = req.http.order + \"2\"; call mark; }\n"
+             "sub mark { set req.http.marked = \"yes\"; }\n");
 
     (void)state;
     mock_set(&r->m, VCL_WHERE_REQ, "Cookie", "x=1");
@@ -490,8 +501,9 @@ static void
 return_inside_a_custom_sub_ends_the_builtin_sub(void **state)
 {
     struct mock_run *r = &runs[0];
-    struct vcl_program *p = prog("sub check { if (req.url ~ \"^/admin\") { return (pass); } }\n"
-                                 "sub vcl_recv { call check; set req.http.after = \"1\"; return (hash); }\n");
+    struct vcl_program *p =
+        prog("sub check { if (req.url ~ \"^/admin\") { return (pass); } }\n"
+             "sub vcl_recv { call check; set req.http.after = \"1\"; return (hash); }\n");
 
     (void)state;
     mock_str(&r->m, VCL_VAR_REQ_URL, "/admin/x");
@@ -509,24 +521,25 @@ static void
 scalar_variables_reach_the_host_with_their_types(void **state)
 {
     struct mock_run *r = &runs[0];
-    struct vcl_program *p = prog("sub vcl_recv {\n"
-                                 "  set req.hash_always_miss = true;\n"
-                                 "  set req.url = \"/new\";\n"
-                                 "  set req.method = \"HEAD\";\n"
-                                 "  set req.ttl = 5s;\n"
-                                 "  set req.backend_hint = default;\n"
-                                 "  return (hash);\n"
-                                 "}\n"
-                                 "sub vcl_backend_response {\n"
-                                 "  set beresp.status = 201;\n"
-                                 "  set beresp.do_gzip = true;\n"
-                                 "  set beresp.do_brotli = true;\n"
-                                 "  set beresp.do_stream = false;\n"
-                                 "  set beresp.storage_hint = \"memory\";\n"
-                                 "  set beresp.reason = \"Made\";\n"
-                                 "  return (deliver);\n"
-                                 "}\n"
-                                 "sub vcl_synth { set resp.body = \"hello\"; return (deliver); }\n");
+    struct vcl_program *p =
+        prog("sub vcl_recv {\n"
+             "  set req.hash_always_miss = true;\n"
+             "  set req.url = \"/new\";\n"
+             "  set req.method = \"HEAD\";\n"
+             "  set req.ttl = 5s;\n"
+             "  set req.backend_hint = default;\n"
+             "  return (hash);\n"
+             "}\n"
+             "sub vcl_backend_response {\n"
+             "  set beresp.status = 201;\n"
+             "  set beresp.do_gzip = true;\n"
+             "  set beresp.do_brotli = true;\n"
+             "  set beresp.do_stream = false;\n"
+             "  set beresp.storage_hint = \"memory\";\n"
+             "  set beresp.reason = \"Made\";\n"
+             "  return (deliver);\n"
+             "}\n"
+             "sub vcl_synth { set resp.body = \"hello\"; return (deliver); }\n");
 
     (void)state;
     assert_int_equal(run(p, VCL_SUB_RECV), 0);
@@ -549,16 +562,17 @@ static void
 builtin_functions_hash_ban_synthetic_log(void **state)
 {
     struct mock_run *r = &runs[0];
-    struct vcl_program *p = prog("import std;\n"
-                                 "sub vcl_recv {\n"
-                                 "  ban(\"obj.http.x ~ \" + req.url);\n"
-                                 "  std.log(\"hello \" + req.url);\n"
-                                 "  std.syslog(6, \"sys\");\n"
-                                 "  std.timestamp(\"t\");\n"
-                                 "  std.collect(req.http.Cookie);\n"
-                                 "}\n"
-                                 "sub vcl_hash { hash_data(req.url); hash_data(req.http.missing); return (lookup); }\n"
-                                 "sub vcl_synth { synthetic(\"a\"); synthetic(\"b\"); return (deliver); }\n");
+    struct vcl_program *p =
+        prog("import std;\n"
+             "sub vcl_recv {\n"
+             "  ban(\"obj.http.x ~ \" + req.url);\n"
+             "  std.log(\"hello \" + req.url);\n"
+             "  std.syslog(6, \"sys\");\n"
+             "  std.timestamp(\"t\");\n"
+             "  std.collect(req.http.Cookie);\n"
+             "}\n"
+             "sub vcl_hash { hash_data(req.url); hash_data(req.http.missing); return (lookup); }\n"
+             "sub vcl_synth { synthetic(\"a\"); synthetic(\"b\"); return (deliver); }\n");
 
     (void)state;
     assert_int_equal(run(p, VCL_SUB_RECV), 0);
@@ -585,8 +599,10 @@ std_string_and_conversion_functions(void **state)
         "  set req.http.qs2 = std.querysort(\"/p\");\n"
         "  set req.http.dur = std.duration(\"1.5m\", 1s) + \"/\" + std.duration(\"bogus\", 7s);\n"
         "  set req.http.int = std.integer(\"42\", 0) + 1 + \"/\" + std.integer(\"4x\", -1);\n"
-        "  set req.http.real = std.real(\"2.5\", 0.0) + \"/\" + std.real(s = \"z\", fallback = 1.0);\n"
-        "  set req.http.ip = std.ip(\"::1\", \"0.0.0.0\") + \"/\" + std.ip(\"nope\", \"10.9.8.7\");\n"
+        "  set req.http.real = std.real(\"2.5\", 0.0) + \"/\" + std.real(s = \"z\", fallback = "
+        "1.0);\n"
+        "  set req.http.ip = std.ip(\"::1\", \"0.0.0.0\") + \"/\" + std.ip(\"nope\", "
+        "\"10.9.8.7\");\n"
         "  set req.http.time = std.time(\"Sun, 06 Nov 1994 08:49:37 GMT\", now);\n"
         "  set req.http.ss = std.strstr(\"haystack\", \"st\") + \"/\" + std.strstr(\"a\", \"b\");\n"
         "  set req.http.fn = std.fnmatch(\"*.css\", \"a/b.css\", pathname = false) + \"/\" +\n"
@@ -594,14 +610,16 @@ std_string_and_conversion_functions(void **state)
         "  set req.http.env = std.getenv(\"VCL_TEST_ENV\");\n"
         "  set req.http.h = std.healthy(req.backend_hint);\n"
         "  set req.http.conv = std.round(2.5) + \"/\" + std.real2integer(-2.6, 0) + \"/\" +\n"
-        "      std.time2integer(now, 0) + \"/\" + std.time2real(now, 0.0) + \"/\" + std.real2time(1.0, now);\n"
+        "      std.time2integer(now, 0) + \"/\" + std.time2real(now, 0.0) + \"/\" + "
+        "std.real2time(1.0, now);\n"
         "  set req.http.ban = std.ban(\"req.url ~ x\") + std.ban_error();\n"
-        "  if (std.random(0, 10) >= 0 && std.random(5, 6) < 6 && std.random(1, 1) == 1) { set req.http.rnd = \"ok\"; }\n"
+        "  if (std.random(0, 10) >= 0 && std.random(5, 6) < 6 && std.random(1, 1) == 1) { set "
+        "req.http.rnd = \"ok\"; }\n"
         "}\n");
 
     (void)state;
     setenv("VCL_TEST_ENV", "env-ok", 1);
-    r->m.vars[VCL_VAR_REQ_BACKEND_HINT].u.ref = (struct vcl_ref){ VCL_REF_BACKEND, 0 };
+    r->m.vars[VCL_VAR_REQ_BACKEND_HINT].u.ref = (struct vcl_ref){VCL_REF_BACKEND, 0};
     assert_int_equal(run(p, VCL_SUB_RECV), 0);
     assert_string_equal(HDR(REQ, "lo"), "mixed");
     assert_string_equal(HDR(REQ, "up"), "MIXED");
@@ -631,24 +649,25 @@ static void
 cookie_vmod_parses_filters_and_rebuilds(void **state)
 {
     struct mock_run *r = &runs[0];
-    struct vcl_program *p = prog(
-        "import cookie;\n"
-        "sub vcl_recv {\n"
-        "  cookie.parse(req.http.Cookie);\n"
-        "  set req.http.sess = cookie.get(\"session\");\n"
-        "  set req.http.has = cookie.isset(\"_ga\") + \"/\" + cookie.isset(\"nope\");\n"
-        "  cookie.filter(\"_ga, _gid\");\n"
-        "  cookie.set(\"lang\", \"en\");\n"
-        "  cookie.delete(\"tmp\");\n"
-        "  set req.http.Cookie = cookie.get_string();\n"
-        "  cookie.keep_re(\"^(session|lang)$\");\n"
-        "  set req.http.kept = cookie.get_string();\n"
-        "  cookie.keep(\"lang\");\n"
-        "  set req.http.k2 = cookie.get_string();\n"
-        "  cookie.filter_re(\"^la\");\n"
-        "  set req.http.k3 = cookie.get_string();\n"
-        "}\n"
-        "sub vcl_deliver { set resp.http.later = cookie.get(\"session\"); cookie.clean(); set resp.http.c = cookie.get_string(); }\n");
+    struct vcl_program *p =
+        prog("import cookie;\n"
+             "sub vcl_recv {\n"
+             "  cookie.parse(req.http.Cookie);\n"
+             "  set req.http.sess = cookie.get(\"session\");\n"
+             "  set req.http.has = cookie.isset(\"_ga\") + \"/\" + cookie.isset(\"nope\");\n"
+             "  cookie.filter(\"_ga, _gid\");\n"
+             "  cookie.set(\"lang\", \"en\");\n"
+             "  cookie.delete(\"tmp\");\n"
+             "  set req.http.Cookie = cookie.get_string();\n"
+             "  cookie.keep_re(\"^(session|lang)$\");\n"
+             "  set req.http.kept = cookie.get_string();\n"
+             "  cookie.keep(\"lang\");\n"
+             "  set req.http.k2 = cookie.get_string();\n"
+             "  cookie.filter_re(\"^la\");\n"
+             "  set req.http.k3 = cookie.get_string();\n"
+             "}\n"
+             "sub vcl_deliver { set resp.http.later = cookie.get(\"session\"); cookie.clean(); set "
+             "resp.http.c = cookie.get_string(); }\n");
 
     (void)state;
     mock_set(&r->m, VCL_WHERE_REQ, "Cookie", "_ga=GA1; session=abc ; tmp=1;_gid=x; other=y");
@@ -858,14 +877,17 @@ migration_mode_stubs_unknown_vmods(void **state)
     (void)state;
     /* off: a compile error naming the vmod and the line */
     assert_int_equal(vcl_compile_string("m.vcl", src, strlen(src), NULL, &p, &d), VCL_ECOMPILE);
-    assert_non_null(strstr(vcl_diags_text(d), "m.vcl:3:8: error: vmod 'geoip2' is not provided by accel"));
+    assert_non_null(
+        strstr(vcl_diags_text(d), "m.vcl:3:8: error: vmod 'geoip2' is not provided by accel"));
     vcl_diags_free(&d);
     vcl_options_init(&opt);
     opt.unknown_vmods_stub = true;
     assert_int_equal(vcl_compile_string("m.vcl", src, strlen(src), &opt, &p, &d), 0);
     assert_false(vcl_diags_has_error(d));
-    assert_non_null(strstr(vcl_diags_text(d), "m.vcl:7:26: warning: call to 'geo.lookup' of an unknown vmod"));
-    assert_non_null(strstr(vcl_diags_text(d), "m.vcl:8:7: warning: call to 'vsthrottle.is_denied'"));
+    assert_non_null(
+        strstr(vcl_diags_text(d), "m.vcl:7:26: warning: call to 'geo.lookup' of an unknown vmod"));
+    assert_non_null(
+        strstr(vcl_diags_text(d), "m.vcl:8:7: warning: call to 'vsthrottle.is_denied'"));
     vcl_diags_free(&d);
     mock_run_init(r);
     assert_int_equal(run(p, VCL_SUB_RECV), 0);
@@ -884,7 +906,7 @@ arena_overflow_is_an_error_not_a_crash(void **state)
                                  "}\n");
     struct mock m;
     char ws[64];
-    struct vcl_arena a = { ws, sizeof(ws), 0 };
+    struct vcl_arena a = {ws, sizeof(ws), 0};
     struct vcl_ctx ctx;
     struct vcl_result res;
     char url[200];
@@ -903,7 +925,7 @@ arena_overflow_is_an_error_not_a_crash(void **state)
     /* big enough for the concatenation but not the regex state */
     {
         static char ws2[900];
-        struct vcl_arena a2 = { ws2, sizeof(ws2), 0 };
+        struct vcl_arena a2 = {ws2, sizeof(ws2), 0};
 
         vcl_ctx_init(&ctx, &mock_ops, &m, &a2);
         assert_true(vcl_run(p, VCL_SUB_RECV, &ctx, &res) == VCL_ENOSPC);
@@ -1002,14 +1024,16 @@ static void
 negation_and_or_of_computed_values(void **state)
 {
     struct mock_run *r = &runs[0];
-    struct vcl_program *p = prog("import std;\n"
-                                 "sub vcl_recv {\n"
-                                 "  set req.http.a = -std.integer(req.http.n, 0) + \"/\" + -std.duration(req.http.n + \"s\", 0s);\n"
-                                 "  if (req.http.missing || req.http.n) { set req.http.b = \"or\"; }\n"
-                                 "  if (req.http.missing && req.http.n) { set req.http.c = \"and\"; }\n"
-                                 "  std.tolower(\"IGNORED\");\n"
-                                 "  set req.http.d = \"x\";\n"
-                                 "}\n");
+    struct vcl_program *p =
+        prog("import std;\n"
+             "sub vcl_recv {\n"
+             "  set req.http.a = -std.integer(req.http.n, 0) + \"/\" + -std.duration(req.http.n + "
+             "\"s\", 0s);\n"
+             "  if (req.http.missing || req.http.n) { set req.http.b = \"or\"; }\n"
+             "  if (req.http.missing && req.http.n) { set req.http.c = \"and\"; }\n"
+             "  std.tolower(\"IGNORED\");\n"
+             "  set req.http.d = \"x\";\n"
+             "}\n");
 
     (void)state;
     mock_set(&r->m, VCL_WHERE_REQ, "n", "7");
@@ -1029,8 +1053,9 @@ too_complex_expressions_are_compile_errors(void **state)
     char *err;
 
     (void)state;
-    n = (size_t)snprintf(src, sizeof(src), "vcl 4.1;\nbackend b { .host = \"h\"; }\n"
-                                           "sub vcl_recv { set req.http.x = \"a\"");
+    n = (size_t)snprintf(src, sizeof(src),
+                         "vcl 4.1;\nbackend b { .host = \"h\"; }\n"
+                         "sub vcl_recv { set req.http.x = \"a\"");
     for (int i = 0; i < 100; i++)
         n += (size_t)snprintf(src + n, sizeof(src) - n, " + req.url");
     snprintf(src + n, sizeof(src) - n, "; }\n");
