@@ -155,7 +155,8 @@ config_usage(FILE *f)
         "  -a ADDR:PORT[,tls]  listen address (repeatable; default 127.0.0.1:8080)\n"
         "  -b HOST:PORT        origin server (repeatable: round robin)\n"
         "  -f FILE             vcl-lite policy file\n"
-        "  -s SPEC             storage: mem=SIZE (default 256m), or disk=PATH[,size=SIZE]\n"
+        "  -s SPEC             storage: mem=SIZE (default 256m), disk=PATH[,size=SIZE],\n"
+        "                      or none (no cache: a plain reverse proxy)\n"
         "  -C                  compile-check the policy (-f), print its listing, exit 0/1\n"
         "  -x builtin          print the built-in policy\n"
         "  -x explain -f FILE 'GET /path' [-H 'Name: value']... [-R 'HTTP/1.1 200 OK'\n"
@@ -217,6 +218,10 @@ parse_storage(struct config *cfg, const char *arg, char *err, size_t errlen)
 {
     double v;
 
+    if (strcmp(arg, "none") == 0) {
+        cfg->no_cache = true;       /* a plain reverse proxy: nothing is stored */
+        return 0;
+    }
     if (strncmp(arg, "mem=", 4) == 0 || strncmp(arg, "malloc,", 7) == 0) {
         v = config_parse_size(arg + (arg[0] == 'm' && arg[1] == 'e' ? 4 : 7));
         if (v < 1024 * 1024)

@@ -74,6 +74,7 @@ struct config {
     int x_argc;                         /* arguments after the options, for -x */
     char **x_argv;
     size_t mem_limit;                   /* -s mem=SIZE */
+    bool no_cache;                      /* -s none */
     char *disk_path;                    /* -s disk=PATH[,size=SIZE] */
     size_t disk_size;
     struct config_params p;

@@ -160,8 +160,8 @@ main(int argc, char **argv)
     cparams.heuristic_max = cfg.p.heuristic_max;
     cparams.max_object_size = cfg.p.max_object_size;
     cparams.targeted_cc = AC_SLICE(cfg.targeted_cc, strlen(cfg.targeted_cc));
-    struct store *st = open_store();
-    if (st == NULL) {
+    struct store *st = cfg.no_cache ? NULL : open_store();
+    if (st == NULL && !cfg.no_cache) {
         config_free(&cfg);
         return 1;
     }
@@ -170,7 +170,8 @@ main(int argc, char **argv)
         LOG_E("%s", err);
         wrk_destroy_all(&ws, cfg.nworkers);
         pool_backends_fini();
-        store_close(&st);
+        if (st != NULL)
+            store_close(&st);
         config_free(&cfg);
         return 1;
     }
@@ -194,7 +195,8 @@ main(int argc, char **argv)
     wrk_stop_all(ws, cfg.nworkers);
     wrk_destroy_all(&ws, cfg.nworkers);
     pool_backends_fini();
-    store_close(&st);
+    if (st != NULL)
+        store_close(&st);
     if (prog != NULL)
         vcl_program_release(&prog);
     config_free(&cfg);

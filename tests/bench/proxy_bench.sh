@@ -213,7 +213,7 @@ if [[ " $TARGETS " == *" accel "* ]]; then
   log "accel binary: $ACCEL ($ACCEL_ID; tree $ACCEL_GIT)"
   ACCEL="$RUN/accel-bin"
 fi
-ACCEL_CMDLINE="$ACCEL -a 127.0.0.1:${PORT[accel]} -b 127.0.0.1:$ORIGIN_PORT -w $WORKERS"
+ACCEL_CMDLINE="$ACCEL -a 127.0.0.1:${PORT[accel]} -b 127.0.0.1:$ORIGIN_PORT -w $WORKERS -s none"
 for t in $TARGETS; do
   case $t in
     nginx) start_nginx proxy; MAINPID[nginx]=${SRVPID[proxy]} ;;
@@ -381,7 +381,7 @@ TABLE="$OUT/table.md"
   echo
   echo "Command: \`$INVOCATION\` (measurement loop ${ELAPSED} s$([ $SKIPPED -gt 0 ] && echo ", $SKIPPED run(s) skipped: MAX_SECONDS=$MAX_SECONDS spent"))"
   echo "Each run: \`$([ "$PIN" = 1 ] && echo "taskset -c $CLIENT_CPUS ")wrk -t$THREADS -c{${CONNS// /,}} -d${DURATION}s --timeout 5s --latency http://127.0.0.1:PORT/{${SIZES// /,}}.bin\` (brace lists expand to the runs)"
-  [[ " $TARGETS " == *" accel "* ]] && echo "accel: \`$([ "$PIN" = 1 ] && echo "taskset -c $SERVER_CPUS ")build/accel -a 127.0.0.1:PORT -b 127.0.0.1:ORIGIN -w $WORKERS\` (no access log; binary $ACCEL_ID, tree $ACCEL_GIT)"
+  [[ " $TARGETS " == *" accel "* ]] && echo "accel: \`$([ "$PIN" = 1 ] && echo "taskset -c $SERVER_CPUS ")build/accel -a 127.0.0.1:PORT -b 127.0.0.1:ORIGIN -w $WORKERS -s none\` (no access log; binary $ACCEL_ID, tree $ACCEL_GIT)"
   [[ " $TARGETS " == *" nginx "* ]] && echo "nginx $("$NGINX" -v 2>&1 | sed 's|.*/||'): \`proxy_pass\` to an \`upstream { keepalive 64; }\`, \`proxy_http_version 1.1\`, \`proxy_set_header Connection \"\"\`, \`proxy_max_temp_file_size 0\`, access_log off, worker_processes $WORKERS"
   echo "CPU µs/req: CPU time (user+system, all threads and worker processes) the proxy itself used during the run, divided by the requests wrk completed; it excludes the origin and wrk and is less sensitive to other load on the machine than req/s."
   echo "origin: nginx, 1 worker, sendfile, static random-byte files /1k.bin and /64k.bin, keep-alive"
