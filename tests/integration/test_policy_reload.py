@@ -72,11 +72,32 @@ def test_bad_reload_keeps_old_policy(origin, start_accel, tmp_path):
     assert a.alive()
 
 
+def variant(gen):
+    """Two alternating valid policies (A: the tag is a constant in
+    vcl_deliver; B: vcl_recv puts it in a request header that vcl_deliver
+    copies), each tagged with its generation so a response names the
+    program that made it."""
+    if gen % 2 == 0:
+        return policy("g%d" % gen)
+    return r"""
+sub vcl_recv {
+    set req.http.X-Gen = "g%d";
+    if (req.url ~ "^/p/") {
+        return (pass);
+    }
+    return (hash);
+}
+sub vcl_deliver {
+    set resp.http.X-Policy = req.http.X-Gen;
+}
+""" % gen
+
+
 def test_reload_under_load_loses_no_request(origin, start_accel, tmp_path):
     origin.on("/c/load", body=b"cached", headers=MAXAGE)
-    a = start_policy(start_accel, tmp_path, policy("v0"), origin)
+    a = start_policy(start_accel, tmp_path, variant(0), origin)
     stop = threading.Event()
-    results = []                 # (status, X-Policy, body) or an exception text
+    results = []        # (conn, status, generation, body ok, closed) or ("error", ...)
     lock = threading.Lock()
 
     def client(idx):
@@ -90,12 +111,14 @@ def test_reload_under_load_loses_no_request(origin, start_accel, tmp_path):
                 r = conn.request("GET", target)
                 n += 1
                 ok_body = b"cached" if target == "/c/load" else b"path=" + target.encode()
+                tag = r.header("X-Policy") or ""
+                gen = int(tag[1:]) if tag[:1] == "g" and tag[1:].isdigit() else None
                 with lock:
-                    results.append((r.status, r.header("X-Policy"), r.body == ok_body,
-                                    r.has("Connection") and "close" in r.tokens("Connection")))
+                    results.append((idx, r.status, gen, r.body == ok_body,
+                                    "close" in r.tokens("Connection")))
             except Exception as e:       # recorded: a failed request
                 with lock:
-                    results.append(("error", repr(e), False, False))
+                    results.append((idx, "error: %r" % e, None, False, True))
                 if conn is not None:
                     conn.close()
                 conn = None
@@ -107,22 +130,26 @@ def test_reload_under_load_loses_no_request(origin, start_accel, tmp_path):
         t.start()
     try:
         wait_until(lambda: len(results) >= 20, 10, "traffic before the first reload")
-        for i in range(1, 6):
-            write_vcl(tmp_path, policy("v%d" % (i % 2 + 1)), origin)   # v2, v1, v2, v1, v2
-            hup(a, i)
+        for gen in range(1, 6):
+            write_vcl(tmp_path, variant(gen), origin)
+            hup(a, gen)
             before = len(results)
-            wait_until(lambda: len(results) >= before + 100, 10, "traffic after reload %d" % i)
+            wait_until(lambda: len(results) >= before + 100, 10,
+                       "traffic after reload %d" % gen)
     finally:
         stop.set()
         for t in threads:
             t.join(15)
     err = a.stderr()
     assert "failed" not in err, err[-2000:]
-    bad = [r for r in results if r[0] != 200 or not r[2] or r[3]]
+    assert len(re.findall(r"reload of \S+ done", err)) == 5
+    bad = [r for r in results if r[1] != 200 or r[2] is None or not r[3] or r[4]]
     assert not bad, "%d of %d requests failed, e.g. %r" % (len(bad), len(results), bad[:5])
-    tags = [r[1] for r in results]
-    assert set(tags) <= {"v0", "v1", "v2"}, set(tags)
-    assert {"v1", "v2"} <= set(tags)
-    assert tags[-1] == "v2" or tags[-5:].count("v2") > 0
+    gens = {r[2] for r in results}
+    assert gens == set(range(6)), "every generation answered: %r" % gens
+    # one connection never goes back to an older program
+    for idx in range(3):
+        seq = [r[2] for r in results if r[0] == idx]
+        assert seq == sorted(seq), "connection %d: generations %r" % (idx, seq)
     assert origin.count("/c/load") == 1, "the cache survives reloads"
     assert a.alive()

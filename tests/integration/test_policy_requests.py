@@ -137,6 +137,70 @@ def test_pass_rule_sends_every_request_to_origin(origin, start_accel, tmp_path):
     assert origin.count("/cache/x") == 1
 
 
+HITMISS_VCL = r"""
+sub vcl_recv {
+    if (req.http.X-Refresh) {
+        set req.hash_always_miss = true;
+    }
+    if (req.url ~ "^/pipe") {
+        return (pipe);
+    }
+}
+sub vcl_hit {
+    if (req.http.X-Bypass) {
+        return (pass);
+    }
+    if (req.http.X-Hit-Synth) {
+        return (synth(299, "From hit"));
+    }
+}
+sub vcl_miss {
+    if (req.url ~ "^/nomiss") {
+        return (synth(404, "Not cached here"));
+    }
+}
+sub vcl_pass {
+    if (req.url ~ "^/nopass") {
+        return (synth(403, "No pass"));
+    }
+}
+sub vcl_deliver {
+    set resp.http.X-Hit-Var = req.http.X-Bypass;
+}
+"""
+
+
+def test_hit_miss_and_pass_subs(origin, start_accel, tmp_path):
+    origin.on("/h", body=b"h", headers=MAXAGE)
+    a = start_policy(start_accel, tmp_path, HITMISS_VCL, origin)
+    assert a.get("/h").status == 200
+    assert a.get("/h").header("X-Cache") == "HIT"
+    r = a.get("/h", {"X-Bypass": "1"})                  # vcl_hit: return (pass)
+    assert r.status == 200 and r.header("X-Cache") == "PASS"
+    assert origin.count("/h") == 2
+    r = a.get("/h", {"X-Hit-Synth": "1"})               # vcl_hit: return (synth)
+    assert r.status == 299 and r.reason == "From hit"
+    r = a.get("/h", {"X-Refresh": "1"})                 # req.hash_always_miss
+    assert r.status == 200 and r.header("X-Cache") != "HIT"
+    assert origin.count("/h") == 3
+    r = a.get("/nomiss")                                # vcl_miss: return (synth)
+    assert r.status == 404 and r.reason == "Not cached here"
+    r = a.get("/nopass", {"Authorization": "x"})        # builtin pass, then vcl_pass synth
+    assert r.status == 403 and r.reason == "No pass"
+    assert origin.count("/nomiss") == 0 and origin.count("/nopass") == 0
+    # the object under /nomiss was not left busy: a later request is answered too
+    assert a.get("/nomiss").status == 404
+
+
+def test_pipe_is_served_as_pass(origin, start_accel, tmp_path):
+    origin.on("/pipe", body=b"piped", headers=MAXAGE)
+    a = start_policy(start_accel, tmp_path, HITMISS_VCL, origin)
+    for _ in range(2):
+        r = a.get("/pipe")
+        assert r.status == 200 and r.body == b"piped"
+    assert origin.count("/pipe") == 2
+
+
 # -- synth ----------------------------------------------------------------------------------
 
 SYNTH_VCL = r"""
