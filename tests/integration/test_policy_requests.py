@@ -648,3 +648,40 @@ sub vcl_backend_error {
     assert r.status == 502, (r.status, r.body)
     assert r.header("X-Backend-Error") == "yes"
     assert r.body == b"origin down: /down"
+
+
+# -- file structure at run time: include, repeated subs, migration mode -------------------------
+
+def test_include_and_repeated_subs_run_in_order(origin, start_accel, tmp_path):
+    inc = tmp_path / "inc"
+    inc.mkdir()
+    (inc / "common.vcl").write_text(
+        'sub vcl_recv {\n    set req.http.X-Order = req.http.X-Order + "b";\n}\n')
+    body = r"""
+sub vcl_recv {
+    set req.http.X-Order = "a";
+}
+include "inc/common.vcl";
+sub vcl_recv {
+    set req.http.X-Order = req.http.X-Order + "c";
+    return (pass);
+}
+"""
+    a = start_policy(start_accel, tmp_path, body, origin)
+    assert a.get("/inc").status == 200
+    assert origin.last("/inc").header("X-Order") == "abc"
+
+
+def test_migration_mode_runs_file_with_unknown_vmod(origin, start_accel, tmp_path):
+    body = r"""
+import geoip;
+sub vcl_recv {
+    set req.http.X-Country = "c=" + geoip.country(client.ip);
+    return (pass);
+}
+"""
+    a = start_policy(start_accel, tmp_path, body, origin, args=("-p", "vcl_unknown_vmods=stub"))
+    assert "geoip.country" in a.stderr()
+    r = a.get("/geo")
+    assert r.status == 200
+    assert origin.last("/geo").header("X-Country") == "c="
