@@ -4,6 +4,8 @@ the body as it arrives; hit-for-miss keys are not serialised."""
 
 import threading
 
+import pytest
+
 from client import Conn, IncompleteResponse, build_request
 
 
@@ -162,3 +164,103 @@ def test_uncacheable_cold_key_waiters_are_released_in_parallel(origin, accel):
     assert [r.status for r in out] == [200] * 5
     assert all(r.header("Set-Cookie") == "a=1" for r in out)
     assert origin.count("/uc") == 5                    # nobody got another's Set-Cookie
+
+
+def test_fill_goes_on_for_waiters_when_the_first_client_leaves(origin, accel):
+    body = bytes(range(256)) * 64
+    release = threading.Event()
+    origin.on("/gone", body=body, chunk_size=4096, pause_at=(4096, release),
+              headers={"Cache-Control": "max-age=60"})
+    req = build_request("GET", "/gone")
+    first = Conn(accel.port, timeout=10)
+    first.send(req)
+    origin.wait_head("/gone")
+    w = Conn(accel.port, timeout=10)
+    try:
+        w.send(req)
+        h = w.read_head()
+        got = read_body_prefix(w, h, 4096)
+        first.close()                                  # the client that caused the fetch
+        release.set()
+        assert read_rest(w, h, got, len(body)) == body
+    finally:
+        release.set()
+        first.close()
+        w.close()
+    r = accel.get("/gone")
+    assert (r.body, xc(r)) == (body, "HIT")
+    assert origin.count("/gone") == 1
+
+
+def test_waiter_on_another_variant_gets_its_own_fetch(origin, accel):
+    gate = threading.Event()
+    origin.on("/var", body=b"v", gate=gate,
+              headers={"Cache-Control": "max-age=60", "Vary": "Accept-Language"})
+    out = {}
+
+    def get(lang):
+        out[lang] = accel.get("/var", headers={"Accept-Language": lang}, timeout=15)
+    ts = [threading.Thread(target=get, args=("en",))]
+    ts[0].start()
+    origin.wait_head("/var")
+    ts.append(threading.Thread(target=get, args=("fr",)))
+    ts[1].start()
+    try:
+        gate.set()
+        for t in ts:
+            t.join(15)
+    finally:
+        gate.set()
+    assert out["en"].status == 200 and out["fr"].status == 200
+    langs = sorted(q.header("Accept-Language") for q in origin.requests_for("/var"))
+    assert langs == ["en", "fr"], "the fr request was served the en variant: %s" % langs
+    assert xc(accel.get("/var", headers={"Accept-Language": "fr"})) == "HIT"
+    assert xc(accel.get("/var", headers={"Accept-Language": "en"})) == "HIT"
+    assert origin.count("/var") == 2
+
+
+def test_truncated_origin_body_is_not_stored_and_shows_as_truncated(origin, accel):
+    origin.on("/trunc", body=b"x" * 20000, truncate_after=5000,
+              headers={"Cache-Control": "max-age=60"})
+    try:
+        r = accel.get("/trunc", timeout=15)
+        raise AssertionError("a truncated body was delivered as complete: %r" % r)
+    except IncompleteResponse:
+        pass
+    origin.on("/trunc", body=b"y" * 20000, headers={"Cache-Control": "max-age=60"})
+    r = accel.get("/trunc")
+    assert (r.status, r.body) == (200, b"y" * 20000)
+    assert origin.count("/trunc") == 2
+
+
+@pytest.mark.accel_args("-p", "max_object_size=10000")
+def test_waiter_gets_the_whole_body_when_the_object_turns_out_too_big(origin, accel):
+    """A chunked body with no length announced goes over max_object_size
+    while a waiter is already streaming it: the object is dropped, but the
+    waiter is a client like the first one and must get the whole body."""
+    body = bytes(range(256)) * 200                     # 51200 bytes, chunked
+    release = threading.Event()
+    origin.on("/over", body=body, chunked=True, chunk_size=4096, pause_at=(4096, release),
+              headers={"Cache-Control": "max-age=60"})
+    req = build_request("GET", "/over")
+    first = Conn(accel.port, timeout=10)
+    w = Conn(accel.port, timeout=10)
+    try:
+        first.send(req)
+        origin.wait_head("/over")
+        w.send(req)
+        h = w.read_head()
+        got = read_body_prefix(w, h, 4096)
+        fh = first.read_head()
+        fgot = read_body_prefix(first, fh, 4096)
+        release.set()
+        assert read_rest(first, fh, fgot, len(body)) == body
+        try:
+            assert read_rest(w, h, got, len(body)) == body
+        except IncompleteResponse as e:
+            raise AssertionError("the waiter's body was cut when the object went over "
+                                 "max_object_size: %s" % e)
+    finally:
+        release.set()
+        first.close()
+        w.close()
