@@ -545,63 +545,68 @@ dlv_begin(struct sess *s, uint64_t expect_len)
         s->dlv_end = s->dlv_off;
 }
 
-/* Move object bytes to the client until something blocks. */
+/* Move object bytes to the client until something blocks.  Body segments
+ * are queued behind what is already queued (the head), so a small hit goes
+ * out with one writev. */
 static enum dlv
 deliver_pump(struct sess *s)
 {
     struct store_obj *o = s->obj;
 
     for (;;) {
+        size_t len = 0;
+        enum store_obj_state st = store_obj_state(o, &len);
+        uint64_t avail = AC_MIN((uint64_t)len, s->dlv_end);
+
+        if (!s->dlv_done && s->dlv_off < avail && s->niov <= SESS_NIOV - 6) {
+            struct store_bytes segs[4];
+            size_t n = store_obj_read(o, (size_t)s->dlv_off, segs, 4);
+            uint64_t total = 0;
+            int first_iov = s->niov;
+            for (size_t i = 0; i < n && s->dlv_off + total < avail; i++) {
+                size_t take = (size_t)AC_MIN((uint64_t)segs[i].len, avail - s->dlv_off - total);
+                sess_iov_add(s, segs[i].p, take);
+                total += take;
+            }
+            if (total > 0) {
+                if (s->dlv_chunked) {
+                    int hl = snprintf(s->dlv_chunkhdr, sizeof(s->dlv_chunkhdr), "%llx\r\n",
+                                      (unsigned long long)total);
+                    /* the chunk-size line goes before the data */
+                    memmove(&s->iov[first_iov + 1], &s->iov[first_iov],
+                            sizeof(s->iov[0]) * (size_t)(s->niov - first_iov));
+                    s->iov[first_iov].iov_base = s->dlv_chunkhdr;
+                    s->iov[first_iov].iov_len = (size_t)hl;
+                    s->niov++;
+                    sess_iov_add(s, "\r\n", 2);
+                }
+                s->dlv_off += total;
+                s->bytes_sent += total;
+                if (!s->dlv_chunked)
+                    continue;       /* maybe the rest fits too */
+            }
+        }
+        if (!s->dlv_done && s->dlv_off >= avail &&
+            (st == STORE_OBJ_COMPLETE || s->dlv_off >= s->dlv_end)) {
+            if (s->dlv_chunked && !s->dlv_last_chunk && s->niov < SESS_NIOV) {
+                s->dlv_last_chunk = true;
+                sess_iov_add(s, "0\r\n\r\n", 5);
+            }
+            if (!s->dlv_chunked || s->dlv_last_chunk)
+                s->dlv_done = true;
+        }
         if (s->niov > 0) {
             enum step r = sess_flush(s);
             if (r == STEP_WAIT)
                 return DLV_WAIT_WRITE;
             if (r == STEP_DONE)
                 return DLV_DEAD;
+            continue;
         }
         if (s->dlv_done)
             return DLV_DONE;
-        size_t len = 0;
-        enum store_obj_state st = store_obj_state(o, &len);
-        uint64_t avail = AC_MIN((uint64_t)len, s->dlv_end);
-        if (s->dlv_off < avail) {
-            struct store_bytes segs[4];
-            size_t n = store_obj_read(o, (size_t)s->dlv_off, segs, 4);
-            uint64_t total = 0;
-            int first_iov = s->niov;
-            if (s->dlv_chunked)
-                sess_iov_add(s, "", 0), first_iov = s->niov;  /* placeholder below */
-            for (size_t i = 0; i < n && s->dlv_off + total < avail; i++) {
-                size_t take = (size_t)AC_MIN((uint64_t)segs[i].len, avail - s->dlv_off - total);
-                sess_iov_add(s, segs[i].p, take);
-                total += take;
-            }
-            if (total == 0)
-                return DLV_WAIT_DATA;
-            if (s->dlv_chunked) {
-                int hl = snprintf(s->dlv_chunkhdr, sizeof(s->dlv_chunkhdr), "%llx\r\n",
-                                  (unsigned long long)total);
-                /* put the chunk-size line before the data */
-                memmove(&s->iov[first_iov + 1], &s->iov[first_iov],
-                        sizeof(s->iov[0]) * (size_t)(s->niov - first_iov));
-                s->iov[first_iov].iov_base = s->dlv_chunkhdr;
-                s->iov[first_iov].iov_len = (size_t)hl;
-                s->niov++;
-                sess_iov_add(s, "\r\n", 2);
-            }
-            s->dlv_off += total;
-            s->bytes_sent += total;
+        if (s->dlv_off < avail)
             continue;
-        }
-        if (st == STORE_OBJ_COMPLETE || s->dlv_off >= s->dlv_end) {
-            if (s->dlv_chunked && !s->dlv_last_chunk) {
-                s->dlv_last_chunk = true;
-                sess_iov_add(s, "0\r\n\r\n", 5);
-                continue;
-            }
-            s->dlv_done = true;
-            continue;
-        }
         if (st == STORE_OBJ_ABORTED)
             return s->fill_overflow ? DLV_TAIL : DLV_ABORTED;
         return DLV_WAIT_DATA;

@@ -20,10 +20,13 @@ fetch_on_origin_io(struct ev_loop *loop, ev_io *io, int revents)
 {
     struct oconn *oc = AC_CONTAINER_OF(io, struct oconn, io);
 
-    (void)loop;
     (void)revents;
     AC_CHECK_OBJ(oc, OCONN_MAGIC);
     AC_NOTNULL(oc->owner);
+    if (oc->owner->owant == 0) {
+        ev_io_stop(loop, io);       /* the lazy stop of sess_want() */
+        return;
+    }
     sess_drive(oc->owner);
 }
 
@@ -359,7 +362,7 @@ fetch_connect(struct sess *s)
         }
         oc->owner = s;
         ev_io_stop(s->w->loop, &oc->io);
-        ev_io_init(&oc->io, fetch_on_origin_io, oc->c.fd, 0);
+        ev_set_cb(&oc->io, fetch_on_origin_io);
         s->oc = oc;
         if (oc->connecting) {
             sess_want(s, 0, EV_WRITE);
@@ -410,6 +413,7 @@ fetch_bereq(struct sess *s)
     oc->nreq++;
     STAT_INC(s->w, backend_req);
     s->state = s->req.body != H1_BODY_NONE ? S_REQBODY : S_BERESP;
+    s->poll_first = oc->c.ops == &conn_plain_ops;  /* the answer cannot be there yet */
     return STEP_MORE;
 }
 
@@ -618,6 +622,12 @@ fetch_beresp(struct sess *s)
             if (ac_iobuf_room(b) == 0)
                 return origin_fail(s, 502, "response head too large", 0);
         }
+        if (s->poll_first) {
+            s->poll_first = false;
+            sess_want(s, 0, EV_READ);
+            sess_timer(s, cfg->p.first_byte_timeout);
+            return STEP_WAIT;
+        }
         n = conn_read(&oc->c, b->data + b->end, ac_iobuf_room(b));
         if (n > 0) {
             b->end += (size_t)n;
@@ -712,30 +722,15 @@ fetch_respbody(struct sess *s)
     ssize_t n;
 
     for (;;) {
-        if (s->niov > 0) {
-            enum step r = sess_flush(s);
-            if (r != STEP_MORE)
-                return r;           /* STEP_DONE: client gone, origin conn closed by free */
-        }
         if (s->timed_out) {
             STAT_INC(s->w, backend_timeout);
             LOG_W("origin %s: body stalled for %gs, closing the client connection",
                   s->be->name, cfg->p.between_bytes_timeout);
             return STEP_DONE;
         }
-        if (head || respbody_done(s)) {
-            if (head && !respbody_done(s))
-                s->origin_reusable = false;     /* a GET's body we will not read */
-            if (s->resp_chunked_out && !s->resp_head_done) {
-                s->resp_head_done = true;   /* reused as "last chunk queued" */
-                sess_iov_add(s, "0\r\n\r\n", 5);
-                continue;
-            }
-            sess_release_origin(s, s->origin_reusable);
-            s->state = S_FINISH;
-            return STEP_MORE;
-        }
-        if (ac_iobuf_len(b) > 0) {
+        /* Queue what the buffer holds behind what is queued (the head, at
+         * first), so a small answer goes out with one writev. */
+        if (!head && !respbody_done(s) && ac_iobuf_len(b) > 0 && s->niov <= SESS_NIOV - 3) {
             switch (s->resp.body) {
             case H1_BODY_LENGTH: {
                 size_t take = (size_t)AC_MIN((uint64_t)ac_iobuf_len(b), s->respbody_left);
@@ -768,9 +763,27 @@ fetch_respbody(struct sess *s)
             case H1_BODY_NONE:
                 break;
             }
-            if (s->niov > 0 || respbody_done(s))
-                continue;
         }
+        bool done = head || respbody_done(s);
+        if (done && s->resp_chunked_out && !s->resp_head_done && s->niov < SESS_NIOV) {
+            s->resp_head_done = true;   /* reused as "last chunk queued" */
+            sess_iov_add(s, "0\r\n\r\n", 5);
+        }
+        if (s->niov > 0) {
+            enum step r = sess_flush(s);
+            if (r != STEP_MORE)
+                return r;           /* STEP_DONE: client gone, origin conn closed by free */
+            continue;
+        }
+        if (done && (!s->resp_chunked_out || s->resp_head_done)) {
+            if (head && !respbody_done(s))
+                s->origin_reusable = false;     /* a GET's body we will not read */
+            sess_release_origin(s, s->origin_reusable);
+            s->state = S_FINISH;
+            return STEP_MORE;
+        }
+        if (ac_iobuf_len(b) > 0)
+            continue;
         /* Everything read so far is written: the buffer is free again. */
         b->start = b->end = 0;
         n = conn_read(&s->oc->c, b->data, b->cap);

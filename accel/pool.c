@@ -158,7 +158,8 @@ pool_put(struct oconn **ocp)
     }
     oc->owner = NULL;
     ev_io_stop(w->loop, &oc->io);
-    ev_io_init(&oc->io, on_idle_io, oc->c.fd, EV_READ);
+    ev_set_cb(&oc->io, on_idle_io);
+    ev_io_modify(&oc->io, EV_READ);     /* same fd: no re-registration */
     ev_io_start(w->loop, &oc->io);
     ev_timer_set(&oc->idle_tmr, w->cfg->p.origin_idle_timeout, 0);
     ev_timer_start(w->loop, &oc->idle_tmr);

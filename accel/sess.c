@@ -44,18 +44,38 @@ io_set(struct ev_loop *loop, ev_io *io, int fd, int events)
         return;
     ev_io_stop(loop, io);
     if (events) {
-        ev_io_set(io, fd, events);
+        /* ev_io_modify, not ev_io_set: the fd is the same, and ev_io_set
+         * would make libev re-register it (a failing epoll_ctl) */
+        if (io->fd != fd)
+            ev_io_set(io, fd, events);
+        else
+            ev_io_modify(io, events);
         ev_io_start(loop, io);
     }
+}
+
+/*
+ * Set the events each side waits for.  A read watcher that is no longer
+ * wanted is left running ("lazy stop"): stopping it and starting it again a
+ * moment later costs libev's epoll backend a failing epoll_ctl each time.
+ * If it fires while unwanted, its callback stops it then.
+ */
+static void
+want_side(struct ev_loop *loop, ev_io *io, int fd, int *wantp, int ev)
+{
+    *wantp = ev;
+    if (ev == 0 && ev_is_active(io) && (io->events & (EV_READ | EV_WRITE)) == EV_READ)
+        return;
+    io_set(loop, io, fd, ev);
 }
 
 void
 sess_want(struct sess *s, int cev, int oev)
 {
     if (s->c.fd >= 0)
-        io_set(s->w->loop, &s->io, s->c.fd, s->client_dead ? 0 : cev);
+        want_side(s->w->loop, &s->io, s->c.fd, &s->cwant, s->client_dead ? 0 : cev);
     if (s->oc != NULL)
-        io_set(s->w->loop, &s->oc->io, s->oc->c.fd, oev);
+        want_side(s->w->loop, &s->oc->io, s->oc->c.fd, &s->owant, oev);
 }
 
 void
@@ -71,8 +91,11 @@ on_client_io(struct ev_loop *loop, ev_io *io, int revents)
 {
     struct sess *s = AC_CONTAINER_OF(io, struct sess, io);
 
-    (void)loop;
     (void)revents;
+    if (s->cwant == 0) {
+        ev_io_stop(loop, io);       /* the lazy stop of want_side() */
+        return;
+    }
     sess_drive(s);
 }
 
@@ -511,6 +534,14 @@ step_head(struct sess *s)
     }
     if (s->client_eof || s->w->stopping)
         return STEP_DONE;
+    if (s->poll_first && ac_iobuf_len(b) == 0) {
+        /* Just answered: the next request is rarely here yet. */
+        s->poll_first = false;
+        sess_want(s, EV_READ, 0);
+        sess_timer(s, cfg->p.timeout_idle);
+        return STEP_WAIT;
+    }
+    s->poll_first = false;
     if (ac_iobuf_room(b) == 0) {
         ac_iobuf_compact(b);
         if (ac_iobuf_room(b) == 0) {
@@ -800,6 +831,7 @@ step_finish(struct sess *s)
     s->prog_restart_exhausted = false;
     if (s->relay.data != NULL)
         s->relay.start = s->relay.end = 0;
+    s->poll_first = s->c.ops == &conn_plain_ops;    /* TLS may hold decrypted bytes */
     s->state = S_HEAD;
     return STEP_MORE;
 }

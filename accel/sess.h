@@ -61,6 +61,7 @@ struct sess {
     struct sess *next, *prev;       /* worker's list */
     struct conn c;
     ev_io io;                       /* client fd */
+    int cwant, owant;               /* events the state machine waits for per side */
     ev_timer tmr;                   /* the one timer, re-armed per state */
     bool timed_out;
     bool in_drive;
@@ -173,6 +174,8 @@ struct sess {
     int resp_status_set;            /* resp.status set by the policy (0: not) */
     bool prog_restart_exhausted;
     bool abandon;                   /* vcl_backend_fetch did not return fetch */
+    bool poll_first;                /* wait for readiness before the next read: it
+                                     * would find nothing (saves a syscall) */
     enum step fetch_next;           /* what fetch_start_respbody decided */
 };
 
