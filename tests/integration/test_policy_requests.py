@@ -685,3 +685,119 @@ sub vcl_recv {
     r = a.get("/geo")
     assert r.status == 200
     assert origin.last("/geo").header("X-Country") == "c="
+
+
+# -- more of the state machine ----------------------------------------------------------------
+
+def test_obj_hits_counts_hits(origin, start_accel, tmp_path):
+    """obj.hits in vcl_deliver: 0 on the miss, then 1, 2 on the hits."""
+    origin.on("/hits", body=b"h", headers=MAXAGE)
+    body = r"""
+sub vcl_deliver {
+    set resp.http.X-Hits = obj.hits;
+}
+"""
+    a = start_policy(start_accel, tmp_path, body, origin)
+    got = [a.get("/hits").header("X-Hits") for _ in range(3)]
+    assert origin.count("/hits") == 1
+    assert got == ["0", "1", "2"]
+
+
+DELIVER_SYNTH_VCL = r"""
+sub vcl_recv {
+    if (req.url ~ "^/p/") {
+        return (pass);
+    }
+}
+sub vcl_deliver {
+    if (req.http.X-Deny) {
+        return (synth(451, "Denied in deliver"));
+    }
+}
+"""
+
+
+def test_synth_from_deliver_on_pass_and_hit(origin, start_accel, tmp_path):
+    origin.on("/c/d", body=b"c", headers=MAXAGE)
+    a = start_policy(start_accel, tmp_path, DELIVER_SYNTH_VCL, origin)
+    with a.conn() as c:
+        r = c.request("GET", "/p/d", {"X-Deny": "1"})
+        assert r.status == 451 and r.reason == "Denied in deliver", (r.status, r.body)
+        assert c.request("GET", "/c/d").status == 200          # fill the cache
+        r = c.request("GET", "/c/d", {"X-Deny": "1"})           # a hit
+        assert r.status == 451 and r.reason == "Denied in deliver"
+        r = c.request("GET", "/p/after")
+        assert r.status == 200 and r.body == b"path=/p/after"
+
+
+def test_synth_from_deliver_on_cacheable_miss(origin, start_accel, tmp_path):
+    """The request that fills the object runs vcl_deliver too; its synth
+    must be honoured (the object is still stored for the others)."""
+    origin.on("/c/m", body=b"m", headers=MAXAGE)
+    a = start_policy(start_accel, tmp_path, DELIVER_SYNTH_VCL, origin)
+    r = a.get("/c/m", {"X-Deny": "1"})
+    assert r.status == 451, (r.status, r.body)
+    r = a.get("/c/m")
+    assert r.status == 200 and r.body == b"m"
+
+
+def test_grace_set_by_policy_serves_stale(origin, start_accel, tmp_path):
+    origin.on("/g", body=b"g", headers={"Cache-Control": "max-age=600"})
+    body = r"""
+sub vcl_backend_response {
+    set beresp.ttl = 1s;
+    set beresp.grace = 60s;
+}
+"""
+    a = start_policy(start_accel, tmp_path, body, origin)
+    assert a.get("/g").status == 200
+    time.sleep(1.3)
+    r = a.get("/g")
+    assert r.status == 200 and r.body == b"g"
+    assert r.header("X-Cache") == "STALE", r.headers
+    origin.wait_count("/g", 2)                      # the background refresh
+
+
+def test_bereq_url_and_backend_none(origin, start_accel, tmp_path):
+    body = r"""
+backend nothing none;
+sub vcl_recv {
+    if (req.url ~ "^/none") {
+        set req.backend_hint = nothing;
+    }
+    return (pass);
+}
+sub vcl_backend_fetch {
+    if (bereq.url ~ "^/rw/") {
+        set bereq.url = regsub(bereq.url, "^/rw/", "/real/");
+    }
+}
+"""
+    a = start_policy(start_accel, tmp_path, body, origin)
+    r = a.get("/rw/x")
+    assert r.status == 200 and r.body == b"path=/real/x"
+    r = a.get("/none")
+    assert r.status == 503
+    assert origin.count("/none") == 0
+
+
+def test_runtime_failure_answers_503(origin, start_accel, tmp_path):
+    body = r"""
+import std;
+sub vcl_recv {
+    if (req.url ~ "^/div") {
+        set req.http.X-N = 10 / std.integer(req.http.X-Zero, 0);
+    }
+    if (req.url ~ "^/fail") {
+        return (fail);
+    }
+    return (pass);
+}
+"""
+    a = start_policy(start_accel, tmp_path, body, origin)
+    with a.conn() as c:
+        assert c.request("GET", "/div").status == 503
+        assert c.request("GET", "/fail").status == 503
+        r = c.request("GET", "/ok")
+        assert r.status == 200
+    assert origin.count("/div") == 0 and origin.count("/fail") == 0
