@@ -637,6 +637,10 @@ def test_backend_error_synthetic_answer(make_origin, start_accel, tmp_path):
     dead.stop()                                         # connections refused
     body = r"""
 sub vcl_backend_error {
+    if (bereq.retries < 2) {
+        return (retry);
+    }
+    set beresp.http.X-Retries = bereq.retries;
     set beresp.status = 502;
     set beresp.http.X-Backend-Error = "yes";
     synthetic("origin down: " + bereq.url);
@@ -647,6 +651,7 @@ sub vcl_backend_error {
     r = a.get("/down")
     assert r.status == 502, (r.status, r.body)
     assert r.header("X-Backend-Error") == "yes"
+    assert r.header("X-Retries") == "2"
     assert r.body == b"origin down: /down"
 
 
@@ -801,3 +806,43 @@ sub vcl_recv {
         r = c.request("GET", "/ok")
         assert r.status == 200
     assert origin.count("/div") == 0 and origin.count("/fail") == 0
+
+
+def test_builtin_subs_apply_under_a_policy(origin, start_accel, tmp_path):
+    """A policy that only declares a backend behaves like the built-in
+    policy: Cookie/Authorization requests pass, Set-Cookie and no-store
+    answers are not stored, POST passes, a max-age answer is cached."""
+    origin.on("/sc", body=b"sc", headers={"Cache-Control": "max-age=60", "Set-Cookie": "a=1"})
+    origin.on("/ns", body=b"ns", headers={"Cache-Control": "no-store"})
+    origin.on("/ok", body=b"ok", headers=MAXAGE)
+    a = start_policy(start_accel, tmp_path, "", origin)
+    for _ in range(2):
+        a.get("/sc")
+        a.get("/ns")
+        a.get("/ok")
+        a.get("/ok", {"Cookie": "s=1"})
+        a.get("/ok", {"Authorization": "Basic eDp5"})
+        a.request("POST", "/ok", body=b"x")
+    assert origin.count("/sc") == 2 and origin.count("/ns") == 2
+    # 1 fill + 2 cookie + 2 authorization + 2 POST
+    assert origin.count("/ok") == 7
+    assert a.get("/ok").header("X-Cache") == "HIT"
+
+
+def test_restart_limit_reason(origin, start_accel, tmp_path):
+    a = start_policy(start_accel, tmp_path, RESTART_VCL, origin)
+    r = a.get("/recvloop")
+    assert r.status == 503 and r.reason == "Too many restarts", (r.status, r.reason)
+
+
+def test_unsafe_method_invalidates_under_policy(origin, start_accel, tmp_path):
+    """RFC 9111 section 4.4: a successful POST to a URI invalidates what is
+    stored for it; with a policy too (the key is the one vcl_hash builds)."""
+    origin.on("/inv", body=b"inv", headers=MAXAGE)
+    a = start_policy(start_accel, tmp_path, "", origin)
+    a.get("/inv")
+    assert a.get("/inv").header("X-Cache") == "HIT"
+    assert a.request("POST", "/inv", body=b"x").status == 200
+    r = a.get("/inv")
+    assert r.header("X-Cache") != "HIT", "the POST must have invalidated /inv: %r" % r.headers
+    assert origin.count("/inv") == 3          # GET, POST, GET again
