@@ -136,8 +136,29 @@ store_digest(const struct store *st, const void *p, size_t len, uint8_t out[STOR
         memset(out, 0x5a, STORE_DIGEST_LEN);
         return;
     }
-    a = store_hash64(p, len, 0x243f6a8885a308d3ull);
-    b = store_hash64(p, len, 0x13198a2e03707344ull);
+    {
+        /* two independent lanes in one pass over the key */
+        const uint8_t *k = p;
+        size_t i = 0;
+
+        a = 0x243f6a8885a308d3ull ^ mum(len ^ 0xa0761d6478bd642full, 0xe7037ed1a0b428dbull);
+        b = 0x13198a2e03707344ull ^ mum(len ^ 0x8ebc6af09c88c6e3ull, 0x589965cc75374cc3ull);
+        for (; i + 8 <= len; i += 8) {
+            uint64_t w = rd64(k + i);
+
+            a = mum(a ^ w, 0x8ebc6af09c88c6e3ull) + 0x589965cc75374cc3ull;
+            b = mum(b ^ w, 0xe7037ed1a0b428dbull) + 0xa0761d6478bd642full;
+        }
+        if (i < len) {
+            uint64_t t = 0;
+
+            memcpy(&t, k + i, len - i);
+            a = mum(a ^ t, 0x1d8e4e27c47d124full);
+            b = mum(b ^ t, 0x9e3779b97f4a7c15ull);
+        }
+        a = mum(a ^ (a >> 29), 0xa0761d6478bd642full);
+        b = mum(b ^ (b >> 31), 0xe7037ed1a0b428dbull);
+    }
     memcpy(out, &a, 8);
     memcpy(out + 8, &b, 8);
 }
@@ -798,6 +819,7 @@ int
 store_open(const struct store_config *cfg, struct store **stp)
 {
     struct store *st;
+    pthread_mutexattr_t madapt;
     unsigned i;
     size_t est, gsz;
     int r;
@@ -823,6 +845,10 @@ store_open(const struct store_config *cfg, struct store **stp)
     if (st->cfg.disk_queue_max == 0)
         st->cfg.disk_queue_max = 8192;
     st->shards = store_xcalloc(st->nshards, sizeof(*st->shards));
+    /* critical sections are a few dozen instructions: spin briefly before
+     * sleeping in the kernel (glibc adaptive mutex) */
+    STORE_ZERO(pthread_mutexattr_init(&madapt));
+    STORE_ZERO(pthread_mutexattr_settype(&madapt, PTHREAD_MUTEX_ADAPTIVE_NP));
     /* ghost table: about twice the objects a shard holds at 512 bytes each */
     est = st->mem_limit / 512 / st->nshards * 2;
     for (gsz = 64; gsz < est && gsz < ((size_t)1 << 16); gsz *= 2)
@@ -830,7 +856,7 @@ store_open(const struct store_config *cfg, struct store **stp)
     for (i = 0; i < st->nshards; i++) {
         struct store_shard *sh = &st->shards[i];
 
-        STORE_ZERO(pthread_mutex_init(&sh->mtx, NULL));
+        STORE_ZERO(pthread_mutex_init(&sh->mtx, &madapt));
         sh->nbuckets = 64;
         sh->buckets = store_xcalloc(sh->nbuckets, sizeof(*sh->buckets));
         sh->ghost = store_xcalloc(gsz, sizeof(*sh->ghost));
@@ -846,6 +872,7 @@ store_open(const struct store_config *cfg, struct store **stp)
         st->tags[i].mask = 1023;
         st->tags[i].buckets = store_xcalloc(st->tags[i].mask + 1, sizeof(*st->tags[i].buckets));
     }
+    STORE_ZERO(pthread_mutexattr_destroy(&madapt));
     STORE_ZERO(pthread_mutex_init(&st->hk_mtx, NULL));
     r = store_bans_init(st);
     if (r == 0 && cfg->disk_path != NULL)

@@ -137,8 +137,11 @@ struct store_head {
 };
 
 struct store_shard {
+    /* first cache line: what every hit touches (two threads hitting the
+     * same shard move one line, not two) */
     pthread_mutex_t mtx;
     struct store_head **buckets;
+    uint64_t lookups, hits;
     size_t nbuckets, nheads;
     /* S3-FIFO: newest at *_head, evict at *_tail */
     struct store_obj *small_head, *small_tail, *main_head, *main_tail;
@@ -147,7 +150,7 @@ struct store_shard {
     size_t ghost_mask;
     uint32_t ghost_clock;
     /* counters (shard lock) */
-    uint64_t lookups, hits, busy, misses, inserts, evictions, expiries, invalidations, objects;
+    uint64_t busy, misses, inserts, evictions, expiries, invalidations, objects;
 } __attribute__((aligned(64)));
 
 struct store_tag_stripe {
