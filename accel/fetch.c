@@ -687,8 +687,6 @@ fetch_emit(struct sess *s, const char *p, size_t len)
     if (len == 0)
         return;
     if (s->resp_chunked_out) {
-        if (s->niov == 0)
-            s->nchunkhdr = 0;
         AC_ASSERT(s->nchunkhdr < AC_ARRAY_LEN(s->chunkhdr));
         unsigned k = s->nchunkhdr++;
         int hl = snprintf(s->chunkhdr[k], sizeof(s->chunkhdr[k]), "%zx\r\n", len);

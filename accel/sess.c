@@ -297,6 +297,7 @@ sess_flush(struct sess *s)
 {
     if (s->client_dead) {
         s->niov = 0;                /* nobody to write to (background fetch) */
+        s->nchunkhdr = 0;
         return STEP_MORE;
     }
     while (s->niov > 0) {
@@ -319,6 +320,7 @@ sess_flush(struct sess *s)
         memmove(s->iov, s->iov + i, sizeof(s->iov[0]) * (size_t)(s->niov - i));
         s->niov -= i;
     }
+    s->nchunkhdr = 0;               /* the chunk-size lines are free again */
     return STEP_MORE;
 }
 
