@@ -146,3 +146,19 @@ def test_unknown_vmod_is_error_unless_migration_mode(tmp_path):
     r = run_accel("-p", "vcl_unknown_vmods=stub", "-C", "-f", p)
     assert r.returncode == 0, r.stderr
     assert re.search(r"mig\.vcl:\d+:\d+: warning: .*geoip\.country", r.stderr), r.stderr
+
+
+def test_explain_says_why_uncacheable(tmp_path):
+    p = write(tmp_path, "site.vcl", GOOD.replace("set beresp.ttl = 5m;", "set beresp.grace = 1h;"))
+    r = run_accel("-x", "explain", "-f", p, "GET /x", "-H", "Host: a.example",
+                  "-R", "HTTP/1.1 200 OK", "-B", "Cache-Control: max-age=60",
+                  "-B", "Set-Cookie: s=1")
+    assert r.returncode == 0, r.stderr
+    out = r.stdout
+    assert re.search(r"^RFC 9111: not storable;.*why: Set-Cookie", out, re.M), out
+    assert re.search(r"<builtin>:\d+\s+set beresp\.uncacheable = true", out), out
+    assert re.search(r"^decision: hit-for-miss; ttl 120s, grace 3600s", out, re.M), out
+    # a Cookie on the request: the built-in vcl_recv passes, and says where
+    r = run_accel("-x", "explain", "-f", p, "GET /x", "-H", "Cookie: a=1")
+    assert re.search(r"<builtin>:\d+\s+return \(pass\)", r.stdout), r.stdout
+    assert "=> pass" in r.stdout
