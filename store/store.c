@@ -367,7 +367,7 @@ store_head_find(struct store_shard *sh, const uint8_t digest[STORE_DIGEST_LEN], 
 }
 
 static void
-table_grow(struct store_shard *sh)
+table_grow(struct store *st, struct store_shard *sh)
 {
     size_t n = sh->nbuckets * 2, i;
     struct store_head **nb = calloc(n, sizeof(*nb));
@@ -386,6 +386,7 @@ table_grow(struct store_shard *sh)
         }
     }
     free(sh->buckets);
+    store_mem_charge(st, sh->nbuckets * sizeof(*nb)); /* n = 2 * nbuckets */
     sh->buckets = nb;
     sh->nbuckets = n;
 }
@@ -400,7 +401,7 @@ head_get(struct store *st, struct store_shard *sh, const uint8_t digest[STORE_DI
     if (h != NULL)
         return h;
     if (sh->nheads >= sh->nbuckets * 2)
-        table_grow(sh);
+        table_grow(st, sh);
     h = malloc(sizeof(*h) + key.len);
     if (h == NULL)
         return NULL;
@@ -808,6 +809,8 @@ shards_free(struct store *st)
             }
         }
         STORE_ZERO(pthread_mutex_unlock(&sh->mtx));
+        store_mem_uncharge(st, sh->nbuckets * sizeof(*sh->buckets) +
+                                   (sh->ghost_mask + 1) * sizeof(*sh->ghost));
         free(sh->buckets);
         free(sh->ghost);
         STORE_ZERO(pthread_mutex_destroy(&sh->mtx));
@@ -821,7 +824,7 @@ store_open(const struct store_config *cfg, struct store **stp)
     struct store *st;
     pthread_mutexattr_t madapt;
     unsigned i;
-    size_t est, gsz;
+    size_t est, gsz, tmask;
     int r;
 
     if (cfg == NULL || stp == NULL)
@@ -850,7 +853,7 @@ store_open(const struct store_config *cfg, struct store **stp)
     STORE_ZERO(pthread_mutexattr_init(&madapt));
     STORE_ZERO(pthread_mutexattr_settype(&madapt, PTHREAD_MUTEX_ADAPTIVE_NP));
     /* ghost table: about twice the objects a shard holds at 512 bytes each */
-    est = st->mem_limit / 512 / st->nshards * 2;
+    est = st->mem_limit / 1024 / st->nshards * 2;
     for (gsz = 64; gsz < est && gsz < ((size_t)1 << 16); gsz *= 2)
         ;
     for (i = 0; i < st->nshards; i++) {
@@ -860,6 +863,8 @@ store_open(const struct store_config *cfg, struct store **stp)
         sh->nbuckets = 64;
         sh->buckets = store_xcalloc(sh->nbuckets, sizeof(*sh->buckets));
         sh->ghost = store_xcalloc(gsz, sizeof(*sh->ghost));
+        /* the tables count against the limit too */
+        store_mem_charge(st, sh->nbuckets * sizeof(*sh->buckets) + gsz * sizeof(*sh->ghost));
         sh->ghost_mask = gsz - 1;
         sh->ghost_clock = 1;
     }
@@ -867,10 +872,15 @@ store_open(const struct store_config *cfg, struct store **stp)
         STORE_ZERO(pthread_mutex_init(&st->wlocks[i], NULL));
         STORE_ZERO(pthread_cond_init(&st->wconds[i], NULL));
     }
+    /* tag buckets: about one per 4 KiB of limit, 16..4096 per stripe */
+    for (tmask = 16; tmask < st->mem_limit / 4096 / STORE_TSTRIPES && tmask < 4096; tmask *= 2)
+        ;
+    tmask--;
     for (i = 0; i < STORE_TSTRIPES; i++) {
         STORE_ZERO(pthread_mutex_init(&st->tags[i].mtx, NULL));
-        st->tags[i].mask = 1023;
+        st->tags[i].mask = tmask;
         st->tags[i].buckets = store_xcalloc(st->tags[i].mask + 1, sizeof(*st->tags[i].buckets));
+        store_mem_charge(st, (st->tags[i].mask + 1) * sizeof(*st->tags[i].buckets));
     }
     STORE_ZERO(pthread_mutexattr_destroy(&madapt));
     STORE_ZERO(pthread_mutex_init(&st->hk_mtx, NULL));
@@ -901,16 +911,17 @@ store_close(struct store **stp)
     if (st->disk != NULL)
         store_disk_close(st); /* drains the write-behind queue first */
     shards_free(st);
+    for (i = 0; i < STORE_TSTRIPES; i++) {
+        STORE_ZERO(pthread_mutex_destroy(&st->tags[i].mtx));
+        store_mem_uncharge(st, (st->tags[i].mask + 1) * sizeof(*st->tags[i].buckets));
+        free(st->tags[i].buckets);
+    }
     /* every object is gone once callers released theirs: only that can
      * bring the accounted bytes back to zero */
     STORE_ASSERT(atomic_load(&st->mem_used) == 0);
     for (i = 0; i < STORE_WSTRIPES; i++) {
         STORE_ZERO(pthread_mutex_destroy(&st->wlocks[i]));
         STORE_ZERO(pthread_cond_destroy(&st->wconds[i]));
-    }
-    for (i = 0; i < STORE_TSTRIPES; i++) {
-        STORE_ZERO(pthread_mutex_destroy(&st->tags[i].mtx));
-        free(st->tags[i].buckets);
     }
     store_bans_free(st);
     STORE_ZERO(pthread_mutex_destroy(&st->hk_mtx));

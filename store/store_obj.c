@@ -193,24 +193,87 @@ store_obj_key(const struct store_obj *o)
     return (struct store_bytes){ o->key, o->keylen };
 }
 
-#define META_GETTER(type, name, expr, dflt)                                                    \
-    type store_obj_##name(const struct store_obj *o)                                          \
-    {                                                                                          \
-        const struct store_mblock *m;                                                          \
-        STORE_CHECK_OBJ(o, STORE_OBJ_MAGIC);                                                   \
-        m = store_obj_meta(o);                                                                 \
-        return m != NULL ? (expr) : (dflt);                                                    \
-    }
-
 static const struct store_bytes no_bytes = { "", 0 };
-META_GETTER(unsigned, status, m->status, 0)
-META_GETTER(struct store_bytes, headers, m->headers, no_bytes)
-META_GETTER(struct store_bytes, etag, m->etag, no_bytes)
-META_GETTER(struct store_bytes, last_modified, m->last_modified, no_bytes)
-META_GETTER(struct store_bytes, selector, m->selector, no_bytes)
-META_GETTER(size_t, tag_count, m->ntags, 0)
-META_GETTER(unsigned, encoding, m->encoding, 0)
-META_GETTER(unsigned, flags, m->flags, 0)
+
+unsigned
+store_obj_status(const struct store_obj *o)
+{
+    const struct store_mblock *m;
+
+    STORE_CHECK_OBJ(o, STORE_OBJ_MAGIC);
+    m = store_obj_meta(o);
+    return m != NULL ? m->status : 0;
+}
+
+struct store_bytes
+store_obj_headers(const struct store_obj *o)
+{
+    const struct store_mblock *m;
+
+    STORE_CHECK_OBJ(o, STORE_OBJ_MAGIC);
+    m = store_obj_meta(o);
+    return m != NULL ? m->headers : no_bytes;
+}
+
+struct store_bytes
+store_obj_etag(const struct store_obj *o)
+{
+    const struct store_mblock *m;
+
+    STORE_CHECK_OBJ(o, STORE_OBJ_MAGIC);
+    m = store_obj_meta(o);
+    return m != NULL ? m->etag : no_bytes;
+}
+
+struct store_bytes
+store_obj_last_modified(const struct store_obj *o)
+{
+    const struct store_mblock *m;
+
+    STORE_CHECK_OBJ(o, STORE_OBJ_MAGIC);
+    m = store_obj_meta(o);
+    return m != NULL ? m->last_modified : no_bytes;
+}
+
+struct store_bytes
+store_obj_selector(const struct store_obj *o)
+{
+    const struct store_mblock *m;
+
+    STORE_CHECK_OBJ(o, STORE_OBJ_MAGIC);
+    m = store_obj_meta(o);
+    return m != NULL ? m->selector : no_bytes;
+}
+
+size_t
+store_obj_tag_count(const struct store_obj *o)
+{
+    const struct store_mblock *m;
+
+    STORE_CHECK_OBJ(o, STORE_OBJ_MAGIC);
+    m = store_obj_meta(o);
+    return m != NULL ? m->ntags : 0;
+}
+
+unsigned
+store_obj_encoding(const struct store_obj *o)
+{
+    const struct store_mblock *m;
+
+    STORE_CHECK_OBJ(o, STORE_OBJ_MAGIC);
+    m = store_obj_meta(o);
+    return m != NULL ? m->encoding : 0;
+}
+
+unsigned
+store_obj_flags(const struct store_obj *o)
+{
+    const struct store_mblock *m;
+
+    STORE_CHECK_OBJ(o, STORE_OBJ_MAGIC);
+    m = store_obj_meta(o);
+    return m != NULL ? m->flags : 0;
+}
 
 struct store_bytes
 store_obj_tag(const struct store_obj *o, size_t i)
