@@ -264,3 +264,25 @@ def test_waiter_gets_the_whole_body_when_the_object_turns_out_too_big(origin, ac
         release.set()
         first.close()
         w.close()
+
+
+def test_head_waiter_on_a_busy_object(origin, accel):
+    body = b"h" * 8192
+    release = threading.Event()
+    origin.on("/bh", body=body, chunk_size=4096, pause_at=(4096, release),
+              headers={"Cache-Control": "max-age=60"})
+    first = Conn(accel.port, timeout=10)
+    try:
+        first.send(build_request("GET", "/bh"))
+        origin.wait_head("/bh")
+        out = []
+        t = threading.Thread(target=lambda: out.append(accel.request("HEAD", "/bh", timeout=10)))
+        t.start()
+        release.set()
+        t.join(10)
+        assert first.read_response().body == body
+    finally:
+        release.set()
+        first.close()
+    assert out and out[0].status == 200 and out[0].body == b""
+    assert origin.count("/bh") == 1

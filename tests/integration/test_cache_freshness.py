@@ -384,3 +384,37 @@ def test_hits_carry_via(origin, accel):
     accel.get("/via")
     r = accel.get("/via")
     assert xc(r) == "HIT" and r.header_all("Via") == ["1.1 accel"], r.headers
+
+
+def test_cache_key_host_is_case_insensitive_without_default_port(origin, accel):
+    origin.on("/key", headers={"Cache-Control": "max-age=60"})
+    accel.get("/key", host="Test.Example")
+    assert xc(accel.get("/key", host="test.example:80")) == "HIT"
+    assert xc(accel.get("/key", host="TEST.EXAMPLE")) == "HIT"
+    assert xc(accel.get("/key", host="test.example:8080")) == "MISS"
+    assert xc(accel.get("/key", host="other.example")) == "MISS"
+    assert xc(accel.get("/key?q=1", host="test.example")) == "MISS"
+    assert origin.count("/key") == 4
+
+
+def test_cache_control_field_lines_accumulate(origin, accel):
+    origin.on("/two", headers=[("Cache-Control", "max-age=60"), ("Cache-Control", "private")])
+    assert_not_stored(origin, accel, "/two")
+
+
+def test_age_includes_the_response_delay(origin, accel):
+    """§4.2.3: corrected_age_value = age_value + response_delay."""
+    origin.on("/slowage", delay=1.0, headers={"Cache-Control": "max-age=60", "Age": "0"})
+    accel.get("/slowage")
+    r = accel.get("/slowage")
+    assert xc(r) == "HIT" and int(r.header("Age")) >= 1, r.headers
+
+
+def test_expires_is_relative_to_the_origin_date(origin, accel):
+    now = time.time()
+    # the origin's clock is 100 s behind: Expires - Date is 60 s, the copy is 100 s old
+    origin.on("/skew1", headers={"Date": http_date(now - 100), "Expires": http_date(now - 40)})
+    assert_not_stored(origin, accel, "/skew1")
+    origin.on("/skew2", headers={"Date": http_date(now - 100), "Expires": http_date(now + 60)})
+    rs = assert_stored(origin, accel, "/skew2")
+    assert int(rs[-1].header("Age")) >= 99

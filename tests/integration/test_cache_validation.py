@@ -22,7 +22,7 @@ def wait_stale(accel, path):
     """The object was stored by the request just made with max-age=1: wait
     out that second.  Time itself is the event here: a probing request would
     start the revalidation under test."""
-    time.sleep(1.05)
+    time.sleep(1.1)
 
 
 # -- revalidation by accel -----------------------------------------------------------------
