@@ -476,10 +476,18 @@ dlv_begin(struct sess *s, uint64_t expect_len)
         if (s->dlv_chunked)
             ac_buf_catstr(t, "Transfer-Encoding: chunked\r\n");
     }
-    ac_buf_printf(t, "Age: %lld\r\nVia: 1.1 accel\r\n", (long long)(age > 0 ? floor(age) : 0));
-    ac_buf_printf(t, "X-Cache: %s\r\nCache-Status: accel; %s; ttl=%lld\r\n",
-                  s->xcache ? s->xcache : "HIT", s->cstatus ? s->cstatus : "hit",
-                  (long long)floor(tm.insert + tm.ttl - now_of(s)));
+    /* accel's own fields, unless the policy set or unset them in vcl_deliver */
+#define OURS(name) (s->n_resp_ops == 0 || !pol_overlay_has(s->resp_ops, s->n_resp_ops, AC_LIT(name)))
+    if (OURS("Age"))
+        ac_buf_printf(t, "Age: %lld\r\n", (long long)(age > 0 ? floor(age) : 0));
+    if (OURS("Via"))
+        ac_buf_catstr(t, "Via: 1.1 accel\r\n");
+    if (OURS("X-Cache"))
+        ac_buf_printf(t, "X-Cache: %s\r\n", s->xcache ? s->xcache : "HIT");
+    if (OURS("Cache-Status"))
+        ac_buf_printf(t, "Cache-Status: accel; %s; ttl=%lld\r\n", s->cstatus ? s->cstatus : "hit",
+                      (long long)floor(tm.insert + tm.ttl - now_of(s)));
+#undef OURS
     if (s->w->stopping)
         s->keepalive = false;
     if (!s->keepalive)
@@ -904,8 +912,10 @@ policy_backend_response(struct sess *s, enum step *st)
         d->ttl = res.duration + d->initial_age;
         break;
     case VCL_ACT_RETRY:
-        if (s->retries < 4 && s->busy != NULL) {
+        if (s->retries < 4) {
             pool_close(&s->oc);
+            s->relay.start = s->relay.end = 0;  /* drop the answer we refuse */
+            s->resp_bytes_in = 0;
             s->retries++;
             s->state = S_CONNECT;
             *st = STEP_MORE;
@@ -942,6 +952,34 @@ policy_backend_response(struct sess *s, enum step *st)
         d->why = "policy: ttl <= 0";
     }
     return false;
+}
+
+/* Hand the fill in progress (origin connection, busy object, buffered
+ * bytes, body framing state) to a new session without a client. */
+static void
+detach_fill(struct sess *s)
+{
+    struct sess *b = sess_new_detached(s->w);
+
+    b->be = s->be;
+    b->oc = s->oc;
+    s->oc = NULL;
+    b->oc->owner = b;
+    b->busy = s->busy;
+    s->busy = NULL;
+    b->relay = s->relay;
+    memset(&s->relay, 0, sizeof(s->relay));
+    b->resp = s->resp;
+    b->resp.hdrs = NULL;            /* copied into the object already */
+    b->resp.nhdrs = 0;
+    b->respbody_left = s->respbody_left;
+    b->respchunk = s->respchunk;
+    b->origin_reusable = s->origin_reusable;
+    b->origin_eof = s->origin_eof;
+    b->fill_len = s->fill_len;
+    b->state = S_FILL;
+    store_obj_release(&s->obj);
+    sess_drive(b);
 }
 
 enum step
@@ -1008,11 +1046,13 @@ cache_on_beresp(struct sess *s, size_t r)
     if (!s->bg) {
         if (s->prog != NULL) {
             struct vcl_result res;
-            /* XXX(#5): synth/restart from vcl_deliver while this request
-             * fills the object are delivered as "deliver". */
-            if (pol_run(s, VCL_SUB_DELIVER, &res) != VCL_ACT_DELIVER)
-                LOG_W("vcl_deliver: %s ignored for the request that fills the object",
-                      vcl_action_name(res.action));
+            enum vcl_action a = pol_run(s, VCL_SUB_DELIVER, &res);
+            if (a != VCL_ACT_DELIVER) {
+                /* This client gets something else: a session without a
+                 * client finishes the fill for the others. */
+                detach_fill(s);
+                return policy_synth_or_restart(s, a, &res);
+            }
         }
         dlv_begin(s, resp->body == H1_BODY_LENGTH ? resp->content_length : UINT64_MAX);
     }
@@ -1210,8 +1250,11 @@ cache_pass_headers(struct sess *s, struct ac_buf *b)
 {
     if (s->xcache == NULL)
         return;
-    ac_buf_printf(b, "X-Cache: %s\r\nCache-Status: accel; %s\r\n", s->xcache,
-                  s->cstatus ? s->cstatus : "fwd=uri-miss");
+    if (s->n_resp_ops == 0 || !pol_overlay_has(s->resp_ops, s->n_resp_ops, AC_LIT("X-Cache")))
+        ac_buf_printf(b, "X-Cache: %s\r\n", s->xcache);
+    if (s->n_resp_ops == 0 ||
+        !pol_overlay_has(s->resp_ops, s->n_resp_ops, AC_LIT("Cache-Status")))
+        ac_buf_printf(b, "Cache-Status: accel; %s\r\n", s->cstatus ? s->cstatus : "fwd=uri-miss");
 }
 
 /* Key of a URI reference in a Location-like field, if it names our host. */
@@ -1239,6 +1282,15 @@ same_origin_key(const struct sess *s, struct ac_slice v, struct ac_buf *key)
             return false;
         tmp.path = slash ? AC_SLICE(slash, (size_t)(end - slash)) : AC_LIT("/");
     }
+    if (s->prog != NULL) {
+        /* the policy's key for that URL: vcl_hash with req.url swapped */
+        struct sess *m = (struct sess *)s;
+        struct ac_slice saved = m->req.path;
+        m->req.path = tmp.path;
+        int r = make_key(m);
+        m->req.path = saved;
+        return r == 0;
+    }
     cache_key(&tmp, key);
     return true;
 }
@@ -1253,7 +1305,8 @@ cache_after_unsafe(struct sess *s)
 
     if (s->w->store == NULL)
         return;
-    cache_key(&s->req, &s->key);
+    if (make_key(s) != 0)
+        return;
     if (store_purge_key(s->w->store, (struct store_bytes){ s->key.p, s->key.len }, 0, now_of(s),
                         &n) == STORE_OK)
         total += n;

@@ -450,6 +450,11 @@ sess_restart(struct sess *s)
     cache_sess_reset(s);
     if (s->oc != NULL)
         pool_close(&s->oc);
+    if (s->relay.data != NULL)
+        s->relay.start = s->relay.end = 0;  /* the old answer is gone */
+    s->resp_bytes_in = 0;
+    s->origin_eof = false;
+    s->upstream_status = 0;
     s->retries = 0;
     s->n_resp_ops = 0;
     s->n_bereq_ops = 0;
@@ -728,7 +733,8 @@ sess_build_resp_head(struct sess *s)
         ac_buf_cats(b, h->value);
         ac_buf_cat(b, "\r\n", 2);
     }
-    ac_buf_catstr(b, "Via: 1.1 accel\r\n");
+    if (s->n_resp_ops == 0 || !pol_overlay_has(s->resp_ops, s->n_resp_ops, AC_LIT("Via")))
+        ac_buf_catstr(b, "Via: 1.1 accel\r\n");
     cache_pass_headers(s, b);
     cat_resp_overlay(s, b);
     if (resp->body == H1_BODY_LENGTH)
