@@ -547,6 +547,103 @@ unsubscribe_is_safe_against_concurrent_notify(void **state)
     store_obj_release(&r);
 }
 
+/* A reader on another thread streams the body as it arrives, woken only by
+ * its waiter (as a worker would be by ev_async), and sees every byte. */
+struct stream_reader {
+    struct store_waiter w;
+    struct store_obj *o;
+    pthread_mutex_t mtx;
+    pthread_cond_t cond;
+    int kicked;
+    size_t got;
+    int bad;
+};
+
+static void
+on_stream_kick(struct store_waiter *w)
+{
+    struct stream_reader *sr = w->priv;
+
+    pthread_mutex_lock(&sr->mtx);
+    sr->kicked = 1;
+    pthread_cond_signal(&sr->cond);
+    pthread_mutex_unlock(&sr->mtx);
+}
+
+static void *
+stream_reader_main(void *arg)
+{
+    struct stream_reader *sr = arg;
+    struct store_bytes segs[8];
+    enum store_obj_state stt;
+    size_t len, n, i, j;
+
+    store_waiter_subscribe(sr->o, &sr->w);
+    for (;;) {
+        stt = store_obj_state(sr->o, &len); /* state first, then the bytes */
+        while (sr->got < len && (n = store_obj_read(sr->o, sr->got, segs, 8)) > 0) {
+            for (i = 0; i < n; i++) {
+                for (j = 0; j < segs[i].len; j++)
+                    if (((const unsigned char *)segs[i].p)[j] != (unsigned char)((sr->got + j) * 31))
+                        sr->bad++;
+                sr->got += segs[i].len;
+            }
+        }
+        if (stt != STORE_OBJ_BUSY)
+            break;
+        pthread_mutex_lock(&sr->mtx);
+        while (!sr->kicked)
+            pthread_cond_wait(&sr->cond, &sr->mtx);
+        sr->kicked = 0;
+        pthread_mutex_unlock(&sr->mtx);
+    }
+    store_waiter_unsubscribe(&sr->w);
+    return NULL;
+}
+
+static void
+reader_thread_streams_whole_body_woken_by_waiter(void **state)
+{
+    struct store *st = *state;
+    struct store_lookup lk = { B("/stream"), 100, NULL, NULL, STORE_LOOKUP_CREATE };
+    struct stream_reader sr[3];
+    pthread_t th[3];
+    struct store_obj *w = NULL;
+    struct store_meta m;
+    unsigned char chunk[1000];
+    size_t total = 0, i, k;
+
+    assert_int_equal(store_lookup(st, &lk, &w, NULL), STORE_MISS_CREATED);
+    for (k = 0; k < 3; k++) {
+        memset(&sr[k], 0, sizeof(sr[k]));
+        assert_int_equal(store_lookup(st, &lk, &sr[k].o, NULL), STORE_BUSY);
+        pthread_mutex_init(&sr[k].mtx, NULL);
+        pthread_cond_init(&sr[k].cond, NULL);
+        store_waiter_init(&sr[k].w, on_stream_kick, &sr[k]);
+        pthread_create(&th[k], NULL, stream_reader_main, &sr[k]);
+    }
+    test_meta(&m, 100, 60, NULL);
+    assert_int_equal(store_obj_set_meta(w, &m), STORE_OK);
+    for (k = 0; k < 300 * (size_t)test_scale(); k++) {
+        size_t n = 1 + (k * 7919) % sizeof(chunk);
+
+        for (i = 0; i < n; i++)
+            chunk[i] = (unsigned char)((total + i) * 31);
+        assert_int_equal(store_obj_append(w, chunk, n), STORE_OK);
+        total += n;
+    }
+    assert_int_equal(store_obj_complete(w), STORE_OK);
+    for (k = 0; k < 3; k++) {
+        pthread_join(th[k], NULL);
+        assert_int_equal(sr[k].got, total);
+        assert_int_equal(sr[k].bad, 0);
+        store_obj_release(&sr[k].o);
+        pthread_mutex_destroy(&sr[k].mtx);
+        pthread_cond_destroy(&sr[k].cond);
+    }
+    store_obj_release(&w);
+}
+
 /* ---- variants, replace, freshen, refresh ------------------------------------------ */
 
 static void
@@ -1127,6 +1224,7 @@ main(void)
         cmocka_unit_test_setup_teardown(abort_is_seen_by_readers_and_next_lookup_refetches, setup, teardown),
         cmocka_unit_test_setup_teardown(waiter_can_unsubscribe_itself_in_callback, setup, teardown),
         cmocka_unit_test_setup_teardown(unsubscribe_is_safe_against_concurrent_notify, setup, teardown),
+        cmocka_unit_test_setup_teardown(reader_thread_streams_whole_body_woken_by_waiter, setup, teardown),
         cmocka_unit_test_setup_teardown(vary_busy_without_headers_makes_everyone_wait_then_recheck, setup, teardown),
         cmocka_unit_test_setup_teardown(completing_new_object_replaces_old_but_readers_keep_it, setup, teardown),
         cmocka_unit_test_setup_teardown(freshen_shares_body_with_new_metadata, setup, teardown),
