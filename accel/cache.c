@@ -76,6 +76,7 @@ cache_cc_parse(struct cache_cc *cc, struct ac_slice value)
         p = q < end ? q + 1 : end;
         if (el.len == 0)
             continue;
+        cc->ndirectives++;
         const char *eq = memchr(el.p, '=', el.len);
         struct ac_slice name = trim(AC_SLICE(el.p, eq ? (size_t)(eq - el.p) : el.len));
         struct ac_slice arg = eq ? trim(AC_SLICE(eq + 1, (size_t)(el.p + el.len - eq - 1)))
@@ -228,7 +229,9 @@ unstorable(const struct h1_response *resp, const struct cache_cc *fc, bool *hfm)
         *hfm = false;
         return st == 206 ? "partial content" : "not a final status";
     }
-    if (fc->no_store && !(fc->must_understand && understood_status(st)))
+    if (fc->must_understand && !understood_status(st))
+        return "must-understand";   /* §5.2.2.3: only for status codes we implement */
+    if (fc->no_store && !fc->must_understand)
         return "no-store";
     if (fc->private_)
         return "private";
@@ -259,7 +262,6 @@ cache_decide(const struct h1_request *req, const struct h1_response *resp, doubl
     int st = resp->status;
 
     memset(d, 0, sizeof(*d));
-    (void)req;
 
     /* §4.2.3: Age. */
     date = resp_time;
@@ -275,9 +277,12 @@ cache_decide(const struct h1_request *req, const struct h1_response *resp, doubl
     /* RFC 9213: a targeted field for us wins over CDN-Cache-Control, which
      * wins over Cache-Control; the winner replaces Cache-Control and Expires. */
     collect_cc(resp, AC_LIT("Cache-Control"), &cc);
-    if (p->targeted_cc.len && collect_cc(resp, p->targeted_cc, &tcc) && !tcc.invalid) {
+    /* RFC 9213 §2.2: only a valid, non-empty targeted field counts. */
+    if (p->targeted_cc.len && collect_cc(resp, p->targeted_cc, &tcc) && !tcc.invalid &&
+        tcc.ndirectives > 0) {
         targeted = true;
-    } else if (collect_cc(resp, AC_LIT("CDN-Cache-Control"), &tcc) && !tcc.invalid) {
+    } else if (collect_cc(resp, AC_LIT("CDN-Cache-Control"), &tcc) && !tcc.invalid &&
+               tcc.ndirectives > 0) {
         targeted = true;
     }
     const struct cache_cc *fc = targeted ? &tcc : &cc;
@@ -325,6 +330,12 @@ cache_decide(const struct h1_request *req, const struct h1_response *resp, doubl
 
     bool hfm;
     const char *why = unstorable(resp, fc, &hfm);
+    /* §3.5: an answer to a request with credentials is stored only when the
+     * origin says a shared cache may (public, s-maxage, must-revalidate). */
+    if (why == NULL && req != NULL &&
+        h1_header_find(req->hdrs, req->nhdrs, AC_LIT("Authorization")) != NULL &&
+        !fc->public_ && fc->s_maxage < 0 && !fc->must_revalidate)
+        why = "Authorization", hfm = true;
     if (why != NULL) {
         not_stored(d, why, hfm, p);
         return;
@@ -415,7 +426,9 @@ cache_vary_match(struct ac_slice sel, const struct h1_request *req)
 {
     const char *p = sel.p, *end = sel.p + sel.len;
     char small[512];
-    struct ac_buf tmp = { small, 0, sizeof(small), 0, false };
+    /* A stack buffer for the usual short values (its limit stops any
+     * growth); a longer value is normalised again into the heap. */
+    struct ac_buf tmp = { small, 0, sizeof(small), sizeof(small), false };
     bool ok = true;
 
     while (ok && p < end) {
@@ -429,7 +442,12 @@ cache_vary_match(struct ac_slice sel, const struct h1_request *req)
             return false;
         bool present;
         tmp.len = 0;
+        tmp.error = false;
         vary_value(req, name, &tmp, &present);
+        if (tmp.error && tmp.p == small) {
+            ac_buf_init(&tmp, 2048, 0);
+            vary_value(req, name, &tmp, &present);
+        }
         if (vs[0] == '-')
             ok = !present;
         else
@@ -545,13 +563,17 @@ cache_block_freshen(struct ac_slice old, const struct h1_response *r304,
     if (nl == NULL)
         return;
     ac_buf_cat(out, old.p, (size_t)(nl - old.p) + 1);   /* the stored status line */
-    /* Stored fields the 304 does not carry stay as they were ... */
+    /* Stored fields the 304 does not replace stay as they were ... */
     while (block_next(old, &pos, &n, &v)) {
-        if (h1_header_find(r304->hdrs, r304->nhdrs, n) != NULL)
+        if (h1_header_find(r304->hdrs, r304->nhdrs, n) != NULL && !block_excluded(n, p) &&
+            !http_conn_lists(r304->hdrs, r304->nhdrs, n))
             continue;
+        if (ac_slice_caseeq(n, AC_LIT("Date")))
+            date = true;
         block_field(out, n, v);
     }
-    /* ... and the 304's fields replace the others (§3.2). */
+    /* ... and the 304's fields replace the others (§3.2), except those a
+     * cache never stores (§3.1). */
     for (unsigned i = 0; i < r304->nhdrs; i++) {
         const struct h1_header *h = &r304->hdrs[i];
         if (block_excluded(h->name, p) || http_conn_lists(r304->hdrs, r304->nhdrs, h->name))
@@ -635,13 +657,16 @@ cache_range(const struct h1_request *req, uint64_t len, struct ac_slice etag,
     const struct h1_header *ir;
     struct ac_slice r;
 
-    if (h == NULL)
-        return 0;
+    if (h == NULL || !method_is(req, "GET", 3))
+        return 0;                   /* RFC 9110 §14.2: Range is for GET only */
     if ((ir = h1_header_find(req->hdrs, req->nhdrs, AC_LIT("If-Range"))) != NULL) {
         /* RFC 9110 §13.1.5: a strong validator must match exactly. */
         struct ac_slice v = trim(ir->value);
-        if (v.len > 0 && (v.p[0] == '"' || v.p[0] == 'W')) {
-            if (v.p[0] == 'W' || etag.len == 0 || etag.p[0] == 'W' || !ac_slice_eq(v, trim(etag)))
+        bool weak = v.len >= 2 && v.p[0] == 'W' && v.p[1] == '/';
+        if (v.len > 0 && (v.p[0] == '"' || weak)) {
+            struct ac_slice e = trim(etag);
+            if (weak || e.len == 0 || (e.len >= 2 && e.p[0] == 'W' && e.p[1] == '/') ||
+                !ac_slice_eq(v, e))
                 return 0;
         } else if (!ac_slice_eq(v, trim(last_modified)) || last_modified.len == 0) {
             return 0;

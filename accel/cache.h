@@ -30,6 +30,7 @@ struct cache_cc {
     bool must_understand, no_transform, immutable;
     int64_t max_age, s_maxage, swr, sie;
     bool invalid;               /* a directive we need had a bad value: treat as stale */
+    unsigned ndirectives;       /* directives seen (an empty field has none) */
 };
 
 void cache_cc_init(struct cache_cc *cc);

@@ -349,9 +349,23 @@ cache_lookup_step(struct sess *s)
                 STAT_INC(s->w, cache_miss);
                 return go_fetch(s);
             }
-            /* XXX(#4): another request is revalidating it; we fetch on our
-             * own instead of waiting on its busy object. */
-            return go_pass(s, "MISS", "fwd=stale; detail=revalidation-under-way");
+            /* Another request is revalidating it: wait on that fetch (the
+             * store answers with the stale copy; ask again for the busy one,
+             * keeping the stale copy for stale-if-error). */
+            {
+                struct store_lookup lk2 = lk;
+                struct store_obj *b2 = NULL;
+                lk2.flags = STORE_LOOKUP_FORCE_MISS | STORE_LOOKUP_MEM_ONLY;
+                if (store_lookup(s->w->store, &lk2, &b2, NULL) == STORE_BUSY) {
+                    s->obj = b2;
+                    STAT_INC(s->w, cache_coalesced);
+                    s->state = S_WAITOBJ;
+                    return STEP_MORE;
+                }
+                store_obj_release(&b2);
+                store_obj_release(&s->stale);
+                return STEP_MORE;   /* the fetch just ended: look up again */
+            }
         case STORE_EXPIRED:
             store_obj_release(&o);
             if (busy != NULL)
@@ -779,6 +793,7 @@ serve_stale_on_error(struct sess *s, int upstream)
     s->cstatus = "fwd=uri-miss; detail=stale-if-error";
     s->dlv_started = false;
     s->niov = 0;
+    s->timed_out = false;           /* an origin timeout brought us here */
     s->state = S_DELIVER;
     return STEP_MORE;
 }

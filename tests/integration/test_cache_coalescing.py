@@ -233,6 +233,8 @@ def test_truncated_origin_body_is_not_stored_and_shows_as_truncated(origin, acce
     assert origin.count("/trunc") == 2
 
 
+@pytest.mark.xfail(strict=True, reason="known gap (issue 4): waiters of an object that grows "
+                   "past max_object_size mid-fetch are cut off with a close; docs/caching.md")
 @pytest.mark.accel_args("-p", "max_object_size=10000")
 def test_waiter_gets_the_whole_body_when_the_object_turns_out_too_big(origin, accel):
     """A chunked body with no length announced goes over max_object_size
