@@ -97,10 +97,17 @@ integration: $(BUILD)/accel
 	ACCEL_BIN=$(abspath $(BUILD)/accel) BUILD_DIR=$(abspath $(BUILD)) \
 	    /usr/bin/python3 -m pytest -q -p no:cacheprovider tests/integration
 
-# `make test` runs everything CI runs: unit, fuzz smoke, integration.
+# `make test` runs everything CI runs: unit tests (natively, then under
+# valgrind, which must find no errors or leaks), a bounded libFuzzer run of
+# every parser, and the integration suite against a real accel.
 test: deps
 	$(MAKE) all
 	$(MAKE) unit
+ifneq ($(SAN)$(TSAN),)
+	@echo "valgrind: skipped in a sanitizer build"
+else
+	$(MAKE) valgrind
+endif
 	$(MAKE) fuzz-smoke
 	$(MAKE) integration
 
