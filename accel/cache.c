@@ -479,30 +479,36 @@ block_field(struct ac_buf *out, struct ac_slice n, struct ac_slice v)
     ac_buf_cat(out, "\r\n", 2);
 }
 
-void
-cache_block_build(const struct h1_response *resp, const struct cache_params *p,
-                  double resp_time, struct ac_buf *out)
+/* Append r's storable fields; add Date when neither r nor the caller
+ * (have_date) has one (RFC 9110 §6.6.1: a recipient with a clock adds it). */
+static void
+block_fields(struct ac_buf *out, const struct h1_response *r, const struct cache_params *p,
+             double resp_time, bool have_date)
 {
-    bool date = false;
-
-    ac_buf_reset(out);
-    ac_buf_printf(out, "%03d ", resp->status);
-    ac_buf_cats(out, resp->reason_phrase);
-    ac_buf_cat(out, "\r\n", 2);
-    for (unsigned i = 0; i < resp->nhdrs; i++) {
-        const struct h1_header *h = &resp->hdrs[i];
-        if (block_excluded(h->name, p) || http_conn_lists(resp->hdrs, resp->nhdrs, h->name))
+    for (unsigned i = 0; i < r->nhdrs; i++) {
+        const struct h1_header *h = &r->hdrs[i];
+        if (block_excluded(h->name, p) || http_conn_lists(r->hdrs, r->nhdrs, h->name))
             continue;
         if (ac_slice_caseeq(h->name, AC_LIT("Date")))
-            date = true;
+            have_date = true;
         block_field(out, h->name, h->value);
     }
-    if (!date) {
-        /* RFC 9110 §6.6.1: a recipient with a clock adds Date when missing. */
+    if (!have_date) {
         char d[32];
         http_date_fmt(resp_time, d);
         block_field(out, AC_LIT("Date"), AC_SLICE(d, 29));
     }
+}
+
+void
+cache_block_build(const struct h1_response *resp, const struct cache_params *p,
+                  double resp_time, struct ac_buf *out)
+{
+    ac_buf_reset(out);
+    ac_buf_printf(out, "%03d ", resp->status);
+    ac_buf_cats(out, resp->reason_phrase);
+    ac_buf_cat(out, "\r\n", 2);
+    block_fields(out, resp, p, resp_time, false);
 }
 
 /* Iterate the field lines of a block; *pos starts at 0.  The status line is
@@ -574,19 +580,7 @@ cache_block_freshen(struct ac_slice old, const struct h1_response *r304,
     }
     /* ... and the 304's fields replace the others (§3.2), except those a
      * cache never stores (§3.1). */
-    for (unsigned i = 0; i < r304->nhdrs; i++) {
-        const struct h1_header *h = &r304->hdrs[i];
-        if (block_excluded(h->name, p) || http_conn_lists(r304->hdrs, r304->nhdrs, h->name))
-            continue;
-        if (ac_slice_caseeq(h->name, AC_LIT("Date")))
-            date = true;
-        block_field(out, h->name, h->value);
-    }
-    if (!date) {
-        char d[32];
-        http_date_fmt(resp_time, d);
-        block_field(out, AC_LIT("Date"), AC_SLICE(d, 29));
-    }
+    block_fields(out, r304, p, resp_time, date);
 }
 
 /* The opaque-tag of an entity-tag, without W/ (weak comparison). */
