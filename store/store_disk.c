@@ -873,18 +873,22 @@ bans_load(struct store *st)
             uint32_t crc;
             double t;
 
-            if (k.mv_size != 8 || v.mv_size < 12)
+            if (k.mv_size != 8)
                 continue;
-            memcpy(&crc, p, 4);
-            if (crc != (uint32_t)crc32(0L, p + 4, (uInt)(v.mv_size - 4))) {
-                /* XXX(#3): a corrupt ban cannot be evaluated; dropping it could
-                 * resurrect content, so it is counted and kept out of service */
+            crc = 0;
+            if (v.mv_size >= 4)
+                memcpy(&crc, p, 4);
+            if (v.mv_size < 12 || crc != (uint32_t)crc32(0L, p + 4, (uInt)(v.mv_size - 4))) {
+                /* a corrupt ban cannot be evaluated, and dropping it could
+                 * resurrect banned content: it bans everything older */
                 atomic_fetch_add(&d->corrupt, 1);
+                r = store_ban_restore(st, rbe64(k.mv_data), 0, (struct store_bytes){ "", 0 },
+                                      true);
                 continue;
             }
             memcpy(&t, p + 4, 8);
             r = store_ban_restore(st, rbe64(k.mv_data), t,
-                                  (struct store_bytes){ p + 12, v.mv_size - 12 });
+                                  (struct store_bytes){ p + 12, v.mv_size - 12 }, false);
         }
         mdb_cursor_close(c);
     }

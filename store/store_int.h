@@ -164,6 +164,7 @@ struct store_ban {
     struct store_ban *next; /* older */
     uint64_t seq;
     double time;
+    bool all;   /* restored from a corrupt record: matches every older object */
     size_t len;
     char spec[];
 };
@@ -242,7 +243,8 @@ bool store_ban_check(struct store *st, const struct store_obj *o, uint64_t obj_b
 int store_bans_init(struct store *st);
 void store_bans_free(struct store *st);
 /* used by the disk tier at open to restore persisted bans (oldest first) */
-int store_ban_restore(struct store *st, uint64_t seq, double time, struct store_bytes spec);
+int store_ban_restore(struct store *st, uint64_t seq, double time, struct store_bytes spec,
+                      bool all);
 
 /* ---- store_record.c: the on-disk record ---- */
 #define STORE_REC_MAGIC 0x52534341u /* "ACSR" little-endian */

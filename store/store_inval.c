@@ -252,9 +252,11 @@ store_ban_check(struct store *st, const struct store_obj *o, uint64_t obs, uint6
 
     STORE_ZERO(pthread_rwlock_rdlock(&st->ban_lock));
     *checked = atomic_load(&st->ban_newest);
-    if (st->cfg.ban_match != NULL && store_obj_meta(o) != NULL) {
+    if (store_obj_meta(o) != NULL) {
         for (b = st->bans; b != NULL && b->seq > obs; b = b->next) {
-            if (st->cfg.ban_match(st->cfg.ban_arg, (struct store_bytes){ b->spec, b->len }, o)) {
+            struct store_bytes spec = { b->spec, b->len };
+
+            if (b->all || (st->cfg.ban_match != NULL && st->cfg.ban_match(st->cfg.ban_arg, spec, o))) {
                 hit = true;
                 break;
             }
@@ -275,6 +277,7 @@ ban_new(uint64_t seq, double time, struct store_bytes spec)
     b->next = NULL;
     b->seq = seq;
     b->time = time;
+    b->all = false;
     b->len = spec.len;
     if (spec.len > 0)
         memcpy(b->spec, spec.p, spec.len);
@@ -299,12 +302,13 @@ ban_take_duplicate(struct store *st, const struct store_ban *b)
 }
 
 int
-store_ban_restore(struct store *st, uint64_t seq, double time, struct store_bytes spec)
+store_ban_restore(struct store *st, uint64_t seq, double time, struct store_bytes spec, bool all)
 {
     struct store_ban *b = ban_new(seq, time, spec), **pp;
 
     if (b == NULL)
         return STORE_ENOMEM;
+    b->all = all;
     STORE_ZERO(pthread_rwlock_wrlock(&st->ban_lock));
     for (pp = &st->bans; *pp != NULL && (*pp)->seq > seq; pp = &(*pp)->next)
         ;

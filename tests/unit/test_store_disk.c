@@ -672,6 +672,54 @@ bans_survive_reopen_and_are_retired_by_housekeeping(void **state)
     assert_int_equal(check_key(f->st, "/sport/5", 1005), STORE_HIT);
 }
 
+/* A ban record that fails its checksum cannot be evaluated: it must ban
+ * everything older rather than be dropped (which could resurrect content). */
+static void
+corrupt_ban_record_bans_everything_older(void **state)
+{
+    struct fx *f = *state;
+    struct store_stats s;
+    MDB_env *env;
+    MDB_txn *txn;
+    MDB_dbi dbi;
+    MDB_cursor *c;
+    MDB_val k, v;
+
+    assert_int_equal(open_store(f, 64 << 20, 0, ban_by_prefix), STORE_OK);
+    put_n(f->st, "/old/", 5, 1000, 3600, 100, NULL);
+    store_sync(f->st);
+    assert_int_equal(store_ban_add(f->st, B("/nothing-matches"), 1001), STORE_OK);
+    put_n(f->st, "/new/", 5, 1002, 3600, 100, NULL);
+    store_sync(f->st);
+    store_close(&f->st);
+    assert_int_equal(mdb_env_create(&env), 0);
+    mdb_env_set_maxdbs(env, 8);
+    assert_int_equal(mdb_env_open(env, f->dir, 0, 0644), 0);
+    assert_int_equal(mdb_txn_begin(env, NULL, 0, &txn), 0);
+    assert_int_equal(mdb_dbi_open(txn, "bans", 0, &dbi), 0);
+    assert_int_equal(mdb_cursor_open(txn, dbi, &c), 0);
+    assert_int_equal(mdb_cursor_get(c, &k, &v, MDB_FIRST), 0);
+    {
+        char *copy = malloc(v.mv_size);
+        MDB_val nv = { v.mv_size, copy };
+
+        memcpy(copy, v.mv_data, v.mv_size);
+        copy[v.mv_size - 1] ^= 1;
+        assert_int_equal(mdb_cursor_put(c, &k, &nv, MDB_CURRENT), 0);
+        free(copy);
+    }
+    mdb_cursor_close(c);
+    assert_int_equal(mdb_txn_commit(txn), 0);
+    mdb_env_close(env);
+
+    assert_int_equal(open_store(f, 64 << 20, 0, ban_by_prefix), STORE_OK);
+    assert_int_equal(check_key(f->st, "/old/1", 1003), STORE_MISS);
+    assert_int_equal(check_key(f->st, "/new/1", 1003), STORE_HIT);
+    store_stats(f->st, &s);
+    assert_int_equal(s.disk_corrupt, 1);
+    assert_int_equal(s.bans, 1);
+}
+
 static void
 housekeeping_expires_disk_records(void **state)
 {
@@ -755,6 +803,7 @@ main(void)
         cmocka_unit_test_setup_teardown(purges_survive_reopen, setup, teardown),
         cmocka_unit_test_setup_teardown(purge_is_durable_when_it_returns_even_with_kill9, setup, teardown),
         cmocka_unit_test_setup_teardown(bans_survive_reopen_and_are_retired_by_housekeeping, setup, teardown),
+        cmocka_unit_test_setup_teardown(corrupt_ban_record_bans_everything_older, setup, teardown),
         cmocka_unit_test_setup_teardown(housekeeping_expires_disk_records, setup, teardown),
         cmocka_unit_test_setup_teardown(concurrent_disk_readers_and_writer, setup, teardown),
     };
