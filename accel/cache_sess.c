@@ -182,6 +182,32 @@ go_fetch(struct sess *s)
     return STEP_MORE;
 }
 
+/*
+ * return (pipe): the request goes to the origin with Connection: close and
+ * from then on bytes are copied both ways, unparsed, until either side
+ * closes (Varnish's pipe).  vcl_pipe may still answer with synth.
+ */
+static enum step
+go_pipe(struct sess *s)
+{
+    struct vcl_result res;
+    enum vcl_action a = pol_run(s, VCL_SUB_PIPE, &res);
+
+    if (a != VCL_ACT_PIPE)
+        return policy_synth_or_restart(s, a, &res);
+    s->be = pol_backend(s);
+    if (s->be == NULL)
+        return sess_synth(s, 503, NULL, "No origin server for this request\n", false);
+    s->piping = true;
+    s->keepalive = false;
+    s->xcache = s->cache_state = "PIPE";
+    fetch_build_bereq(s);
+    if (!s->head_copied)
+        sess_copy_head(s);          /* rbuf now carries what follows the head */
+    s->state = S_CONNECT;
+    return STEP_MORE;
+}
+
 /* vcl_recv's verdict. */
 enum step
 cache_policy_recv(struct sess *s)
@@ -198,8 +224,9 @@ cache_policy_recv(struct sess *s)
         s->state = S_LOOKUP;
         return STEP_MORE;
     case VCL_ACT_PASS:
-    case VCL_ACT_PIPE:              /* XXX(#5): pipe is served as pass */
         break;
+    case VCL_ACT_PIPE:
+        return go_pipe(s);
     case VCL_ACT_PURGE:
         return cache_policy_purge(s);
     default:

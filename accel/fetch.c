@@ -162,7 +162,10 @@ fetch_build_bereq(struct sess *s)
         ac_buf_printf(b, "Content-Length: %llu\r\n", (unsigned long long)req->content_length);
     else if (req->body == H1_BODY_CHUNKED)
         ac_buf_catstr(b, "Transfer-Encoding: chunked\r\n");
-    if (upgrade) {
+    if (s->piping && !upgrade &&
+        !pol_overlay_has(s->bereq_ops, s->n_bereq_ops, AC_LIT("Connection")))
+        ac_buf_catstr(b, "Connection: close\r\n");   /* one request, then bytes */
+    else if (upgrade && !pol_overlay_has(s->bereq_ops, s->n_bereq_ops, AC_LIT("Connection"))) {
         const struct h1_header *u = h1_header_find(req->hdrs, req->nhdrs, AC_LIT("Upgrade"));
         if (u != NULL) {
             ac_buf_catstr(b, "Connection: upgrade\r\nUpgrade: ");
@@ -412,6 +415,13 @@ fetch_bereq(struct sess *s)
     }
     oc->nreq++;
     STAT_INC(s->w, backend_req);
+    if (s->piping) {
+        if (s->relay.data == NULL)
+            ac_iobuf_init(&s->relay, (size_t)s->w->cfg->p.relay_buffer);
+        STAT_INC(s->w, tunnel);
+        s->state = S_TUNNEL;        /* the body, if any, goes through as raw bytes */
+        return STEP_MORE;
+    }
     s->state = s->req.body != H1_BODY_NONE ? S_REQBODY : S_BERESP;
     s->poll_first = oc->c.ops == &conn_plain_ops;  /* the answer cannot be there yet */
     return STEP_MORE;

@@ -460,7 +460,7 @@ op_get_var(void *priv, enum vcl_var var, struct vcl_value *out)
         break;
     }
     case VCL_VAR_OBJ_PROTO: out->u.s = VCL_LIT("HTTP/1.1"); break;
-    case VCL_VAR_OBJ_HITS: out->u.i = 0; break;   /* XXX(#5): the store keeps no hit count */
+    case VCL_VAR_OBJ_HITS: out->u.i = s->obj ? store_obj_hits(s->obj) : 0; break;
     case VCL_VAR_OBJ_TTL:
     case VCL_VAR_OBJ_GRACE:
     case VCL_VAR_OBJ_KEEP:

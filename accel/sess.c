@@ -834,6 +834,7 @@ step_finish(struct sess *s)
     s->pass_why = NULL;
     s->bereq_method = AC_SLICE(NULL, 0);
     s->client_dead = false;
+    s->piping = false;
     s->logged = false;
     s->restarts = 0;
     s->prog_restart_exhausted = false;

@@ -174,6 +174,7 @@ struct sess {
     int resp_status_set;            /* resp.status set by the policy (0: not) */
     bool prog_restart_exhausted;
     bool abandon;                   /* vcl_backend_fetch did not return fetch */
+    bool piping;                    /* return (pipe): raw bytes both ways after the head */
     bool poll_first;                /* wait for readiness before the next read: it
                                      * would find nothing (saves a syscall) */
     enum step fetch_next;           /* what fetch_start_respbody decided */

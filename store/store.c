@@ -626,6 +626,7 @@ serve_found(struct store *st, struct store_shard *sh, const uint8_t *digest,
         sh->hits++;
         if (o->freq < 3)
             o->freq++;
+        atomic_fetch_add_explicit(&o->hits, 1, memory_order_relaxed);
         *objp = store_obj_ref(o);
         if ((lk->flags & STORE_LOOKUP_REFRESH) && busyp != NULL && f->busy == NULL &&
             !(store_obj_meta(o)->flags & STORE_OBJ_F_HFM) &&

@@ -257,6 +257,8 @@ struct store_bytes store_obj_tag(const struct store_obj *o, size_t i); /* i < co
 void store_obj_times(const struct store_obj *o, struct store_times *out);
 unsigned store_obj_encoding(const struct store_obj *o);
 unsigned store_obj_flags(const struct store_obj *o);
+/* Lookups that returned o as a hit so far (VCL's obj.hits), this one included. */
+unsigned store_obj_hits(const struct store_obj *o);
 
 enum store_freshness {
     STORE_FRESH = 0,          /* now < insert + ttl */

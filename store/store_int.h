@@ -104,6 +104,7 @@ struct store_obj {
     struct store_obj *qnext, *qprev;  /* shard: eviction queue */
     uint8_t queue;                    /* shard: Q_NONE, Q_SMALL, Q_MAIN */
     uint8_t freq;                     /* shard: S3-FIFO frequency, 0..3 */
+    _Atomic uint32_t hits;            /* lookups that returned it (obj.hits) */
     _Atomic int state;                /* enum store_obj_state */
     struct store_mblock *_Atomic meta;
     struct store_body *_Atomic body;  /* NULL: empty so far */

@@ -266,6 +266,13 @@ store_obj_encoding(const struct store_obj *o)
 }
 
 unsigned
+store_obj_hits(const struct store_obj *o)
+{
+    STORE_CHECK_OBJ(o, STORE_OBJ_MAGIC);
+    return atomic_load_explicit(&((struct store_obj *)o)->hits, memory_order_relaxed);
+}
+
+unsigned
 store_obj_flags(const struct store_obj *o)
 {
     const struct store_mblock *m;

@@ -155,6 +155,21 @@ teardown(void **state)
 /* ---- basics ------------------------------------------------------------------ */
 
 static void
+hits_count_every_lookup_that_returns_the_object(void **state)
+{
+    struct store *st = *state;
+    struct store_lookup lk = { B("/h"), 100, NULL, NULL, 0 };
+    struct store_obj *o = NULL;
+
+    assert_int_equal(put_obj(st, "/h", "x", 100, 60), STORE_OK);
+    assert_int_equal(get_obj(st, "/h", 101, NULL, 0, 0), STORE_HIT);
+    assert_int_equal(get_obj(st, "/h", 102, NULL, 0, 0), STORE_HIT);
+    assert_int_equal(store_lookup(st, &lk, &o, NULL), STORE_HIT);
+    assert_int_equal(store_obj_hits(o), 3);
+    store_obj_release(&o);
+}
+
+static void
 miss_insert_then_hit_returns_body_and_meta(void **state)
 {
     struct store *st = *state;
@@ -1213,6 +1228,8 @@ int
 main(void)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(hits_count_every_lookup_that_returns_the_object, setup,
+                                        teardown),
         cmocka_unit_test_setup_teardown(miss_insert_then_hit_returns_body_and_meta, setup, teardown),
         cmocka_unit_test_setup_teardown(freshness_is_classified_from_times, setup, teardown),
         cmocka_unit_test(digest_collision_never_returns_wrong_object),
