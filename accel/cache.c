@@ -467,6 +467,9 @@ block_excluded(struct ac_slice n, const struct cache_params *p)
     return http_is_hop_by_hop(n) || ac_slice_caseeq(n, AC_LIT("Content-Length")) ||
            ac_slice_caseeq(n, AC_LIT("Age")) || ac_slice_caseeq(n, AC_LIT("Set-Cookie")) ||
            ac_slice_caseeq(n, AC_LIT("CDN-Cache-Control")) ||
+           /* surrogate keys are kept as the object's tags, not sent to clients */
+           ac_slice_caseeq(n, AC_LIT("Surrogate-Key")) || ac_slice_caseeq(n, AC_LIT("xkey")) ||
+           ac_slice_caseeq(n, AC_LIT("Cache-Tag")) ||
            (p->targeted_cc.len && ac_slice_caseeq(n, p->targeted_cc));
 }
 

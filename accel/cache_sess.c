@@ -15,7 +15,9 @@
 
 #include "http.h"
 
+#include <arpa/inet.h>
 #include <math.h>
+#include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
 
@@ -236,6 +238,75 @@ cache_policy_recv(struct sess *s)
         s->kind = CACHE_REQ_UNSAFE;
     STAT_INC(s->w, cache_pass);
     return go_pass(s, "PASS", "fwd=request");
+}
+
+static bool
+is_loopback(const struct sockaddr_storage *ss)
+{
+    if (ss->ss_family == AF_INET) {
+        const struct sockaddr_in *in = (const void *)ss;
+        return (ntohl(in->sin_addr.s_addr) >> 24) == 127;
+    }
+    if (ss->ss_family == AF_INET6) {
+        const struct sockaddr_in6 *in6 = (const void *)ss;
+        if (IN6_IS_ADDR_LOOPBACK(&in6->sin6_addr))
+            return true;
+        if (IN6_IS_ADDR_V4MAPPED(&in6->sin6_addr))
+            return in6->sin6_addr.s6_addr[12] == 127;
+    }
+    return false;
+}
+
+/*
+ * PURGE without a policy (as Varnish users write it in VCL): from loopback
+ * clients only (anyone else gets 405 and nothing is purged).
+ *   PURGE /path                        every variant of that URL
+ *   PURGE / with Surrogate-Key: a b    every object tagged a or b
+ *   Purge-Mode: soft                   mark stale (served within grace while
+ *                                      one background fetch refreshes)
+ * Answers 200 with the count, or 404 when nothing was cached.
+ */
+enum step
+cache_purge_request(struct sess *s)
+{
+    const struct h1_header *keys, *mode;
+    unsigned flags = 0;
+    size_t n = 0, total = 0;
+    char body[128];
+
+    s->cache_state = "PURGE";
+    if (!is_loopback(&s->peer))
+        return sess_synth(s, 405, "Not allowed", "PURGE is allowed from loopback only\n", false);
+    mode = h1_header_find(s->hdrs, s->req.nhdrs, AC_LIT("Purge-Mode"));
+    if (mode != NULL && ac_slice_caseeq(mode->value, AC_LIT("soft")))
+        flags |= STORE_PURGE_SOFT;
+    keys = h1_header_find(s->hdrs, s->req.nhdrs, AC_LIT("Surrogate-Key"));
+    if (keys == NULL)
+        keys = h1_header_find(s->hdrs, s->req.nhdrs, AC_LIT("xkey"));
+    if (keys != NULL) {
+        const char *p = keys->value.p, *end = p + keys->value.len;
+        while (p < end) {
+            while (p < end && (*p == ' ' || *p == '\t' || *p == ','))
+                p++;
+            const char *q = p;
+            while (q < end && *q != ' ' && *q != '\t' && *q != ',')
+                q++;
+            if (q > p && store_purge_tag(s->w->store, (struct store_bytes){ p, (size_t)(q - p) },
+                                         flags, now_of(s), &n) == STORE_OK)
+                total += n;
+            p = q;
+        }
+    } else {
+        cache_key(&s->req, &s->key);
+        if (store_purge_key(s->w->store, (struct store_bytes){ s->key.p, s->key.len }, flags,
+                            now_of(s), &n) == STORE_OK)
+            total = n;
+    }
+    snprintf(body, sizeof(body), "{\"purged\": %zu, \"mode\": \"%s\"}\n", total,
+             (flags & STORE_PURGE_SOFT) ? "soft" : "hard");
+    if (total == 0)
+        return sess_synth(s, 404, "Not in cache", body, false);
+    return sess_synth(s, 200, "Purged", body, false);
 }
 
 /* Run vcl_hash into s->key (with a policy) or compute the default key. */

@@ -658,6 +658,9 @@ step_recv(struct sess *s)
     s->be = pool_pick(s->w);
     if (s->be == NULL)
         return sess_synth(s, 503, NULL, "No origin server configured\n", false);
+    if (s->w->store != NULL && ac_slice_eq(req->method, AC_LIT("PURGE")) &&
+        req->body == H1_BODY_NONE)
+        return cache_purge_request(s);
     s->kind = cache_classify_request(req, &s->pass_why);
     if (s->w->store != NULL && s->kind == CACHE_REQ_LOOKUP && !(req->flags & H1_F_UPGRADE) &&
         req->body == H1_BODY_NONE) {
@@ -712,8 +715,12 @@ sess_build_resp_head(struct sess *s)
             continue;
         if (s->n_resp_ops && pol_overlay_has(s->resp_ops, s->n_resp_ops, h->name))
             continue;
-        /* RFC 9213 fields addressed to us are consumed here, never relayed. */
-        if (ac_slice_caseeq(h->name, AC_LIT("CDN-Cache-Control")) ||
+        /* RFC 9213 fields addressed to us, and surrogate keys (tags), are
+         * consumed here, never relayed. */
+        if (ac_slice_caseeq(h->name, AC_LIT("Surrogate-Key")) ||
+            ac_slice_caseeq(h->name, AC_LIT("xkey")) ||
+            ac_slice_caseeq(h->name, AC_LIT("Cache-Tag")) ||
+            ac_slice_caseeq(h->name, AC_LIT("CDN-Cache-Control")) ||
             (s->w->cparams && s->w->cparams->targeted_cc.len &&
              ac_slice_caseeq(h->name, s->w->cparams->targeted_cc)))
             continue;
