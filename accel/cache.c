@@ -544,9 +544,46 @@ block_next(struct ac_slice b, size_t *pos, struct ac_slice *name, struct ac_slic
     return false;
 }
 
+void
+cache_block_seal(struct ac_buf *block, struct ac_slice url, struct ac_slice host)
+{
+    ac_buf_cat(block, "", 1);
+    ac_buf_cats(block, url);
+    ac_buf_cat(block, "", 1);
+    ac_buf_cats(block, host);
+}
+
+struct ac_slice
+cache_block_visible(struct ac_slice block)
+{
+    const char *z = block.len ? memchr(block.p, '\0', block.len) : NULL;
+
+    return z ? AC_SLICE(block.p, (size_t)(z - block.p)) : block;
+}
+
+void
+cache_block_origin(struct ac_slice block, struct ac_slice *url, struct ac_slice *host)
+{
+    const char *end = block.p + block.len;
+    const char *z = block.len ? memchr(block.p, '\0', block.len) : NULL;
+
+    *url = *host = AC_SLICE("", 0);
+    if (z == NULL)
+        return;
+    const char *u = z + 1;
+    const char *z2 = memchr(u, '\0', (size_t)(end - u));
+    if (z2 == NULL) {
+        *url = AC_SLICE(u, (size_t)(end - u));
+        return;
+    }
+    *url = AC_SLICE(u, (size_t)(z2 - u));
+    *host = AC_SLICE(z2 + 1, (size_t)(end - z2 - 1));
+}
+
 bool
 cache_block_find(struct ac_slice block, struct ac_slice name, struct ac_slice *value)
 {
+    block = cache_block_visible(block);
     size_t pos = 0;
     struct ac_slice n, v;
 
@@ -563,11 +600,13 @@ void
 cache_block_freshen(struct ac_slice old, const struct h1_response *r304,
                     const struct cache_params *p, double resp_time, struct ac_buf *out)
 {
-    const char *nl = memchr(old.p, '\n', old.len);
+    const char *nl;
     size_t pos = 0;
     struct ac_slice n, v;
     bool date = false;
 
+    old = cache_block_visible(old);
+    nl = memchr(old.p, '\n', old.len);
     ac_buf_reset(out);
     if (nl == NULL)
         return;

@@ -98,6 +98,17 @@ void cache_block_build(const struct h1_response *resp, const struct cache_params
  */
 void cache_block_freshen(struct ac_slice old, const struct h1_response *r304,
                          const struct cache_params *p, double resp_time, struct ac_buf *out);
+/*
+ * A stored block carries, after a NUL, the URL and Host of the request that
+ * fetched the object ("\0url\0host"), so bans on req.url / req.http.host
+ * can be evaluated on stored objects, even by the background ban pass.
+ * cache_block_seal() appends them; cache_block_visible() is the part sent to
+ * clients; cache_block_origin() reads them back.
+ */
+void cache_block_seal(struct ac_buf *block, struct ac_slice url, struct ac_slice host);
+struct ac_slice cache_block_visible(struct ac_slice block);
+void cache_block_origin(struct ac_slice block, struct ac_slice *url, struct ac_slice *host);
+
 /* Find a field in a stored block (first occurrence). */
 bool cache_block_find(struct ac_slice block, struct ac_slice name, struct ac_slice *value);
 

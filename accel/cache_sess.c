@@ -539,7 +539,7 @@ dlv_begin(struct sess *s, uint64_t expect_len)
     unsigned status = store_obj_status(o);
     struct store_bytes blk = store_obj_headers(o);
     struct store_bytes et = store_obj_etag(o), lm = store_obj_last_modified(o);
-    struct ac_slice block = AC_SLICE(blk.p, blk.len);
+    struct ac_slice block = cache_block_visible(AC_SLICE(blk.p, blk.len));
     struct ac_slice etag = AC_SLICE(et.p, et.len), lmod = AC_SLICE(lm.p, lm.len);
     struct ac_buf *t = &s->dlv_tail;
     struct store_times tm;
@@ -931,12 +931,18 @@ freshen(struct sess *s, size_t r)
     int pr;
 
     cache_block_freshen(AC_SLICE(ob.p, ob.len), &s->resp, cp, s->resp_time, &s->scratch2);
+    size_t visible_len = s->scratch2.len;
+    {
+        struct ac_slice u, h;
+        cache_block_origin(AC_SLICE(ob.p, ob.len), &u, &h);
+        cache_block_seal(&s->scratch2, u, h);
+    }
     sess_release_origin(s, s->origin_reusable && s->resp.body == H1_BODY_NONE);
     (void)r;
     /* Decide on the merged header fields, as the stored response now reads. */
     ac_buf_reset(&s->tmpbuf);
     ac_buf_catstr(&s->tmpbuf, "HTTP/1.1 ");
-    ac_buf_cats(&s->tmpbuf, ac_buf_slice(&s->scratch2));
+    ac_buf_cat(&s->tmpbuf, s->scratch2.p, visible_len);
     ac_buf_cat(&s->tmpbuf, "\r\n", 2);
     mh = ac_xcalloc((size_t)s->w->cfg->p.max_headers, sizeof(*mh));
     memset(&mr, 0, sizeof(mr));
@@ -1139,6 +1145,7 @@ cache_on_beresp(struct sess *s, size_t r)
         return s->fetch_next;
     }
     cache_block_build(resp, cp, s->resp_time, &s->scratch2);
+    cache_block_seal(&s->scratch2, s->req.path, s->req.host);
     fill_meta(s, resp, &m, tags, AC_ARRAY_LEN(tags));
     if (store_obj_set_meta(s->busy, &m) != STORE_OK) {
         store_obj_abort(s->busy);

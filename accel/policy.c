@@ -453,6 +453,7 @@ op_get_var(void *priv, enum vcl_var var, struct vcl_value *out)
     case VCL_VAR_OBJ_STATUS: out->u.i = s->obj ? store_obj_status(s->obj) : 0; break;
     case VCL_VAR_OBJ_REASON: {
         struct store_bytes b = s->obj ? store_obj_headers(s->obj) : (struct store_bytes){ "", 0 };
+        b.len = cache_block_visible(AC_SLICE(b.p, b.len)).len;
         const char *sp = b.len > 4 ? memchr(b.p, ' ', b.len) : NULL;
         const char *nl = b.len ? memchr(b.p, '\r', b.len) : NULL;
         out->u.s = sp && nl && nl > sp ? (struct vcl_str){ sp + 1, (size_t)(nl - sp - 1) }
