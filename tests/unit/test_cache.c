@@ -1182,6 +1182,30 @@ block_find_returns_first_occurrence_case_insensitively(void **state)
 }
 
 static void
+sealed_block_hides_url_and_host_from_clients(void **state)
+{
+    struct ac_buf b;
+    struct ac_slice v, url, host;
+
+    (void)state;
+    ac_buf_init(&b, 0, 0);
+    ac_buf_catstr(&b, "200 OK\r\nX-A: one\r\n");
+    cache_block_seal(&b, AC_LIT("/blog/?p=1"), AC_LIT("example.com"));
+    v = cache_block_visible(ac_buf_slice(&b));
+    assert_int_equal(v.len, strlen("200 OK\r\nX-A: one\r\n"));
+    cache_block_origin(ac_buf_slice(&b), &url, &host);
+    assert_slice(url, "/blog/?p=1");
+    assert_slice(host, "example.com");
+    assert_true(cache_block_find(ac_buf_slice(&b), AC_LIT("X-A"), &v));
+    assert_slice(v, "one");
+    assert_false(cache_block_find(ac_buf_slice(&b), AC_LIT("example.com"), &v));
+    /* an unsealed block: all visible, no origin */
+    cache_block_origin(AC_LIT("200 OK\r\n"), &url, &host);
+    assert_int_equal(url.len + host.len, 0);
+    ac_buf_free(&b);
+}
+
+static void
 freshen_replaces_fields_the_304_carries(void **state)
 {
     struct fx *f = *state;
@@ -1630,6 +1654,7 @@ int
 main(int argc, char **argv)
 {
     const struct CMUnitTest tests[] = {
+        T(sealed_block_hides_url_and_host_from_clients),
         T(cc_init_marks_every_directive_absent),
         T(cc_parse_recognises_every_directive),
         T(cc_parse_sets_only_the_directives_present),
