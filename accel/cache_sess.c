@@ -13,6 +13,7 @@
  */
 #include "sess.h"
 
+#include "bans.h"
 #include "http.h"
 
 #include <arpa/inet.h>
@@ -240,6 +241,20 @@ cache_policy_recv(struct sess *s)
     return go_pass(s, "PASS", "fwd=request");
 }
 
+static void
+json_escape(struct ac_buf *b, struct ac_slice v)
+{
+    for (size_t i = 0; i < v.len; i++) {
+        unsigned char c = (unsigned char)v.p[i];
+        if (c == '"' || c == '\\')
+            ac_buf_printf(b, "\\%c", c);
+        else if (c < 0x20)
+            ac_buf_printf(b, "\\u%04x", c);
+        else
+            ac_buf_cat(b, &v.p[i], 1);
+    }
+}
+
 static bool
 is_loopback(const struct sockaddr_storage *ss)
 {
@@ -307,6 +322,43 @@ cache_purge_request(struct sess *s)
     if (total == 0)
         return sess_synth(s, 404, "Not in cache", body, false);
     return sess_synth(s, 200, "Purged", body, false);
+}
+
+/*
+ * BAN without a policy, from loopback clients only:
+ *   BAN / with Ban: obj.http.content-type ~ "^image/" && req.url ~ "^/blog/"
+ * Answers 200 with the canonical ban text, or 400 with the parse error.
+ */
+enum step
+cache_ban_request(struct sess *s)
+{
+    const struct h1_header *h = h1_header_find(s->hdrs, s->req.nhdrs, AC_LIT("Ban"));
+    char err[256];
+
+    s->cache_state = "BAN";
+    if (!is_loopback(&s->peer))
+        return sess_synth(s, 405, "Not allowed", "BAN is allowed from loopback only\n", false);
+    if (h == NULL)
+        return sess_synth(s, 400, NULL, "{\"error\": \"expected a Ban: header with the "
+                                        "expression\"}\n", false);
+    ac_buf_reset(&s->tmpbuf);
+    ac_buf_catstr(&s->tmpbuf, "{\"ban\": \"");
+    struct ac_buf canon;
+    ac_buf_init(&canon, 0, 0);
+    if (bans_add(s->w->store, h->value, now_of(s), &canon, err, sizeof(err)) != 0) {
+        ac_buf_free(&canon);
+        ac_buf_reset(&s->tmpbuf);
+        ac_buf_catstr(&s->tmpbuf, "{\"error\": \"");
+        json_escape(&s->tmpbuf, AC_SLICE(err, strlen(err)));
+        ac_buf_catstr(&s->tmpbuf, "\"}\n");
+        ac_buf_cat(&s->tmpbuf, "", 1);
+        return sess_synth(s, 400, NULL, s->tmpbuf.p, false);
+    }
+    json_escape(&s->tmpbuf, ac_buf_slice(&canon));
+    ac_buf_free(&canon);
+    ac_buf_catstr(&s->tmpbuf, "\"}\n");
+    ac_buf_cat(&s->tmpbuf, "", 1);
+    return sess_synth(s, 200, "Banned", s->tmpbuf.p, false);
 }
 
 /* Run vcl_hash into s->key (with a policy) or compute the default key. */

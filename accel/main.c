@@ -3,6 +3,7 @@
  * workers, then wait for signals: SIGTERM/SIGINT drain and exit 0.
  */
 #include "ac.h"
+#include "bans.h"
 #include "cache.h"
 #include "config.h"
 #include "log.h"
@@ -41,6 +42,7 @@ open_store(void)
     sc.disk_map_size = cfg.disk_size;
     sc.disk_max_size = (size_t)cfg.p.max_object_size;
     sc.disk_min_ttl = 1;
+    sc.ban_match = bans_store_match;
     sc.errbuf = err;
     sc.errbuf_len = sizeof(err);
     r = store_open(&sc, &st);
@@ -197,6 +199,7 @@ main(int argc, char **argv)
     pool_backends_fini();
     if (st != NULL)
         store_close(&st);
+    bans_fini();
     if (prog != NULL)
         vcl_program_release(&prog);
     config_free(&cfg);

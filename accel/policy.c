@@ -5,6 +5,7 @@
  */
 #include "policy.h"
 
+#include "bans.h"
 #include "http.h"
 #include "log.h"
 #include "pool.h"
@@ -631,13 +632,13 @@ op_ban(void *priv, struct vcl_str expr)
 {
     struct sess *s = priv;
 
+    char err[256];
+
     if (s->w->store == NULL)
         return 0;
-    /* XXX(#6): ban expressions are recorded but evaluated only once the ban
-     * expression parser lands; until then they match nothing. */
-    if (store_ban_add(s->w->store, (struct store_bytes){ expr.p, expr.len },
-                      ev_now(s->w->loop)) != STORE_OK)
-        LOG_W("ban(%.*s): could not be recorded", (int)expr.len, expr.p);
+    /* As Varnish: a bad expression is logged and the request goes on. */
+    if (bans_add(s->w->store, as(expr), ev_now(s->w->loop), NULL, err, sizeof(err)) != 0)
+        LOG_W("vcl ban(\"%.*s\"): %s", (int)expr.len, expr.p, err);
     return 0;
 }
 

@@ -661,6 +661,9 @@ step_recv(struct sess *s)
     if (s->w->store != NULL && ac_slice_eq(req->method, AC_LIT("PURGE")) &&
         req->body == H1_BODY_NONE)
         return cache_purge_request(s);
+    if (s->w->store != NULL && ac_slice_eq(req->method, AC_LIT("BAN")) &&
+        req->body == H1_BODY_NONE)
+        return cache_ban_request(s);
     s->kind = cache_classify_request(req, &s->pass_why);
     if (s->w->store != NULL && s->kind == CACHE_REQ_LOOKUP && !(req->flags & H1_F_UPGRADE) &&
         req->body == H1_BODY_NONE) {

@@ -209,6 +209,8 @@ enum step sess_restart(struct sess *s);
 enum step sess_start_pass(struct sess *s);
 /* vcl_recv and what its action leads to (cache_sess.c). */
 enum step cache_policy_recv(struct sess *s);
+/* BAN without a policy: the expression in a Ban: header (cache_sess.c). */
+enum step cache_ban_request(struct sess *s);
 /* PURGE without a policy: key or Surrogate-Key, hard or soft (cache_sess.c). */
 enum step cache_purge_request(struct sess *s);
 /* vcl_backend_response (cache_sess.c); true when it ended the fetch. */

@@ -85,3 +85,59 @@ def test_surrogate_keys_are_not_sent_to_clients(origin, accel):
     origin.on("/k-pass", body=b"x", headers={"Cache-Control": "no-store",
                                                "Surrogate-Key": "a"})
     assert accel.get("/k-pass").header("Surrogate-Key") is None
+
+
+def test_ban_by_url_and_by_object_header(origin, accel):
+    prime(origin, accel, "/blog/1", headers={"Content-Type": "text/html"})
+    prime(origin, accel, "/blog/logo.png", headers={"Content-Type": "image/png"})
+    prime(origin, accel, "/shop/logo.png", headers={"Content-Type": "image/png"})
+    r = accel.request("BAN", "/", headers={
+        "Ban": 'obj.http.content-type ~ "^image/" && req.url ~ "^/blog/"'})
+    assert r.status == 200, r.body
+    assert json.loads(r.body.decode())["ban"] == \
+        'obj.http.content-type ~ "^image/" && req.url ~ "^/blog/"'
+    assert xc(accel.get("/blog/logo.png")) == "MISS"
+    assert xc(accel.get("/blog/1")) == "HIT"
+    assert xc(accel.get("/shop/logo.png")) == "HIT"
+    # a ban never applies to objects fetched after it
+    assert xc(accel.get("/blog/logo.png")) == "HIT"
+
+
+def test_bad_ban_is_400_with_the_column(origin, accel):
+    prime(origin, accel, "/safe")
+    r = accel.request("BAN", "/", headers={"Ban": "req.url =~ x"})
+    assert r.status == 400
+    assert "col " in json.loads(r.body.decode())["error"]
+    r = accel.request("BAN", "/")
+    assert r.status == 400
+    assert xc(accel.get("/safe")) == "HIT"
+
+
+def test_purges_and_bans_survive_a_kill_9(origin, start_accel, tmp_path):
+    """Invalidations are durable before the answer: after kill -9 and a
+    restart on the same directory, purged and banned objects are not served."""
+    disk = tmp_path / "cache"
+    disk.mkdir()
+    for p in ("/d/purged", "/d/banned", "/d/kept"):
+        origin.on(p, body=p.encode(), headers={"Cache-Control": "max-age=300"})
+    a = start_accel("-s", "disk=%s" % disk, origins=[origin], check_exit=False)
+    for p in ("/d/purged", "/d/banned", "/d/kept"):
+        a.get(p)
+    wait_until(lambda: xc(a.get("/d/kept")) == "HIT", timeout=5, what="a hit")
+    import time
+    # No counter shows the write-behind commit from outside; give it time.
+    # The HIT of /d/kept after the restart proves the objects were on disk,
+    # so this test cannot pass without exercising the durable purge and ban.
+    time.sleep(1.5)
+    assert a.request("PURGE", "/d/purged").status == 200
+    assert a.request("BAN", "/", headers={"Ban": 'req.url == "/d/banned"'}).status == 200
+    import signal
+    a.signal(signal.SIGKILL)
+    a.wait_exit(10)
+    origin.on("/d/purged", body=b"fresh", headers={"Cache-Control": "max-age=300"})
+    origin.on("/d/banned", body=b"fresh", headers={"Cache-Control": "max-age=300"})
+    b = start_accel("-s", "disk=%s" % disk, origins=[origin])
+    assert b.get("/d/purged").body == b"fresh"
+    assert b.get("/d/banned").body == b"fresh"
+    r = b.get("/d/kept")
+    assert (r.body, xc(r)) == (b"/d/kept", "HIT")
