@@ -255,6 +255,8 @@ json_escape(struct ac_buf *b, struct ac_slice v)
     }
 }
 
+static int make_key(struct sess *s);
+
 static bool
 is_loopback(const struct sockaddr_storage *ss)
 {
@@ -322,6 +324,40 @@ cache_purge_request(struct sess *s)
     if (total == 0)
         return sess_synth(s, 404, "Not in cache", body, false);
     return sess_synth(s, 200, "Purged", body, false);
+}
+
+int
+cache_purge_url(struct sess *s, struct ac_slice url, struct ac_slice host, unsigned flags,
+                size_t *countp)
+{
+    if (s->w->vcl != NULL) {
+        /* the policy's key: vcl_hash with req.url and Host swapped in */
+        struct ac_slice saved_path = s->req.path, saved_host[8];
+        unsigned nh = 0;
+        pol_begin(s);
+        s->req.path = url;
+        for (unsigned i = 0; i < s->req.nhdrs && nh < 8; i++) {
+            if (ac_slice_caseeq(s->hdrs[i].name, AC_LIT("Host"))) {
+                saved_host[nh++] = s->hdrs[i].value;
+                s->hdrs[i].value = host;
+            }
+        }
+        int r = make_key(s);
+        s->req.path = saved_path;
+        nh = 0;
+        for (unsigned i = 0; i < s->req.nhdrs && nh < 8; i++)
+            if (ac_slice_caseeq(s->hdrs[i].name, AC_LIT("Host")))
+                s->hdrs[i].value = saved_host[nh++];
+        if (r != 0)
+            return STORE_EINVAL;
+    } else {
+        struct h1_request tmp = s->req;
+        tmp.path = url;
+        tmp.host = host;
+        cache_key(&tmp, &s->key);
+    }
+    return store_purge_key(s->w->store, (struct store_bytes){ s->key.p, s->key.len }, flags,
+                           now_of(s), countp);
 }
 
 /*

@@ -164,6 +164,8 @@ config_usage(FILE *f)
         "  -w N                worker threads (default: number of CPUs)\n"
         "  -l FILE             access log file ('-' for stdout; default: none)\n"
         "  -p NAME=VALUE       set a parameter (repeatable), see below\n"
+        "  -T ADDR:PORT        admin listener (purge, ban, bans, stats; JSON), e.g. 127.0.0.1:6082\n"
+        "  -S FILE             admin secret: clients send it in X-Admin-Secret\n"
         "  -d                  debug logging\n"
         "  -h                  this help\n"
         "parameters (durations: 1.5, 500ms, 2s, 1m; sizes: 64k, 1m):\n"
@@ -270,7 +272,7 @@ config_parse(struct config *cfg, int argc, char **argv, char *err, size_t errlen
 #undef X
     optind = 1;
     opterr = 0;
-    while ((c = getopt(argc, argv, "+:a:b:f:s:Cw:l:p:dhx:")) != -1) {
+    while ((c = getopt(argc, argv, "+:a:b:f:s:Cw:l:p:dhx:T:S:")) != -1) {
         switch (c) {
         case 'a': {
             char spec[512];
@@ -333,10 +335,33 @@ config_parse(struct config *cfg, int argc, char **argv, char *err, size_t errlen
         case 'h':
             config_usage(stdout);
             return 1;
+        case 'T':
+            if (config_parse_addr(optarg, "127.0.0.1", &a, err, errlen) != 0)
+                return -1;
+            a.admin = true;
+            add_addr(&cfg->listen, &cfg->nlisten, &a);
+            break;
+        case 'S': {
+            FILE *f = fopen(optarg, "r");
+            char buf[256];
+            size_t n;
+            if (f == NULL)
+                return fail(err, errlen, "-S %s: %s", optarg, strerror(errno));
+            n = fread(buf, 1, sizeof(buf) - 1, f);
+            fclose(f);
+            while (n > 0 && (buf[n - 1] == '\n' || buf[n - 1] == '\r' || buf[n - 1] == ' '))
+                n--;
+            if (n == 0)
+                return fail(err, errlen, "-S %s: the secret file is empty", optarg);
+            free(cfg->admin_secret);
+            cfg->admin_secret = ac_xstrndup(buf, n);
+            break;
+        }
         case 'x':
             if (strcmp(optarg, "builtin") != 0 && strcmp(optarg, "explain") != 0)
                 return fail(err, errlen, "-x %s: expected 'builtin' or 'explain'", optarg);
             free(cfg->x_tool);
+    free(cfg->admin_secret);
             cfg->x_tool = ac_xstrdup(optarg);
             break;
         case ':':
@@ -355,7 +380,10 @@ config_parse(struct config *cfg, int argc, char **argv, char *err, size_t errlen
         cfg->targeted_cc = ac_xstrdup("Accel-Cache-Control");
     if (cfg->mem_limit == 0)
         cfg->mem_limit = (size_t)256 << 20;
-    if (cfg->nlisten == 0) {
+    bool client_listener = false;
+    for (unsigned i = 0; i < cfg->nlisten; i++)
+        client_listener = client_listener || !cfg->listen[i].admin;
+    if (!client_listener) {
         if (config_parse_addr("127.0.0.1:8080", "", &a, err, errlen) != 0)
             return -1;
         add_addr(&cfg->listen, &cfg->nlisten, &a);
@@ -391,5 +419,6 @@ config_free(struct config *cfg)
     free(cfg->targeted_cc);
     free(cfg->disk_path);
     free(cfg->x_tool);
+    free(cfg->admin_secret);
     memset(cfg, 0, sizeof(*cfg));
 }

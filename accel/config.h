@@ -51,6 +51,7 @@ struct config_addr {
     struct sockaddr_storage ss;
     socklen_t len;
     bool tls;                           /* ",tls" suffix (issue 9) */
+    bool admin;                         /* -T: the admin listener */
 };
 
 struct config {
@@ -71,6 +72,7 @@ struct config {
     char *targeted_cc;                  /* -p targeted_cache_control=NAME (RFC 9213) */
     bool vcl_unknown_vmods_stub;        /* -p vcl_unknown_vmods=stub (migration mode) */
     char *x_tool;                       /* -x builtin | explain */
+    char *admin_secret;                 /* -S FILE: X-Admin-Secret the admin listener wants */
     int x_argc;                         /* arguments after the options, for -x */
     char **x_argv;
     size_t mem_limit;                   /* -s mem=SIZE */

@@ -5,6 +5,7 @@
  */
 #include "sess.h"
 
+#include "admin.h"
 #include "http.h"
 
 #include <errno.h>
@@ -147,7 +148,7 @@ sess_free(struct sess *s)
 }
 
 void
-sess_new(struct wrk *w, int fd, const struct sockaddr *peer, socklen_t peerlen)
+sess_new(struct wrk *w, int fd, const struct sockaddr *peer, socklen_t peerlen, bool admin)
 {
     const struct config *cfg = w->cfg;
     struct sess *s;
@@ -175,6 +176,7 @@ sess_new(struct wrk *w, int fd, const struct sockaddr *peer, socklen_t peerlen)
     ev_io_init(&s->io, on_client_io, fd, 0);
     ev_init(&s->tmr, on_timer);
     s->state = S_HEAD;
+    s->admin = admin;
     wrk_sess_add(w, s);
     STAT_INC(w, client_conn);
     sess_drive(s);
@@ -651,6 +653,8 @@ step_recv(struct sess *s)
         }
     }
     s->cache_state = "PASS";
+    if (s->admin)
+        return admin_request(s);
     if (s->w->vcl != NULL) {
         pol_begin(s);
         return cache_policy_recv(s);

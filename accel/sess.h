@@ -175,13 +175,14 @@ struct sess {
     bool prog_restart_exhausted;
     bool abandon;                   /* vcl_backend_fetch did not return fetch */
     bool piping;                    /* return (pipe): raw bytes both ways after the head */
+    bool admin;                     /* accepted on the admin listener (-T) */
     bool poll_first;                /* wait for readiness before the next read: it
                                      * would find nothing (saves a syscall) */
     enum step fetch_next;           /* what fetch_start_respbody decided */
 };
 
 /* Accept hook: a new client connection on worker w (fd is non-blocking). */
-void sess_new(struct wrk *w, int fd, const struct sockaddr *peer, socklen_t peerlen);
+void sess_new(struct wrk *w, int fd, const struct sockaddr *peer, socklen_t peerlen, bool admin);
 /* Run the state machine until it waits or the session is closed. */
 void sess_drive(struct sess *s);
 /* Worker is draining: close the session if it is idle between requests. */
@@ -209,6 +210,9 @@ enum step sess_restart(struct sess *s);
 enum step sess_start_pass(struct sess *s);
 /* vcl_recv and what its action leads to (cache_sess.c). */
 enum step cache_policy_recv(struct sess *s);
+/* Purge every variant of url on host (the policy's key when there is one). */
+int cache_purge_url(struct sess *s, struct ac_slice url, struct ac_slice host, unsigned flags,
+                    size_t *countp);
 /* BAN without a policy: the expression in a Ban: header (cache_sess.c). */
 enum step cache_ban_request(struct sess *s);
 /* PURGE without a policy: key or Surrogate-Key, hard or soft (cache_sess.c). */

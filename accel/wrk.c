@@ -42,7 +42,7 @@ on_accept(struct ev_loop *loop, ev_io *io, int revents)
             return;
         }
         (void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-        sess_new(w, fd, (struct sockaddr *)&ss, sl);
+        sess_new(w, fd, (struct sockaddr *)&ss, sl, l->addr->admin);
     }
 }
 

@@ -1,0 +1,212 @@
+/*
+ * admin.c -- the admin listener's requests.  They never reach an origin;
+ * each answer is one JSON document.
+ */
+#include "admin.h"
+
+#include "bans.h"
+#include "sess.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+
+/* Value of query parameter name in target (percent-decoded into out). */
+static bool
+query_param(struct ac_slice target, const char *name, struct ac_buf *out)
+{
+    const char *q = memchr(target.p, '?', target.len), *end = target.p + target.len;
+    size_t nl = strlen(name);
+
+    ac_buf_reset(out);
+    if (q == NULL)
+        return false;
+    for (const char *p = q + 1; p < end;) {
+        const char *amp = memchr(p, '&', (size_t)(end - p));
+        const char *e = amp ? amp : end;
+        if ((size_t)(e - p) >= nl && memcmp(p, name, nl) == 0 && (p + nl == e || p[nl] == '=')) {
+            for (const char *v = p + nl + (p + nl < e); v < e; v++) {
+                char c = *v;
+                if (c == '+') {
+                    c = ' ';
+                } else if (c == '%' && e - v >= 3) {
+                    char hex[3] = { v[1], v[2], 0 };
+                    char *stop;
+                    long x = strtol(hex, &stop, 16);
+                    if (*stop == '\0') {
+                        c = (char)x;
+                        v += 2;
+                    }
+                }
+                ac_buf_cat(out, &c, 1);
+            }
+            return true;
+        }
+        p = e + 1;
+    }
+    return false;
+}
+
+static void
+json_str(struct ac_buf *b, struct ac_slice v)
+{
+    ac_buf_cat(b, "\"", 1);
+    for (size_t i = 0; i < v.len; i++) {
+        unsigned char c = (unsigned char)v.p[i];
+        if (c == '"' || c == '\\')
+            ac_buf_printf(b, "\\%c", c);
+        else if (c < 0x20)
+            ac_buf_printf(b, "\\u%04x", c);
+        else
+            ac_buf_cat(b, &v.p[i], 1);
+    }
+    ac_buf_cat(b, "\"", 1);
+}
+
+static enum step
+answer(struct sess *s, int status, struct ac_buf *body)
+{
+    ac_buf_cat(body, "\n", 1);
+    ac_buf_cat(body, "", 1);
+    s->n_resp_ops = 0;
+    s->resp_ops[0].name = AC_LIT("Content-Type");
+    s->resp_ops[0].value = AC_LIT("application/json");
+    s->n_resp_ops = 1;
+    return sess_synth_ex(s, status, NULL, body->p, body->len - 1, false, true);
+}
+
+static int
+list_ban(void *arg, struct store_bytes spec, double time)
+{
+    struct ac_buf *b = arg;
+
+    if (b->len > 1)
+        ac_buf_cat(b, ", ", 2);
+    ac_buf_catstr(b, "{\"ban\": ");
+    json_str(b, AC_SLICE(spec.p, spec.len));
+    ac_buf_printf(b, ", \"time\": %.3f}", time);
+    return 0;
+}
+
+/* Constant-time comparison of the secret (no early exit on a mismatch). */
+static bool
+secret_ok(const struct sess *s)
+{
+    const char *want = s->w->cfg->admin_secret;
+    const struct h1_header *h;
+    size_t wl;
+    unsigned diff = 0;
+
+    if (want == NULL)
+        return true;
+    h = h1_header_find(s->hdrs, s->req.nhdrs, AC_LIT("X-Admin-Secret"));
+    wl = strlen(want);
+    if (h == NULL || h->value.len != wl)
+        return false;
+    for (size_t i = 0; i < wl; i++)
+        diff |= (unsigned)(want[i] ^ h->value.p[i]);
+    return diff == 0;
+}
+
+enum step
+admin_request(struct sess *s)
+{
+    struct ac_slice path = s->req.path;
+    const char *q = memchr(path.p, '?', path.len);
+    struct ac_slice route = AC_SLICE(path.p, q ? (size_t)(q - path.p) : path.len);
+    bool post = ac_slice_eq(s->req.method, AC_LIT("POST"));
+    bool get = ac_slice_eq(s->req.method, AC_LIT("GET"));
+    struct ac_buf *body = &s->tmpbuf, arg;
+    double now = ev_now(s->w->loop);
+    enum step r;
+
+    s->cache_state = "ADMIN";
+    ac_buf_reset(body);
+    if (!secret_ok(s)) {
+        ac_buf_catstr(body, "{\"error\": \"missing or wrong X-Admin-Secret\"}");
+        return answer(s, 401, body);
+    }
+    if (s->w->store == NULL) {
+        ac_buf_catstr(body, "{\"error\": \"no cache (-s none)\"}");
+        return answer(s, 404, body);
+    }
+    ac_buf_init(&arg, 0, 0);
+    if (post && ac_slice_eq(route, AC_LIT("/purge"))) {
+        unsigned flags = 0;
+        size_t n = 0;
+        int rc;
+        if (query_param(s->req.path, "soft", &arg) && !(arg.len == 1 && arg.p[0] == '0'))
+            flags |= STORE_PURGE_SOFT;
+        if (query_param(s->req.path, "tag", &arg)) {
+            rc = store_purge_tag(s->w->store, (struct store_bytes){ arg.p, arg.len }, flags, now,
+                                 &n);
+        } else if (query_param(s->req.path, "url", &arg) && arg.len > 0 && arg.p[0] == '/') {
+            struct ac_buf host;
+            ac_buf_init(&host, 0, 0);
+            if (!query_param(s->req.path, "host", &host))
+                ac_buf_catstr(&host, "localhost");
+            rc = cache_purge_url(s, ac_buf_slice(&arg), ac_buf_slice(&host), flags, &n);
+            ac_buf_free(&host);
+        } else {
+            ac_buf_free(&arg);
+            ac_buf_catstr(body, "{\"error\": \"expected url=/path (and host=) or tag=\"}");
+            return answer(s, 400, body);
+        }
+        ac_buf_free(&arg);
+        if (rc != STORE_OK) {
+            ac_buf_printf(body, "{\"error\": \"%s\"}", store_strerror(rc));
+            return answer(s, 500, body);
+        }
+        ac_buf_printf(body, "{\"purged\": %zu, \"mode\": \"%s\"}", n,
+                      (flags & STORE_PURGE_SOFT) ? "soft" : "hard");
+        return answer(s, 200, body);
+    }
+    if (post && ac_slice_eq(route, AC_LIT("/ban"))) {
+        const struct h1_header *h = h1_header_find(s->hdrs, s->req.nhdrs, AC_LIT("Ban"));
+        char err[256];
+        struct ac_buf canon;
+        if (!query_param(s->req.path, "expr", &arg) && h != NULL)
+            ac_buf_cats(&arg, h->value);
+        ac_buf_init(&canon, 0, 0);
+        if (arg.len == 0 || bans_add(s->w->store, ac_buf_slice(&arg), now, &canon, err,
+                                     sizeof(err)) != 0) {
+            if (arg.len == 0)
+                snprintf(err, sizeof(err), "expected expr= or a Ban: header");
+            ac_buf_catstr(body, "{\"error\": ");
+            json_str(body, AC_SLICE(err, strlen(err)));
+            ac_buf_catstr(body, "}");
+            r = answer(s, 400, body);
+        } else {
+            ac_buf_catstr(body, "{\"ban\": ");
+            json_str(body, ac_buf_slice(&canon));
+            ac_buf_catstr(body, "}");
+            r = answer(s, 200, body);
+        }
+        ac_buf_free(&canon);
+        ac_buf_free(&arg);
+        return r;
+    }
+    ac_buf_free(&arg);
+    if (get && ac_slice_eq(route, AC_LIT("/bans"))) {
+        ac_buf_catstr(body, "[");
+        store_ban_iter(s->w->store, list_ban, body);
+        ac_buf_catstr(body, "]");
+        return answer(s, 200, body);
+    }
+    if (get && ac_slice_eq(route, AC_LIT("/stats"))) {
+        struct store_stats st;
+        bool first = true;
+        store_stats(s->w->store, &st);
+        ac_buf_catstr(body, "{\"store\": {");
+#define X(name, help) \
+        ac_buf_printf(body, "%s\"%s\": %llu", first ? "" : ", ", #name, \
+                      (unsigned long long)st.name); \
+        first = false;
+        STORE_STATS_LIST(X)
+#undef X
+        ac_buf_catstr(body, "}}");
+        return answer(s, 200, body);
+    }
+    ac_buf_catstr(body, "{\"error\": \"unknown admin request\", \"routes\": [\"POST /purge\", "
+                        "\"POST /ban\", \"GET /bans\", \"GET /stats\"]}");
+    return answer(s, 404, body);
+}
