@@ -23,6 +23,7 @@
 #define BAN_RE_MATCH_LIMIT   1000000u
 #define BAN_RE_DEPTH_LIMIT   10000u
 #define BAN_RE_HEAP_KIB      4096u
+#define BAN_MAX_DURATION     1e15   /* seconds: ~31 million years */
 
 enum ban_field {
     BF_REQ_URL,
@@ -277,8 +278,10 @@ parse_arg(struct pstate *ps, struct ban_cond *c)
                 ch = ps->p[ps->pos++];
             c->arg[n++] = ch;
         }
-        /* "abc"def is one malformed token, not an argument and garbage */
-        if (ps->pos < ps->len && !is_ws(ps->p[ps->pos]))
+        /* "abc"def is one malformed token, not an argument and garbage;
+         * "abc"&& is fine */
+        if (ps->pos < ps->len && !is_ws(ps->p[ps->pos]) && ps->p[ps->pos] != '&' &&
+            ps->p[ps->pos] != '|')
             return perr(ps, ps->pos, "expected whitespace after quoted string");
     } else {
         if (ps->len - ps->pos >= 2 &&
@@ -308,7 +311,9 @@ parse_status(struct pstate *ps, size_t at, struct ban_cond *c)
     return 0;
 }
 
-/* [-]DIGITS[.DIGITS]UNIT, at most 9 integer and 6 fraction digits. */
+/* [-]DIGITS[.DIGITS]UNIT.  Precision is capped at a microsecond (6 fraction
+ * digits, 3 for ms) and the size at BAN_MAX_DURATION, so the canonical text
+ * ("%.6f" seconds) is exact and parses back to the same text. */
 static int
 parse_duration(struct pstate *ps, size_t at, struct ban_cond *c)
 {
@@ -330,13 +335,17 @@ parse_duration(struct pstate *ps, size_t at, struct ban_cond *c)
         while (s[i] >= '0' && s[i] <= '9')
             i++, fd++;
     }
-    if (id == 0 || id > 9 || fd > 6)
+    if (id == 0 || id > 17 || fd > 6)
         return perr(ps, at, "%s", expect);
     memcpy(num, s, i);
     num[i] = '\0';
     for (size_t u = 0; u < AC_ARRAY_LEN(units); u++) {
         if (strcmp(s + i, units[u].u) == 0) {
+            if (u == 0 && fd > 3)
+                return perr(ps, at, "duration more precise than a microsecond");
             c->num = strtod(num, NULL) * units[u].mul;
+            if (c->num > BAN_MAX_DURATION || c->num < -BAN_MAX_DURATION)
+                return perr(ps, at, "duration out of range (at most %.0fs)", BAN_MAX_DURATION);
             if (c->num == 0)
                 c->num = 0;   /* no negative zero in the canonical text */
             return 0;
@@ -352,7 +361,9 @@ compile_re(struct pstate *ps, size_t at, struct ban_cond *c)
     PCRE2_SIZE eo;
     PCRE2_UCHAR msg[160];
 
-    c->re = pcre2_compile((PCRE2_SPTR)c->arg, c->arglen, 0, &ec, &eo, NULL);
+    /* PCRE2_MATCH_INVALID_UTF: with (*UTF), bytes that are not UTF-8 just
+     * don't match instead of making pcre2_match() fail. */
+    c->re = pcre2_compile((PCRE2_SPTR)c->arg, c->arglen, PCRE2_MATCH_INVALID_UTF, &ec, &eo, NULL);
     if (c->re == NULL) {
         if (pcre2_get_error_message(ec, msg, sizeof msg) < 0)
             snprintf((char *)msg, sizeof msg, "error %d", ec);
@@ -587,6 +598,7 @@ static void
 re_md_destroy(void *p)
 {
     pcre2_match_data_free(p);
+    re_md = NULL;   /* this thread's; a later ban_match on it would make a new one */
 }
 
 static void

@@ -11,7 +11,8 @@
  *          numbers (obj.status, obj.ttl, obj.age):     ==  !=  <  >  <=  >=
  *   ARG    "double quoted" (\" and \\ are escapes; any other backslash is
  *          kept as is, so "\d+" reaches PCRE2 as \d+), or a bare word that
- *          runs to the next whitespace.  obj.status takes an integer 0..999;
+ *          runs to the next whitespace (so "req.url ~ ^/a&&x" is one regex:
+ *          put spaces around "&&").  obj.status takes an integer 0..999;
  *          obj.ttl / obj.age take a duration: a number with a unit
  *          ms s m h d w y ("10s", "1.5m"), as in VCL.
  *
@@ -66,6 +67,10 @@ void ban_free(struct ban **b);
  */
 const char *ban_text(const struct ban *b);
 
+/* Header lookup for ban_match(): return true and *value (valid until
+ * ban_match() returns) if the header is present.  name is lowercased. */
+typedef bool ban_header_f(void *arg, struct ac_slice name, struct ac_slice *value);
+
 /* What the evaluator needs from an object.  All slices need only stay valid
  * for the duration of ban_match(). */
 struct ban_obj {
@@ -77,8 +82,8 @@ struct ban_obj {
      * made it: return true and *value if present.  Either may be NULL (then
      * every such header is absent).  Called with arg; must be thread-safe if
      * ban_match runs on several threads over the same object. */
-    bool (*obj_header)(void *arg, struct ac_slice name, struct ac_slice *value);
-    bool (*req_header)(void *arg, struct ac_slice name, struct ac_slice *value);
+    ban_header_f *obj_header;
+    ban_header_f *req_header;
     void *arg;
     double ttl_left, age;    /* seconds, for obj.ttl / obj.age */
 };
