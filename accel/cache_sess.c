@@ -420,9 +420,14 @@ cache_policy_purge(struct sess *s)
     struct vcl_result res;
     size_t n = 0;
 
+    const struct h1_header *mode = h1_header_find(s->hdrs, s->req.nhdrs, AC_LIT("Purge-Mode"));
+    unsigned flags = mode != NULL && ac_slice_caseeq(mode->value, AC_LIT("soft"))
+                         ? STORE_PURGE_SOFT : 0;
+
     if (s->w->store == NULL || make_key(s) != 0)
         return sess_synth(s, 503, NULL, "Purge failed\n", false);
-    if (store_purge_key(s->w->store, (struct store_bytes){ s->key.p, s->key.len }, 0,
+    /* Purge-Mode: soft works under a policy too: stale, kept for grace */
+    if (store_purge_key(s->w->store, (struct store_bytes){ s->key.p, s->key.len }, flags,
                         now_of(s), &n) != STORE_OK)
         LOG_W("purge: store error");
     s->cache_state = "PURGE";

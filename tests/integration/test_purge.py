@@ -141,3 +141,28 @@ def test_purges_and_bans_survive_a_kill_9(origin, start_accel, tmp_path):
     assert b.get("/d/banned").body == b"fresh"
     r = b.get("/d/kept")
     assert (r.body, xc(r)) == (b"/d/kept", "HIT")
+
+
+def test_policy_purge_honours_purge_mode_soft(origin, start_accel, tmp_path):
+    host, port = origin.addr.split(":")
+    vcl = tmp_path / "purge.vcl"
+    vcl.write_text("""vcl 4.1;
+backend default { .host = "%s"; .port = "%s"; }
+acl purgers { "127.0.0.1"; }
+sub vcl_recv {
+    if (req.method == "PURGE") {
+        if (client.ip !~ purgers) { return (synth(405)); }
+        return (purge);
+    }
+}
+""" % (host, port))
+    a = start_accel("-f", str(vcl))
+    origin.on("/soft", body=b"old", headers={"Cache-Control": "max-age=60"})
+    a.get("/soft")
+    assert xc(a.get("/soft")) == "HIT"
+    origin.on("/soft", body=b"new", headers={"Cache-Control": "max-age=60"})
+    r = a.request("PURGE", "/soft", headers={"Purge-Mode": "soft"})
+    assert r.status == 200
+    r = a.get("/soft")
+    assert (r.body, xc(r)) == (b"old", "STALE")
+    wait_until(lambda: a.get("/soft").body == b"new", timeout=5, what="the refresh")
