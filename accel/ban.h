@@ -14,7 +14,8 @@
  *          runs to the next whitespace (so "req.url ~ ^/a&&x" is one regex:
  *          put spaces around "&&").  obj.status takes an integer 0..999;
  *          obj.ttl / obj.age take a duration: a number with a unit
- *          ms s m h d w y ("10s", "1.5m"), as in VCL.
+ *          ms s m h d w y ("10s", "1.5m"), as in VCL; at most a
+ *          microsecond of precision and 1e15 seconds either way.
  *
  * Example: obj.http.content-type ~ "^image/" && req.url ~ "^/blog/"
  *
