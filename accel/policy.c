@@ -15,6 +15,7 @@
 #include <errno.h>
 #include <netinet/in.h>
 #include <stdlib.h>
+#include <strings.h>
 #include <unistd.h>
 
 #define POL_ARENA_SIZE 16384
@@ -879,6 +880,7 @@ policy_main_explain(const struct config *cfg, int argc, char **argv)
 {
     struct ac_buf raw, rawresp;
     const char *reqline = NULL, *respline = NULL;
+    bool have_host = false;
     struct vcl_program *p;
     struct vcl_host_ops ops = host_ops;
     struct vcl_result res;
@@ -898,6 +900,8 @@ policy_main_explain(const struct config *cfg, int argc, char **argv)
                         argv[i][1] == 'H' ? "request" : "-R response");
                 return 2;
             }
+            if (b == &raw && strncasecmp(argv[i + 1], "host:", 5) == 0)
+                have_host = true;
             ac_buf_printf(b, "%s\r\n", argv[++i]);
         } else if (strcmp(argv[i], "-R") == 0 && i + 1 < argc) {
             respline = argv[++i];
@@ -915,8 +919,7 @@ policy_main_explain(const struct config *cfg, int argc, char **argv)
                         "[-R 'HTTP/1.1 200 OK' [-B 'Name: value']...]\n");
         return 2;
     }
-    if (h1_header_find(NULL, 0, AC_LIT("Host")) == NULL && strstr(raw.p, "\nHost:") == NULL &&
-        strstr(raw.p, "\nhost:") == NULL)
+    if (!have_host)
         ac_buf_catstr(&raw, "Host: localhost\r\n");
     ac_buf_cat(&raw, "\r\n", 2);
     p = policy_compile(cfg, cfg->vcl_file, stderr);

@@ -123,6 +123,9 @@ sess_free(struct sess *s)
     if (!s->bg && !s->logged && s->req.method.p != NULL && s->state != S_HEAD)
         log_request(s);
     cache_sess_reset(s);
+    pol_end(s);                     /* the program reference */
+    free(s->arena.base);
+    ac_buf_free(&s->synth_body);
     ev_io_stop(w->loop, &s->io);
     ev_timer_stop(w->loop, &s->tmr);
     if (s->oc != NULL)
