@@ -50,15 +50,7 @@ static void
 json_str(struct ac_buf *b, struct ac_slice v)
 {
     ac_buf_cat(b, "\"", 1);
-    for (size_t i = 0; i < v.len; i++) {
-        unsigned char c = (unsigned char)v.p[i];
-        if (c == '"' || c == '\\')
-            ac_buf_printf(b, "\\%c", c);
-        else if (c < 0x20)
-            ac_buf_printf(b, "\\u%04x", c);
-        else
-            ac_buf_cat(b, &v.p[i], 1);
-    }
+    ac_buf_json_escape(b, v);
     ac_buf_cat(b, "\"", 1);
 }
 

@@ -88,6 +88,29 @@ ac_buf_catstr(struct ac_buf *b, const char *s)
 }
 
 void
+ac_buf_field(struct ac_buf *b, struct ac_slice name, struct ac_slice value)
+{
+    ac_buf_cats(b, name);
+    ac_buf_cat(b, ": ", 2);
+    ac_buf_cats(b, value);
+    ac_buf_cat(b, "\r\n", 2);
+}
+
+void
+ac_buf_json_escape(struct ac_buf *b, struct ac_slice v)
+{
+    for (size_t i = 0; i < v.len; i++) {
+        unsigned char c = (unsigned char)v.p[i];
+        if (c == '"' || c == '\\')
+            ac_buf_printf(b, "\\%c", c);
+        else if (c < 0x20)
+            ac_buf_printf(b, "\\u%04x", c);
+        else
+            ac_buf_cat(b, &v.p[i], 1);
+    }
+}
+
+void
 ac_buf_printf(struct ac_buf *b, const char *fmt, ...)
 {
     va_list ap;

@@ -31,6 +31,11 @@ void ac_buf_cat(struct ac_buf *b, const void *p, size_t n);
 void ac_buf_cats(struct ac_buf *b, struct ac_slice s);
 void ac_buf_catstr(struct ac_buf *b, const char *s);
 void ac_buf_printf(struct ac_buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* Append one header field line, "name: value\r\n". */
+void ac_buf_field(struct ac_buf *b, struct ac_slice name, struct ac_slice value);
+/* Append v as the inside of a JSON string (quotes, backslashes and control
+ * characters escaped; no surrounding quotes). */
+void ac_buf_json_escape(struct ac_buf *b, struct ac_slice v);
 /* Reserve n bytes at the end; returns NULL (and sets the error) on failure.
  * The caller writes up to n bytes and then calls ac_buf_commit(). */
 char *ac_buf_reserve(struct ac_buf *b, size_t n);

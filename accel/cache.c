@@ -476,10 +476,7 @@ block_excluded(struct ac_slice n, const struct cache_params *p)
 static void
 block_field(struct ac_buf *out, struct ac_slice n, struct ac_slice v)
 {
-    ac_buf_cats(out, n);
-    ac_buf_cat(out, ": ", 2);
-    ac_buf_cats(out, v);
-    ac_buf_cat(out, "\r\n", 2);
+    ac_buf_field(out, n, v);
 }
 
 /* Append r's storable fields; add Date when neither r nor the caller

@@ -241,19 +241,6 @@ cache_policy_recv(struct sess *s)
     return go_pass(s, "PASS", "fwd=request");
 }
 
-static void
-json_escape(struct ac_buf *b, struct ac_slice v)
-{
-    for (size_t i = 0; i < v.len; i++) {
-        unsigned char c = (unsigned char)v.p[i];
-        if (c == '"' || c == '\\')
-            ac_buf_printf(b, "\\%c", c);
-        else if (c < 0x20)
-            ac_buf_printf(b, "\\u%04x", c);
-        else
-            ac_buf_cat(b, &v.p[i], 1);
-    }
-}
 
 static int make_key(struct sess *s);
 
@@ -385,12 +372,12 @@ cache_ban_request(struct sess *s)
         ac_buf_free(&canon);
         ac_buf_reset(&s->tmpbuf);
         ac_buf_catstr(&s->tmpbuf, "{\"error\": \"");
-        json_escape(&s->tmpbuf, AC_SLICE(err, strlen(err)));
+        ac_buf_json_escape(&s->tmpbuf, AC_SLICE(err, strlen(err)));
         ac_buf_catstr(&s->tmpbuf, "\"}\n");
         ac_buf_cat(&s->tmpbuf, "", 1);
         return sess_synth(s, 400, NULL, s->tmpbuf.p, false);
     }
-    json_escape(&s->tmpbuf, ac_buf_slice(&canon));
+    ac_buf_json_escape(&s->tmpbuf, ac_buf_slice(&canon));
     ac_buf_free(&canon);
     ac_buf_catstr(&s->tmpbuf, "\"}\n");
     ac_buf_cat(&s->tmpbuf, "", 1);
@@ -735,10 +722,7 @@ dlv_begin(struct sess *s, uint64_t expect_len)
         for (unsigned i = 0; i < s->n_resp_ops; i++) {
             if (s->resp_ops[i].value.p == NULL)
                 continue;
-            ac_buf_cats(&s->whead, s->resp_ops[i].name);
-            ac_buf_cat(&s->whead, ": ", 2);
-            ac_buf_cats(&s->whead, s->resp_ops[i].value);
-            ac_buf_cat(&s->whead, "\r\n", 2);
+            ac_buf_field(&s->whead, s->resp_ops[i].name, s->resp_ops[i].value);
         }
         sess_iov_add(s, s->whead.p, s->whead.len);
     } else if (code == status) {
@@ -1275,17 +1259,6 @@ cache_on_beresp(struct sess *s, size_t r)
 
 enum fill { FILL_MORE, FILL_WAIT, FILL_DONE, FILL_FAIL, FILL_OVERFLOW };
 
-static bool
-fill_body_done(const struct sess *s)
-{
-    switch (s->resp.body) {
-    case H1_BODY_NONE: return true;
-    case H1_BODY_LENGTH: return s->respbody_left == 0;
-    case H1_BODY_CHUNKED: return h1_chunked_done(&s->respchunk);
-    case H1_BODY_CLOSE: return s->origin_eof;
-    }
-    return true;
-}
 
 static enum fill
 fill_append(struct sess *s, const char *p, size_t n)
@@ -1321,7 +1294,7 @@ fill_origin(struct sess *s)
     ssize_t n;
 
     for (int reads = 0; reads < 8;) {
-        if (fill_body_done(s)) {
+        if (fetch_body_done(s)) {
             int r = store_obj_complete(s->busy);
             store_obj_release(&s->busy);
             sess_release_origin(s, s->origin_reusable && ac_iobuf_len(b) == 0);

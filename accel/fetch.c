@@ -97,10 +97,7 @@ fetch_build_bereq(struct sess *s)
             continue;
         if (ac_slice_caseeq(h->name, AC_LIT("X-Forwarded-For"))) {
             xff = h;            /* several: RFC 7239 says combine; keep them in order */
-            ac_buf_cats(b, h->name);
-            ac_buf_cat(b, ": ", 2);
-            ac_buf_cats(b, h->value);
-            ac_buf_cat(b, "\r\n", 2);
+            ac_buf_field(b, h->name, h->value);
             continue;
         }
         if (is_forwarded_hdr(h->name))
@@ -115,10 +112,7 @@ fetch_build_bereq(struct sess *s)
             ac_buf_cat(b, "\r\n", 2);
             continue;
         }
-        ac_buf_cats(b, h->name);
-        ac_buf_cat(b, ": ", 2);
-        ac_buf_cats(b, h->value);
-        ac_buf_cat(b, "\r\n", 2);
+        ac_buf_field(b, h->name, h->value);
     }
     if (!host_done && req->host.len > 0) {
         ac_buf_catstr(b, "Host: ");
@@ -132,10 +126,7 @@ fetch_build_bereq(struct sess *s)
     for (unsigned i = 0; i < s->n_bereq_ops; i++) {
         if (s->bereq_ops[i].value.p == NULL)
             continue;
-        ac_buf_cats(b, s->bereq_ops[i].name);
-        ac_buf_cat(b, ": ", 2);
-        ac_buf_cats(b, s->bereq_ops[i].value);
-        ac_buf_cat(b, "\r\n", 2);
+        ac_buf_field(b, s->bereq_ops[i].name, s->bereq_ops[i].value);
     }
     s->revalidating = false;
     if (cachefetch && s->stale != NULL) {
@@ -597,10 +588,7 @@ fetch_beresp(struct sess *s)
                             const struct h1_header *h = &s->resp.hdrs[i];
                             if (http_is_hop_by_hop(h->name))
                                 continue;
-                            ac_buf_cats(&s->whead, h->name);
-                            ac_buf_cat(&s->whead, ": ", 2);
-                            ac_buf_cats(&s->whead, h->value);
-                            ac_buf_cat(&s->whead, "\r\n", 2);
+                            ac_buf_field(&s->whead, h->name, h->value);
                         }
                         ac_buf_cat(&s->whead, "\r\n", 2);
                         sess_iov_add(s, s->whead.p, s->whead.len);
@@ -709,8 +697,8 @@ fetch_emit(struct sess *s, const char *p, size_t len)
     s->bytes_sent += len;
 }
 
-static bool
-respbody_done(const struct sess *s)
+bool
+fetch_body_done(const struct sess *s)
 {
     switch (s->resp.body) {
     case H1_BODY_NONE: return true;
@@ -738,7 +726,7 @@ fetch_respbody(struct sess *s)
         }
         /* Queue what the buffer holds behind what is queued (the head, at
          * first), so a small answer goes out with one writev. */
-        if (!head && !respbody_done(s) && ac_iobuf_len(b) > 0 && s->niov <= SESS_NIOV - 3) {
+        if (!head && !fetch_body_done(s) && ac_iobuf_len(b) > 0 && s->niov <= SESS_NIOV - 3) {
             switch (s->resp.body) {
             case H1_BODY_LENGTH: {
                 size_t take = (size_t)AC_MIN((uint64_t)ac_iobuf_len(b), s->respbody_left);
@@ -772,7 +760,7 @@ fetch_respbody(struct sess *s)
                 break;
             }
         }
-        bool done = head || respbody_done(s);
+        bool done = head || fetch_body_done(s);
         if (done && s->resp_chunked_out && !s->resp_head_done && s->niov < SESS_NIOV) {
             s->resp_head_done = true;   /* reused as "last chunk queued" */
             sess_iov_add(s, "0\r\n\r\n", 5);
@@ -784,7 +772,7 @@ fetch_respbody(struct sess *s)
             continue;
         }
         if (done && (!s->resp_chunked_out || s->resp_head_done)) {
-            if (head && !respbody_done(s))
+            if (head && !fetch_body_done(s))
                 s->origin_reusable = false;     /* a GET's body we will not read */
             sess_release_origin(s, s->origin_reusable);
             s->state = S_FINISH;

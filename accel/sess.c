@@ -350,10 +350,7 @@ cat_resp_overlay(struct sess *s, struct ac_buf *b)
     for (unsigned i = 0; i < s->n_resp_ops; i++) {
         if (s->resp_ops[i].value.p == NULL)
             continue;
-        ac_buf_cats(b, s->resp_ops[i].name);
-        ac_buf_cat(b, ": ", 2);
-        ac_buf_cats(b, s->resp_ops[i].value);
-        ac_buf_cat(b, "\r\n", 2);
+        ac_buf_field(b, s->resp_ops[i].name, s->resp_ops[i].value);
     }
 }
 
@@ -745,10 +742,7 @@ sess_build_resp_head(struct sess *s)
             }
             continue;
         }
-        ac_buf_cats(b, h->name);
-        ac_buf_cat(b, ": ", 2);
-        ac_buf_cats(b, h->value);
-        ac_buf_cat(b, "\r\n", 2);
+        ac_buf_field(b, h->name, h->value);
     }
     if (s->n_resp_ops == 0 || !pol_overlay_has(s->resp_ops, s->n_resp_ops, AC_LIT("Via")))
         ac_buf_catstr(b, "Via: 1.1 accel\r\n");

@@ -231,6 +231,8 @@ sess_step_f cache_lookup_step, cache_waitobj_step, cache_deliver_step, cache_fil
 void fetch_build_bereq(struct sess *s);
 /* Queue body bytes for the client with the client's framing. */
 void fetch_emit(struct sess *s, const char *p, size_t len);
+/* Has the origin's response body been read completely (per its framing)? */
+bool fetch_body_done(const struct sess *s);
 /* Relay the response (head of r bytes in s->relay) to the client as is. */
 void fetch_start_respbody(struct sess *s, size_t r);
 /* Move the request head out of rbuf (rebasing the slices into headcopy)
