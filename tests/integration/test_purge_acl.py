@@ -12,8 +12,11 @@ from client import free_port
 
 
 def sh(*args):
-    return subprocess.run(list(args), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                          timeout=10)
+    try:
+        return subprocess.run(list(args), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                              timeout=10)
+    except FileNotFoundError as e:          # no iproute2 / curl on this machine
+        return subprocess.CompletedProcess(args, 127, b"", str(e).encode())
 
 
 @pytest.fixture
