@@ -213,10 +213,16 @@ enum step cache_policy_recv(struct sess *s);
 /* Purge every variant of url on host (the policy's key when there is one). */
 int cache_purge_url(struct sess *s, struct ac_slice url, struct ac_slice host, unsigned flags,
                     size_t *countp);
-/* BAN without a policy: the expression in a Ban: header (cache_sess.c). */
+/* BAN without a policy: the expression in a Ban: header (inval.c). */
 enum step cache_ban_request(struct sess *s);
-/* PURGE without a policy: key or Surrogate-Key, hard or soft (cache_sess.c). */
+/* PURGE without a policy: key or Surrogate-Key, hard or soft (inval.c). */
 enum step cache_purge_request(struct sess *s);
+/* The cache key into s->key: the policy's vcl_hash, or cache_key(); 0 or -1. */
+int cache_make_key(struct sess *s);
+/* A policy's synth/restart/fail verdict as the answer (cache_sess.c). */
+enum step cache_synth_or_restart(struct sess *s, enum vcl_action a, const struct vcl_result *res);
+/* return (purge) under a policy (inval.c). */
+enum step cache_policy_purge(struct sess *s);
 /* vcl_backend_response (cache_sess.c); true when it ended the fetch. */
 bool policy_backend_response(struct sess *s, enum step *st);
 /* The backend the policy's req.backend_hint names (directors resolved), or NULL. */
