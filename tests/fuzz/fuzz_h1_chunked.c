@@ -14,7 +14,7 @@
 
 #include "h1_parse.h"
 
-#define CHECK(e) do { if (!(e)) __builtin_trap(); } while (0)
+#define FUZZ_ASSERT(e) do { if (!(e)) __builtin_trap(); } while (0)
 
 struct out {
     int rc;                 /* AC_AGAIN, 0 (done) or AC_EPROTO */
@@ -35,13 +35,13 @@ feed(struct h1_chunked *c, char *b, const char *src, size_t n, struct out *o)
         long r = h1_chunked_decode(c, b + off, n - off, &data);
 
         if (r == AC_EPROTO) {
-            CHECK(c->reason != NULL);
+            FUZZ_ASSERT(c->reason != NULL);
             o->rc = AC_EPROTO;
             break;
         }
-        CHECK(r > 0 && (size_t)r <= n - off);
-        CHECK(data.len <= (size_t)r);
-        CHECK(data.len == 0 || (data.p >= b + off && data.p + data.len <= b + off + (size_t)r));
+        FUZZ_ASSERT(r > 0 && (size_t)r <= n - off);
+        FUZZ_ASSERT(data.len <= (size_t)r);
+        FUZZ_ASSERT(data.len == 0 || (data.p >= b + off && data.p + data.len <= b + off + (size_t)r));
         memcpy(o->data + o->dlen, data.p, data.len);
         o->dlen += data.len;
         off += (size_t)r;
@@ -75,7 +75,7 @@ run(const char *s, size_t n, size_t split, bool bytewise, struct out *o)
         free(rest);
     }
     if (o->rc == 0)
-        CHECK(c.total == o->dlen);
+        FUZZ_ASSERT(c.total == o->dlen);
 }
 
 int
@@ -94,11 +94,11 @@ LLVMFuzzerTestOneInput(const uint8_t *d, size_t n)
     run(s, n, n, false, &a);
     run(s, n, split, false, &b);
     run(s, n, 0, true, &c);
-    CHECK(a.rc == b.rc && a.rc == c.rc);
-    CHECK(a.dlen == b.dlen && a.dlen == c.dlen);
-    CHECK(memcmp(a.data, b.data, a.dlen) == 0 && memcmp(a.data, c.data, a.dlen) == 0);
+    FUZZ_ASSERT(a.rc == b.rc && a.rc == c.rc);
+    FUZZ_ASSERT(a.dlen == b.dlen && a.dlen == c.dlen);
+    FUZZ_ASSERT(memcmp(a.data, b.data, a.dlen) == 0 && memcmp(a.data, c.data, a.dlen) == 0);
     if (a.rc != AC_EPROTO)
-        CHECK(a.consumed == b.consumed && a.consumed == c.consumed);
+        FUZZ_ASSERT(a.consumed == b.consumed && a.consumed == c.consumed);
     free(a.data);
     free(b.data);
     free(c.data);

@@ -16,13 +16,13 @@
 
 #include "h1_parse.h"
 
-#define CHECK(e) do { if (!(e)) __builtin_trap(); } while (0)
+#define FUZZ_ASSERT(e) do { if (!(e)) __builtin_trap(); } while (0)
 
 static void
 check_slice(struct ac_slice s, const char *b, size_t n)
 {
     if (s.len > 0)
-        CHECK(s.p >= b && s.p + s.len <= b + n);
+        FUZZ_ASSERT(s.p >= b && s.p + s.len <= b + n);
 }
 
 static int
@@ -30,27 +30,27 @@ parse(const char *b, size_t n, const struct h1_limits *lim, struct h1_request *r
 {
     int r = h1_parse_request(b, n, lim, req);
 
-    CHECK(r == AC_AGAIN || r == AC_EPROTO || (r > 0 && (size_t)r <= n));
+    FUZZ_ASSERT(r == AC_AGAIN || r == AC_EPROTO || (r > 0 && (size_t)r <= n));
     if (r == AC_EPROTO) {
-        CHECK(req->error != H1_ERR_NONE && req->reason != NULL);
+        FUZZ_ASSERT(req->error != H1_ERR_NONE && req->reason != NULL);
     } else {
-        CHECK(req->error == H1_ERR_NONE && req->reason == NULL);
+        FUZZ_ASSERT(req->error == H1_ERR_NONE && req->reason == NULL);
     }
     if (r > 0) {
-        CHECK(req->nhdrs <= lim->max_headers);
+        FUZZ_ASSERT(req->nhdrs <= lim->max_headers);
         check_slice(req->method, b, (size_t)r);
         check_slice(req->target, b, (size_t)r);
         if (!(req->path.len == 1 && req->path.p[0] == '/'))
             check_slice(req->path, b, (size_t)r);
         check_slice(req->host, b, (size_t)r);
         for (unsigned i = 0; i < req->nhdrs; i++) {
-            CHECK(req->hdrs[i].name.len > 0);
+            FUZZ_ASSERT(req->hdrs[i].name.len > 0);
             check_slice(req->hdrs[i].name, b, (size_t)r);
             check_slice(req->hdrs[i].value, b, (size_t)r);
         }
-        CHECK(req->method.len > 0 && req->target.len > 0);
-        CHECK(req->body <= H1_BODY_CHUNKED);
-        CHECK(!(req->flags & H1_F_EXPECT_100) || req->minor >= 1);
+        FUZZ_ASSERT(req->method.len > 0 && req->target.len > 0);
+        FUZZ_ASSERT(req->body <= H1_BODY_CHUNKED);
+        FUZZ_ASSERT(!(req->flags & H1_F_EXPECT_100) || req->minor >= 1);
     }
     return r;
 }
@@ -74,9 +74,9 @@ LLVMFuzzerTestOneInput(const uint8_t *d, size_t n)
         unsigned flags = req.flags;
 
         memcpy(alone, b, (size_t)r);
-        CHECK(parse(alone, (size_t)r, &lim, &again) == r);
-        CHECK(again.flags == flags && again.content_length == cl);
-        CHECK(parse(alone, (size_t)r - 1, &lim, &again) == AC_AGAIN);
+        FUZZ_ASSERT(parse(alone, (size_t)r, &lim, &again) == r);
+        FUZZ_ASSERT(again.flags == flags && again.content_length == cl);
+        FUZZ_ASSERT(parse(alone, (size_t)r - 1, &lim, &again) == AC_AGAIN);
         free(alone);
     }
     parse(b, n, &tiny, &req);

@@ -13,13 +13,13 @@
 
 #include "h1_parse.h"
 
-#define CHECK(e) do { if (!(e)) __builtin_trap(); } while (0)
+#define FUZZ_ASSERT(e) do { if (!(e)) __builtin_trap(); } while (0)
 
 static void
 check_slice(struct ac_slice s, const char *b, size_t n)
 {
     if (s.len > 0)
-        CHECK(s.p >= b && s.p + s.len <= b + n);
+        FUZZ_ASSERT(s.p >= b && s.p + s.len <= b + n);
 }
 
 static int
@@ -28,24 +28,24 @@ parse(const char *b, size_t n, struct ac_slice m, struct h1_response *resp)
     static const struct h1_limits lim = { 8192, 2048, 4096, 64 };
     int r = h1_parse_response(b, n, &lim, m, resp);
 
-    CHECK(r == AC_AGAIN || r == AC_EPROTO || (r > 0 && (size_t)r <= n));
+    FUZZ_ASSERT(r == AC_AGAIN || r == AC_EPROTO || (r > 0 && (size_t)r <= n));
     if (r == AC_EPROTO)
-        CHECK(resp->error != H1_ERR_NONE && resp->reason != NULL);
+        FUZZ_ASSERT(resp->error != H1_ERR_NONE && resp->reason != NULL);
     else
-        CHECK(resp->error == H1_ERR_NONE && resp->reason == NULL);
+        FUZZ_ASSERT(resp->error == H1_ERR_NONE && resp->reason == NULL);
     if (r > 0) {
         int st = resp->status;
 
-        CHECK(st >= 100 && st <= 999);
+        FUZZ_ASSERT(st >= 100 && st <= 999);
         check_slice(resp->reason_phrase, b, (size_t)r);
         for (unsigned i = 0; i < resp->nhdrs; i++) {
             check_slice(resp->hdrs[i].name, b, (size_t)r);
             check_slice(resp->hdrs[i].value, b, (size_t)r);
         }
         if (st < 200 || st == 204 || st == 304 || ac_slice_eq(m, AC_LIT("HEAD")))
-            CHECK(resp->body == H1_BODY_NONE);
+            FUZZ_ASSERT(resp->body == H1_BODY_NONE);
         if (resp->body == H1_BODY_CLOSE)
-            CHECK(resp->flags & H1_F_CLOSE);
+            FUZZ_ASSERT(resp->flags & H1_F_CLOSE);
     }
     return r;
 }
@@ -76,9 +76,9 @@ LLVMFuzzerTestOneInput(const uint8_t *d, size_t n)
         enum h1_body body = resp.body;
 
         memcpy(alone, b, (size_t)r);
-        CHECK(parse(alone, (size_t)r, m, &again) == r);
-        CHECK(again.body == body);
-        CHECK(parse(alone, (size_t)r - 1, m, &again) == AC_AGAIN);
+        FUZZ_ASSERT(parse(alone, (size_t)r, m, &again) == r);
+        FUZZ_ASSERT(again.body == body);
+        FUZZ_ASSERT(parse(alone, (size_t)r - 1, m, &again) == AC_AGAIN);
         free(alone);
     }
     free(b);

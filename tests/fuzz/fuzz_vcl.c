@@ -92,6 +92,10 @@ static const struct vcl_host_ops fz_ops = {
     .unset_header = fz_unset_header,
 };
 
+/* An invariant that must hold for every input; a violation is a crash
+ * libFuzzer reports with the input. */
+#define FUZZ_ASSERT(e) do { if (!(e)) abort(); } while (0)
+
 int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
@@ -103,9 +107,17 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     vcl_options_init(&opt);
     opt.reader = fz_reader;
     opt.unknown_vmods_stub = size % 2 == 1;
-    if (vcl_compile_string("fuzz/main.vcl", (const char *)data, size, &opt, &p, &d) == 0) {
+    int rc = vcl_compile_string("fuzz/main.vcl", (const char *)data, size, &opt, &p, &d);
+
+    /* the compiler's contract: a program exactly when it says so, and then
+     * no error among the diagnostics; an error otherwise, with a place */
+    FUZZ_ASSERT(d != NULL);
+    FUZZ_ASSERT((rc == 0) == (p != NULL));
+    FUZZ_ASSERT((rc == 0) == !vcl_diags_has_error(d));
+    if (rc == 0) {
         char *dump = vcl_program_dump(p);
 
+        FUZZ_ASSERT(dump != NULL);
         free(dump);
         for (int s = 0; s < VCL_SUB__MAX; s++) {
             struct vcl_arena a = {ws, sizeof(ws), 0};
@@ -113,7 +125,11 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             struct vcl_result res;
 
             vcl_ctx_init(&ctx, &fz_ops, NULL, &a);
-            (void)vcl_run(p, (enum vcl_sub)s, &ctx, &res);
+            int r = vcl_run(p, (enum vcl_sub)s, &ctx, &res);
+            /* a run never leaves its arena and always names an action */
+            FUZZ_ASSERT(a.used <= a.size);
+            FUZZ_ASSERT(res.action < VCL_ACT__MAX);
+            FUZZ_ASSERT(r == 0 || res.action == VCL_ACT_FAIL);
         }
         vcl_program_release(&p);
     }

@@ -6,7 +6,7 @@ import os
 
 import pytest
 
-from test_policy_common import EXAMPLES, run_accel, write_example
+from policy_common import EXAMPLES, run_accel, write_example
 
 MAXAGE = {"Cache-Control": "max-age=60"}
 NAMES = sorted(os.path.basename(p) for p in glob.glob(os.path.join(EXAMPLES, "*.vcl")))

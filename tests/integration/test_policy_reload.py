@@ -9,7 +9,7 @@ import threading
 import time
 
 from client import Conn, wait_until
-from test_policy_common import start_policy, write_vcl
+from policy_common import start_policy, write_vcl
 
 MAXAGE = {"Cache-Control": "max-age=60"}
 

@@ -4,7 +4,7 @@ backend choice, restarts, purge and ban (issue 5, "In accel" / "Tests")."""
 
 import time
 
-from test_policy_common import start_policy
+from policy_common import start_policy
 
 MAXAGE = {"Cache-Control": "max-age=60"}
 

@@ -4,7 +4,7 @@ and migration mode for unknown vmods."""
 import os
 import re
 
-from test_policy_common import run_accel
+from policy_common import run_accel
 
 GOOD = r"""vcl 4.1;
 backend default { .host = "127.0.0.1"; .port = "8080"; }
