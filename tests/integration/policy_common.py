@@ -54,8 +54,11 @@ def example_text(name, origin_port):
     """docs/examples/NAME with every backend pointed at 127.0.0.1:origin_port."""
     with open(os.path.join(EXAMPLES, name)) as f:
         text = f.read()
-    text = re.sub(r'\.host\s*=\s*"[^"]*"', '.host = "127.0.0.1"', text)
-    text = re.sub(r'\.port\s*=\s*"[^"]*"', '.port = "%d"' % origin_port, text)
+    text, hosts = re.subn(r'\.host\s*=\s*"[^"]*"', '.host = "127.0.0.1"', text)
+    text, ports = re.subn(r'\.port\s*=\s*"[^"]*"', '.port = "%d"' % origin_port, text)
+    # an example whose backends we could not point at the test origin would
+    # silently talk to whatever listens on its port: refuse it
+    assert hosts >= 1 and ports >= 1, "%s: no .host/.port to rewrite" % name
     return text
 
 
