@@ -690,6 +690,24 @@ commit_durable(struct store_disk *d, MDB_txn *txn)
     return mdb_env_sync(d->env, 1) == 0 ? STORE_OK : STORE_EDISK;
 }
 
+/* Append one object key to a growing list (purges collect keys under a
+ * cursor, then delete them).  false when out of memory: the purge then
+ * covers what was collected. */
+static bool
+keys_push(uint8_t (**keys)[OKEY_LEN], size_t *n, size_t *cap, const void *key)
+{
+    if (*n == *cap) {
+        void *nk = realloc(*keys, (*cap * 2 + 64) * OKEY_LEN);
+
+        if (nk == NULL)
+            return false;
+        *keys = nk;
+        *cap = *cap * 2 + 64;
+    }
+    memcpy((*keys)[(*n)++], key, OKEY_LEN);
+    return true;
+}
+
 int
 store_disk_purge_key(struct store *st, const uint8_t digest[STORE_DIGEST_LEN],
                      struct store_bytes key, size_t *countp)
@@ -716,14 +734,8 @@ store_disk_purge_key(struct store *st, const uint8_t digest[STORE_DIGEST_LEN],
             break;
         if (store_record_decode(v.mv_data, v.mv_size, &r) == 0 && !store_bytes_eq(r.key, key))
             continue; /* digest collision: another key */
-        if (n == cap) {
-            void *nk = realloc(keys, (cap = cap * 2 + 8) * OKEY_LEN);
-
-            if (nk == NULL)
-                break;
-            keys = nk;
-        }
-        memcpy(keys[n++], k.mv_data, OKEY_LEN);
+        if (!keys_push(&keys, &n, &cap, k.mv_data))
+            break;
     }
     mdb_cursor_close(c);
     for (i = 0; i < n; i++)
@@ -761,14 +773,8 @@ store_disk_purge_tag(struct store *st, struct store_bytes tag, size_t *countp)
          rc = mdb_cursor_get(c, &k, &v, MDB_NEXT_DUP)) {
         if (v.mv_size != OKEY_LEN)
             continue;
-        if (n == cap) {
-            void *nk = realloc(keys, (cap = cap * 2 + 64) * OKEY_LEN);
-
-            if (nk == NULL)
-                break;
-            keys = nk;
-        }
-        memcpy(keys[n++], v.mv_data, OKEY_LEN);
+        if (!keys_push(&keys, &n, &cap, v.mv_data))
+            break;
     }
     mdb_cursor_close(c);
     for (i = 0; i < n; i++)

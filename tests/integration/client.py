@@ -12,6 +12,8 @@ a test sees exactly what accel put on the wire.
 import socket
 import time
 
+from httpmsg import HeaderAccess
+
 DEFAULT_TIMEOUT = 10.0
 
 
@@ -23,7 +25,7 @@ class IncompleteResponse(Exception):
         self.partial = partial          # the Response read so far (body may be short)
 
 
-class Response:
+class Response(HeaderAccess):
     def __init__(self, version, status, reason, headers):
         self.version = version
         self.status = status
@@ -36,16 +38,6 @@ class Response:
         self.interim = []               # 1xx responses before this one
         self.head_raw = b""
 
-    def header(self, name, default=None):
-        vals = self.header_all(name)
-        return ", ".join(vals) if vals else default
-
-    def header_all(self, name):
-        n = name.lower()
-        return [v for k, v in self.headers if k.lower() == n]
-
-    def has(self, name):
-        return bool(self.header_all(name))
 
     def tokens(self, name):
         """Comma-separated, lower-cased tokens of a header (e.g. Connection)."""

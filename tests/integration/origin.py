@@ -43,6 +43,8 @@ import struct
 import threading
 import time
 
+from httpmsg import HeaderAccess
+
 WS_GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 
 REASONS = {100: "Continue", 101: "Switching Protocols", 103: "Early Hints", 200: "OK",
@@ -58,7 +60,7 @@ def stream_block(chunk_size):
     return (pattern * (chunk_size // 256 + 1))[:chunk_size]
 
 
-class Request:
+class Request(HeaderAccess):
     """One request as the origin received it."""
 
     def __init__(self, conn_id, method, target, version, headers):
@@ -74,17 +76,6 @@ class Request:
     def path(self):
         return self.target.split("?", 1)[0]
 
-    def header(self, name, default=None):
-        """The value of header `name` (several are joined with ", ")."""
-        vals = self.header_all(name)
-        return ", ".join(vals) if vals else default
-
-    def header_all(self, name):
-        n = name.lower()
-        return [v for k, v in self.headers if k.lower() == n]
-
-    def has(self, name):
-        return bool(self.header_all(name))
 
     def __repr__(self):
         return "<Request #%d %s %s %d hdrs body=%d>" % (
