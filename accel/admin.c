@@ -5,6 +5,7 @@
 #include "admin.h"
 
 #include "bans.h"
+#include "pool.h"
 #include "sess.h"
 
 #include <stdio.h>
@@ -117,6 +118,12 @@ admin_request(struct sess *s)
         ac_buf_catstr(body, "{\"error\": \"missing or wrong X-Admin-Secret\"}");
         return answer(s, 401, body);
     }
+    if (get && ac_slice_eq(route, AC_LIT("/stats")) && s->w->store == NULL) {
+        ac_buf_catstr(body, "{\"backends\": ");
+        pool_stats_json(pool_worker_set(s->w), body);
+        ac_buf_catstr(body, "}");
+        return answer(s, 200, body);
+    }
     if (s->w->store == NULL) {
         ac_buf_catstr(body, "{\"error\": \"no cache (-s none)\"}");
         return answer(s, 404, body);
@@ -195,7 +202,9 @@ admin_request(struct sess *s)
         first = false;
         STORE_STATS_LIST(X)
 #undef X
-        ac_buf_catstr(body, "}}");
+        ac_buf_catstr(body, "}, \"backends\": ");
+        pool_stats_json(pool_worker_set(s->w), body);
+        ac_buf_catstr(body, "}");
         return answer(s, 200, body);
     }
     ac_buf_catstr(body, "{\"error\": \"unknown admin request\", \"routes\": [\"POST /purge\", "

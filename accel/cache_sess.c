@@ -170,13 +170,8 @@ go_fetch(struct sess *s)
             return cache_synth_or_restart(s, a, &res);
         }
         s->be = pol_backend(s);
-        if (s->be == NULL) {
-            if (s->busy != NULL) {
-                store_obj_abort(s->busy);
-                store_obj_release(&s->busy);
-            }
-            return sess_synth(s, 503, NULL, "No origin server for this request\n", false);
-        }
+        if (s->be == NULL)
+            return fetch_no_backend(s);     /* stale-if-error, else 503 */
     }
     fetch_build_bereq(s);
     s->state = S_CONNECT;
@@ -438,7 +433,7 @@ cache_waitobj_step(struct sess *s)
         return STEP_MORE;
     }
     sess_want(s, 0, 0);
-    sess_timer(s, s->w->cfg->p.connect_timeout + s->w->cfg->p.first_byte_timeout);
+    sess_timer(s, fetch_timeout(s, FETCH_TMO_CONNECT) + fetch_timeout(s, FETCH_TMO_FIRST_BYTE));
     return STEP_WAIT;
 }
 
@@ -683,7 +678,7 @@ cache_deliver_step(struct sess *s)
                 continue;           /* re-check: data may have come meanwhile */
             }
             sess_want(s, 0, 0);
-            sess_timer(s, s->w->cfg->p.between_bytes_timeout + 1);
+            sess_timer(s, fetch_timeout(s, FETCH_TMO_BETWEEN_BYTES) + 1);
             return STEP_WAIT;
         }
     }
@@ -1202,7 +1197,7 @@ cache_fill_step(struct sess *s)
             s->timed_out = false;
             if (!s->fill_done && !s->fill_overflow) {
                 LOG_W("origin %s: body stalled for %gs; object dropped", s->be->name,
-                      cfg->p.between_bytes_timeout);
+                      fetch_timeout(s, FETCH_TMO_BETWEEN_BYTES));
                 STAT_INC(s->w, backend_timeout);
                 store_obj_abort(s->busy);
                 store_obj_release(&s->busy);
@@ -1257,7 +1252,7 @@ cache_fill_step(struct sess *s)
         int cev = (!s->bg && !s->client_dead && d == DLV_WAIT_WRITE) ? s->c.want : 0;
         int oev = (!s->fill_done && !s->fill_overflow && s->oc != NULL) ? s->oc->c.want : 0;
         sess_want(s, cev, oev);
-        sess_timer(s, oev ? cfg->p.between_bytes_timeout : cfg->p.send_timeout);
+        sess_timer(s, oev ? fetch_timeout(s, FETCH_TMO_BETWEEN_BYTES) : cfg->p.send_timeout);
         return STEP_WAIT;
     }
 }

@@ -15,6 +15,25 @@
 #include <stdio.h>
 #include <sys/socket.h>
 
+double
+fetch_timeout(const struct sess *s, enum fetch_tmo t)
+{
+    const struct config_params *p = &s->w->cfg->p;
+    double be_v = -1;
+
+    if (s->prog != NULL && s->bto[t] >= 0)
+        return s->bto[t];
+    if (s->be != NULL)
+        be_v = t == FETCH_TMO_CONNECT      ? s->be->connect_timeout
+             : t == FETCH_TMO_FIRST_BYTE   ? s->be->first_byte_timeout
+                                           : s->be->between_bytes_timeout;
+    if (be_v >= 0)
+        return be_v;
+    return t == FETCH_TMO_CONNECT      ? p->connect_timeout
+         : t == FETCH_TMO_FIRST_BYTE   ? p->first_byte_timeout
+                                       : p->between_bytes_timeout;
+}
+
 void
 fetch_on_origin_io(struct ev_loop *loop, ev_io *io, int revents)
 {
@@ -120,7 +139,7 @@ fetch_build_bereq(struct sess *s)
         ac_buf_cat(b, "\r\n", 2);
     } else if (!host_done && s->be != NULL) {
         /* HTTP/1.0 without Host: HTTP/1.1 requires one; name the origin. */
-        ac_buf_printf(b, "Host: %s\r\n", s->be->name);
+        ac_buf_printf(b, "Host: %s\r\n", s->be->host_header ? s->be->host_header : s->be->name);
     }
     (void)xff;
     for (unsigned i = 0; i < s->n_bereq_ops; i++) {
@@ -233,6 +252,11 @@ backend_error(struct sess *s, int status)
 static enum step
 origin_fail(struct sess *s, int status, const char *what, int err)
 {
+    if (s->be != NULL) {
+        struct backend *be = (struct backend *)s->be;
+        atomic_fetch_add_explicit(&be->n_fail, 1, memory_order_relaxed);
+        pool_be_report(be, false, s->w->cfg);
+    }
     if (status == 504) {
         STAT_INC(s->w, backend_timeout);
         STAT_INC(s->w, resp_504);
@@ -321,6 +345,104 @@ check_first_chunk(struct sess *s)
     }
 }
 
+/* May this request go to another server after its server failed before
+ * answering?  Only under a policy (its pools are health-managed), once,
+ * for an idempotent request without a body, before any response byte
+ * (so nothing has reached the client). */
+static bool
+can_move(const struct sess *s)
+{
+    return s->prog != NULL && s->be != NULL && pool_set_managed(s->be->set) && !s->moved &&
+           s->req.body == H1_BODY_NONE && s->resp_bytes_in == 0 && !s->piping &&
+           http_method_idempotent(s->req.method);
+}
+
+/* Retry on another healthy server of the pool; STEP_MORE, or -1 when there
+ * is no other one. */
+static int
+move_to_other(struct sess *s, const char *what, int err)
+{
+    struct backend *from = (struct backend *)s->be, *to;
+
+    if (!can_move(s))
+        return -1;
+    to = (struct backend *)pol_backend_avoid(s, from);
+    if (to == NULL)
+        return -1;
+    atomic_fetch_add_explicit(&from->n_fail, 1, memory_order_relaxed);
+    pool_be_report(from, false, s->w->cfg);
+    if (s->oc != NULL)
+        pool_close(&s->oc);
+    LOG_W("origin %s (%s): %s%s%s; retrying on %s (client %s)", from->vname, from->name, what,
+          err ? ": " : "", err ? strerror(err) : "", to->vname, s->client_ip);
+    atomic_fetch_add_explicit(&to->n_retry_other, 1, memory_order_relaxed);
+    STAT_INC(s->w, backend_retry);
+    s->be = to;
+    s->moved = true;
+    s->oc_reused = false;
+    s->state = S_CONNECT;
+    return STEP_MORE;
+}
+
+static enum step
+connect_failed(struct sess *s, int status, const char *what, int err)
+{
+    int r = move_to_other(s, what, err);
+
+    if (r >= 0)
+        return (enum step)r;
+    return origin_fail(s, status, what, err);
+}
+
+/* The connection died before any response byte (after the request). */
+static enum step
+conn_lost(struct sess *s, const char *what, int err)
+{
+    return connect_failed(s, 502, what, err);
+}
+
+/* The backend is at max_connections: wait (re-checking every few ms) up to
+ * backend_queue_timeout, then 503. */
+static enum step
+queue_wait(struct sess *s)
+{
+    struct backend *be = (struct backend *)s->be;
+    double now = ev_now(s->w->loop);
+
+    if (s->queue_until == 0) {
+        s->queue_until = now + s->w->cfg->p.backend_queue_timeout;
+        atomic_fetch_add_explicit(&be->n_queued, 1, memory_order_relaxed);
+    } else if (now >= s->queue_until) {
+        s->queue_until = 0;
+        atomic_fetch_add_explicit(&be->n_queue_full, 1, memory_order_relaxed);
+        LOG_W("origin %s (%s): %u connections in use (max_connections), request refused "
+              "(client %s)", be->vname, be->name, be->max_conn, s->client_ip);
+        if (cache_on_origin_fail(s))
+            return STEP_MORE;       /* stale-if-error took over */
+        if (s->bg)
+            return STEP_DONE;
+        return sess_synth(s, 503, "Backend busy (max_connections)",
+                          "Origin server busy (max_connections reached)\n", false);
+    }
+    sess_want(s, 0, 0);
+    sess_timer(s, 0.005);
+    return STEP_WAIT;
+}
+
+enum step
+fetch_no_backend(struct sess *s)
+{
+    LOG_W("no healthy origin for %s " AC_SLICE_FMT " (client %s)",
+          s->prog ? vcl_program_ref_name(s->prog, s->backend_hint) : "-",
+          AC_SLICE_ARG(s->req.path), s->client_ip);
+    if (cache_on_origin_fail(s))
+        return STEP_MORE;           /* stale-if-error took over */
+    if (s->bg)
+        return STEP_DONE;
+    return sess_synth(s, 503, "No healthy backend", "No healthy origin server for this request\n",
+                      false);
+}
+
 enum step
 fetch_connect(struct sess *s)
 {
@@ -344,38 +466,52 @@ fetch_connect(struct sess *s)
             return r;
     }
     if (oc == NULL) {
+        struct backend *be = (struct backend *)s->be;
+        if (!pool_be_acquire(be))
+            return queue_wait(s);
+        if (s->queue_until != 0) {
+            s->queue_until = 0;
+            s->timed_out = false;   /* the queue's poll timer, not a timeout */
+        }
         if (s->retries == 0 && (oc = pool_get_idle(s->w, s->be)) != NULL) {
             s->oc_reused = true;
             STAT_INC(s->w, backend_reuse);
         } else {
             oc = pool_connect(s->w, s->be);
             if (oc == NULL) {
+                err = errno;
+                atomic_fetch_sub_explicit(&be->busy, 1, memory_order_relaxed);
                 STAT_INC(s->w, backend_fail);
-                return origin_fail(s, 502, "connect", errno);
+                return connect_failed(s, 502, "connect", err);
             }
         }
+        oc->slot = true;
         oc->owner = s;
         ev_io_stop(s->w->loop, &oc->io);
         ev_set_cb(&oc->io, fetch_on_origin_io);
         s->oc = oc;
         if (oc->connecting) {
             sess_want(s, 0, EV_WRITE);
-            sess_timer(s, s->w->cfg->p.connect_timeout);
+            sess_timer(s, fetch_timeout(s, FETCH_TMO_CONNECT));
             return STEP_WAIT;
         }
     }
     if (oc->connecting) {
         if (s->timed_out) {
             STAT_INC(s->w, backend_fail);
-            return origin_fail(s, 504, "connect timed out", 0);
+            return connect_failed(s, 504, "connect timed out", 0);
         }
         if (getsockopt(oc->c.fd, SOL_SOCKET, SO_ERROR, &err, &el) != 0)
             err = errno;
         if (err != 0) {
             STAT_INC(s->w, backend_fail);
-            return origin_fail(s, 502, "connect", err);
+            return connect_failed(s, 502, "connect", err);
         }
         oc->connecting = false;
+        /* The TCP connection is up.  XXX(#9): a TLS handshake to an
+         * `.ssl = true` backend (SNI from s->be->host) belongs here, before
+         * the request is sent; this is the one place origin connections
+         * are established. */
     }
     s->bereq_off = 0;
     s->state = S_BEREQ;
@@ -394,18 +530,19 @@ fetch_bereq(struct sess *s)
         ssize_t n = conn_writev(&oc->c, &iov, 1);
         if (n == AC_AGAIN) {
             sess_want(s, 0, oc->c.want);
-            sess_timer(s, s->w->cfg->p.first_byte_timeout);
+            sess_timer(s, fetch_timeout(s, FETCH_TMO_FIRST_BYTE));
             return STEP_WAIT;
         }
         if (n < 0) {
             if (retryable(s))
                 return retry(s);
-            return origin_fail(s, 502, "send", oc->c.err);
+            return conn_lost(s, "send", oc->c.err);
         }
         s->bereq_off += (size_t)n;
     }
     oc->nreq++;
     STAT_INC(s->w, backend_req);
+    atomic_fetch_add_explicit(&((struct backend *)s->be)->n_req, 1, memory_order_relaxed);
     if (s->piping) {
         if (s->relay.data == NULL)
             ac_iobuf_init(&s->relay, (size_t)s->w->cfg->p.relay_buffer);
@@ -462,7 +599,7 @@ fetch_reqbody(struct sess *s)
             n = conn_writev(&oc->c, &iov, 1);
             if (n == AC_AGAIN) {
                 sess_want(s, 0, oc->c.want);
-                sess_timer(s, cfg->p.first_byte_timeout);
+                sess_timer(s, fetch_timeout(s, FETCH_TMO_FIRST_BYTE));
                 return STEP_WAIT;
             }
             if (n < 0)
@@ -602,6 +739,13 @@ fetch_beresp(struct sess *s)
                     continue;
                 }
                 s->upstream_status = st;
+                if (st >= 500)
+                    atomic_fetch_add_explicit(&((struct backend *)s->be)->n_resp_5xx, 1,
+                                              memory_order_relaxed);
+                /* 502/503/504 say the server (or what is behind it) is
+                 * unavailable; 500 and other 5xx are the application's
+                 * answer to this request, not a health signal. */
+                pool_be_report((struct backend *)s->be, st < 502 || st > 504, cfg);
                 if (s->kind == CACHE_REQ_UNSAFE && st < 400)
                     cache_after_unsafe(s);
                 if (s->busy != NULL)
@@ -623,7 +767,7 @@ fetch_beresp(struct sess *s)
         if (s->poll_first) {
             s->poll_first = false;
             sess_want(s, 0, EV_READ);
-            sess_timer(s, cfg->p.first_byte_timeout);
+            sess_timer(s, fetch_timeout(s, FETCH_TMO_FIRST_BYTE));
             return STEP_WAIT;
         }
         n = conn_read(&oc->c, b->data + b->end, ac_iobuf_room(b));
@@ -634,11 +778,14 @@ fetch_beresp(struct sess *s)
         }
         if (n == AC_AGAIN) {
             sess_want(s, 0, oc->c.want);
-            sess_timer(s, cfg->p.first_byte_timeout);
+            sess_timer(s, fetch_timeout(s, FETCH_TMO_FIRST_BYTE));
             return STEP_WAIT;
         }
         if (retryable(s))
             return retry(s);
+        if (s->resp_bytes_in == 0)
+            return conn_lost(s, n == 0 ? "closed before responding" : "receive",
+                             n == 0 ? 0 : oc->c.err);
         return origin_fail(s, 502, n == 0 ? "closed before responding" : "receive",
                            n == 0 ? 0 : oc->c.err);
     }
@@ -712,7 +859,6 @@ fetch_body_done(const struct sess *s)
 enum step
 fetch_respbody(struct sess *s)
 {
-    const struct config *cfg = s->w->cfg;
     struct ac_iobuf *b = &s->relay;
     bool head = ac_slice_eq(s->req.method, AC_LIT("HEAD"));
     ssize_t n;
@@ -721,7 +867,7 @@ fetch_respbody(struct sess *s)
         if (s->timed_out) {
             STAT_INC(s->w, backend_timeout);
             LOG_W("origin %s: body stalled for %gs, closing the client connection",
-                  s->be->name, cfg->p.between_bytes_timeout);
+                  s->be->name, fetch_timeout(s, FETCH_TMO_BETWEEN_BYTES));
             return STEP_DONE;
         }
         /* Queue what the buffer holds behind what is queued (the head, at
@@ -789,7 +935,7 @@ fetch_respbody(struct sess *s)
         }
         if (n == AC_AGAIN) {
             sess_want(s, 0, s->oc->c.want);
-            sess_timer(s, cfg->p.between_bytes_timeout);
+            sess_timer(s, fetch_timeout(s, FETCH_TMO_BETWEEN_BYTES));
             return STEP_WAIT;
         }
         if (n == 0 && s->resp.body == H1_BODY_CLOSE) {

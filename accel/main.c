@@ -9,6 +9,7 @@
 #include "log.h"
 #include "policy.h"
 #include "pool.h"
+#include "probe.h"
 #include "store.h"
 #include "wrk.h"
 
@@ -75,10 +76,22 @@ reload(struct wrk *ws, struct vcl_program **progp)
         LOG_E("reload of %s failed: keeping the running policy", cfg.vcl_file);
         return;
     }
-    /* XXX(#8): origins are bound at start-up; a reload that changes backend
-     * declarations takes effect for names/indexes only. */
-    if (vcl_program_backend_count(p) != vcl_program_backend_count(*progp))
-        LOG_W("reload: the number of backends changed; restart accel to apply it");
+    /* The new program brings its own pool set (backends, probes,
+     * directors); health carries over for unchanged backends.  Requests in
+     * flight finish on the old set; each worker closes its idle
+     * connections to the old one when it switches. */
+    char err[512];
+    struct pool_set *ps = pool_set_from_program(&cfg, p, err, sizeof(err));
+    if (ps == NULL) {
+        LOG_E("reload of %s failed: %s: keeping the running policy", cfg.vcl_file, err);
+        vcl_program_release(&p);
+        return;
+    }
+    pool_set_inherit(ps, pool_set_of(*progp));
+    probe_install(ps);
+    pool_set_attach(ps, p);
+    LOG_I("reload: %zu backend(s), %zu director(s)", vcl_program_backend_count(p),
+          vcl_program_director_count(p));
     for (unsigned i = 0; i < cfg.nworkers; i++)
         policy_worker_install(&ws[i], p);
     vcl_program_release(progp);
@@ -133,19 +146,26 @@ main(int argc, char **argv)
         return 2;
     }
     struct vcl_program *prog = NULL;
+    struct pool_set *bset = NULL;   /* -b origins (no policy) */
     if (cfg.vcl_file != NULL) {
+        struct pool_set *ps;
         prog = policy_compile(&cfg, cfg.vcl_file, stderr);
         if (prog == NULL) {
             fprintf(stderr, "accel: %s: the policy does not compile\n", cfg.vcl_file);
             config_free(&cfg);
             return 1;
         }
-        if (policy_backends_to_config(prog, &cfg, err, sizeof(err)) != 0) {
+        if ((ps = pool_set_from_program(&cfg, prog, err, sizeof(err))) == NULL) {
             fprintf(stderr, "accel: %s: %s\n", cfg.vcl_file, err);
             vcl_program_release(&prog);
             config_free(&cfg);
             return 1;
         }
+        pool_set_attach(ps, prog);
+    } else if ((bset = pool_set_from_config(&cfg, err, sizeof(err))) == NULL) {
+        fprintf(stderr, "accel: %s\n", err);
+        config_free(&cfg);
+        return 2;
     }
     /* Workers inherit a mask with the signals main waits for. */
     sigemptyset(&set);
@@ -167,11 +187,12 @@ main(int argc, char **argv)
         config_free(&cfg);
         return 1;
     }
-    pool_backends_init(&cfg);
     if (wrk_create_all(&cfg, st, &cparams, &ws, err, sizeof(err)) != 0) {
         LOG_E("%s", err);
         wrk_destroy_all(&ws, cfg.nworkers);
-        pool_backends_fini();
+        pool_set_release(&bset);
+        if (prog != NULL)
+            vcl_program_release(&prog);
         if (st != NULL)
             store_close(&st);
         config_free(&cfg);
@@ -180,6 +201,16 @@ main(int argc, char **argv)
     if (prog != NULL)
         for (unsigned i = 0; i < cfg.nworkers; i++)
             policy_worker_install(&ws[i], prog);
+    else
+        for (unsigned i = 0; i < cfg.nworkers; i++)
+            pool_worker_install(&ws[i], bset);
+    if (prog != NULL) {
+        if (probe_start() != 0) {
+            LOG_E("cannot start the probe thread");
+            return 1;
+        }
+        probe_install(pool_set_of(prog));
+    }
     if (wrk_start_all(ws, cfg.nworkers) != 0)
         return 1;
     for (unsigned i = 0; i < cfg.nlisten; i++)
@@ -195,8 +226,9 @@ main(int argc, char **argv)
     }
     LOG_I("signal %d: draining (up to %gs)", sig, cfg.p.drain_timeout);
     wrk_stop_all(ws, cfg.nworkers);
+    probe_stop();
     wrk_destroy_all(&ws, cfg.nworkers);
-    pool_backends_fini();
+    pool_set_release(&bset);
     if (st != NULL)
         store_close(&st);
     bans_fini();

@@ -51,40 +51,6 @@ policy_compile(const struct config *cfg, const char *path, FILE *diag)
 }
 
 int
-policy_backends_to_config(const struct vcl_program *p, struct config *cfg, char *err,
-                          size_t errlen)
-{
-    size_t n = vcl_program_backend_count(p);
-
-    for (unsigned i = 0; i < cfg->nbackend; i++)
-        free(cfg->backend[i].spec);
-    free(cfg->backend);
-    cfg->backend = ac_xcalloc(n ? n : 1, sizeof(*cfg->backend));
-    cfg->nbackend = 0;
-    for (size_t i = 0; i < n; i++) {
-        const struct vcl_backend_decl *b = vcl_program_backend(p, i);
-        char spec[512];
-        struct config_addr a;
-        if (b->none || b->host == NULL) {
-            /* keep the index aligned with the program's: an unreachable slot */
-            snprintf(spec, sizeof(spec), "127.0.0.1:0");
-        } else if (b->path != NULL) {
-            snprintf(err, errlen, "backend %s: .path (unix sockets) is not supported yet",
-                     b->name);
-            return -1;
-        } else if (strchr(b->host, ':') != NULL && b->host[0] != '[') {
-            snprintf(spec, sizeof(spec), "[%s]:%s", b->host, b->port ? b->port : "80");
-        } else {
-            snprintf(spec, sizeof(spec), "%s:%s", b->host, b->port ? b->port : "80");
-        }
-        if (config_parse_addr(spec, "127.0.0.1", &a, err, errlen) != 0)
-            return -1;
-        cfg->backend[cfg->nbackend++] = a;
-    }
-    return 0;
-}
-
-int
 policy_main_check(const struct config *cfg)
 {
     struct vcl_program *p;
@@ -121,9 +87,11 @@ on_vcl_async(struct ev_loop *loop, ev_async *a, int revents)
     AC_ZERO(pthread_mutex_unlock(&w->vcl_mtx));
     if (p == NULL)
         return;
-    /* Requests in flight hold their own references to the old program. */
+    /* Requests in flight hold their own references to the old program
+     * (and through it to its pool set). */
     vcl_program_release(&w->vcl);
     w->vcl = p;
+    pool_worker_install(w, pool_set_of(p));
 }
 
 void
@@ -136,6 +104,7 @@ policy_worker_install(struct wrk *w, struct vcl_program *p)
         ev_async_init(&w->vcl_async, on_vcl_async);
         ev_async_start(w->loop, &w->vcl_async);
         w->vcl = vcl_program_ref(p);
+        pool_worker_install(w, pool_set_of(p));
         return;
     }
     AC_ZERO(pthread_mutex_lock(&w->vcl_mtx));
@@ -430,10 +399,12 @@ op_get_var(void *priv, enum vcl_var var, struct vcl_value *out)
     case VCL_VAR_BEREQ_RETRIES: out->u.i = s->retries; break;
     case VCL_VAR_BEREQ_IS_BGFETCH: out->u.b = s->bg; break;
     case VCL_VAR_BEREQ_UNCACHEABLE: out->u.b = s->busy == NULL; break;
-    case VCL_VAR_BEREQ_CONNECT_TIMEOUT: out->u.d = s->w->cfg->p.connect_timeout; break;
-    case VCL_VAR_BEREQ_FIRST_BYTE_TIMEOUT: out->u.d = s->w->cfg->p.first_byte_timeout; break;
+    case VCL_VAR_BEREQ_CONNECT_TIMEOUT: out->u.d = fetch_timeout(s, FETCH_TMO_CONNECT); break;
+    case VCL_VAR_BEREQ_FIRST_BYTE_TIMEOUT:
+        out->u.d = fetch_timeout(s, FETCH_TMO_FIRST_BYTE);
+        break;
     case VCL_VAR_BEREQ_BETWEEN_BYTES_TIMEOUT:
-        out->u.d = s->w->cfg->p.between_bytes_timeout;
+        out->u.d = fetch_timeout(s, FETCH_TMO_BETWEEN_BYTES);
         break;
     case VCL_VAR_BERESP_STATUS: out->u.i = s->resp.status; break;
     case VCL_VAR_BERESP_REASON: out->u.s = vs(s->resp.reason_phrase); break;
@@ -550,12 +521,18 @@ op_set_var(void *priv, enum vcl_var var, const struct vcl_value *v)
     case VCL_VAR_REQ_HASH_IGNORE_BUSY:
     case VCL_VAR_REQ_TTL:
     case VCL_VAR_REQ_GRACE:
-    case VCL_VAR_BEREQ_CONNECT_TIMEOUT:
-    case VCL_VAR_BEREQ_FIRST_BYTE_TIMEOUT:
-    case VCL_VAR_BEREQ_BETWEEN_BYTES_TIMEOUT:
     case VCL_VAR_BERESP_STORAGE_HINT:
     case VCL_VAR_BERESP_DO_STREAM:
         return 0;   /* accepted, advisory (docs/vcl-lite.md "coming from Varnish") */
+    case VCL_VAR_BEREQ_CONNECT_TIMEOUT:
+        s->bto[FETCH_TMO_CONNECT] = v->u.d > 0 ? v->u.d : 0.001;
+        return 0;
+    case VCL_VAR_BEREQ_FIRST_BYTE_TIMEOUT:
+        s->bto[FETCH_TMO_FIRST_BYTE] = v->u.d > 0 ? v->u.d : 0.001;
+        return 0;
+    case VCL_VAR_BEREQ_BETWEEN_BYTES_TIMEOUT:
+        s->bto[FETCH_TMO_BETWEEN_BYTES] = v->u.d > 0 ? v->u.d : 0.001;
+        return 0;
     case VCL_VAR_BERESP_DO_GZIP:
     case VCL_VAR_BERESP_DO_GUNZIP:
     case VCL_VAR_BERESP_DO_BROTLI:
@@ -651,67 +628,35 @@ op_log(void *priv, struct vcl_str str)
     LOG_I("vcl: %s: %.*s", s->client_ip, (int)str.len, str.p);
 }
 
-static uint32_t
-fnv1a(struct vcl_str k)
-{
-    uint32_t h = 2166136261u;
-
-    for (size_t i = 0; i < k.len; i++) {
-        h ^= (unsigned char)k.p[i];
-        h *= 16777619u;
-    }
-    return h;
-}
-
-/* The daemon's directors (issue 8 makes them full: health, consistent
- * hashing).  Until then: round robin, weighted random, fallback to the first
- * member, and hash/shard as key modulo members. */
+/*
+ * dir.backend([key]): the choice is made at fetch time (pol_backend), when
+ * health is current and a failed server can be avoided on retry; the ref
+ * stays the director.  A key given here is remembered for hash/shard.
+ */
 static int
 op_director_backend(void *priv, unsigned director, struct vcl_str key, struct vcl_ref *out)
 {
     struct sess *s = priv;
-    const struct vcl_director_decl *d;
-    const struct vcl_program *p = s->prog;
 
-    for (int depth = 0; depth < 8; depth++) {
-        if (director >= vcl_program_director_count(p))
-            return -1;
-        d = vcl_program_director(p, director);
-        if (d->n_members == 0) {
-            out->kind = VCL_REF_NONE;
-            return 0;
-        }
-        size_t pick = 0;
-        switch (d->type) {
-        case VCL_DIR_ROUND_ROBIN:
-            pick = s->w->rr++ % d->n_members;
-            break;
-        case VCL_DIR_RANDOM: {
-            double total = 0, r;
-            for (size_t i = 0; i < d->n_members; i++)
-                total += d->members[i].weight;
-            r = (double)rand() / ((double)RAND_MAX + 1) * total;
-            for (pick = 0; pick + 1 < d->n_members; pick++) {
-                r -= d->members[pick].weight;
-                if (r < 0)
-                    break;
-            }
-            break;
-        }
-        case VCL_DIR_FALLBACK:
-            pick = 0;
-            break;
-        case VCL_DIR_HASH:
-        case VCL_DIR_SHARD:
-            pick = key.p ? fnv1a(key) % d->n_members : fnv1a(vs(s->req.path)) % d->n_members;
-            break;
-        }
-        *out = d->members[pick].ref;
-        if (out->kind != VCL_REF_DIRECTOR)
-            return 0;
-        director = out->idx;
+    if (director >= vcl_program_director_count(s->prog))
+        return -1;
+    if (key.p != NULL) {
+        s->dir_key = dir_hash(key.p, key.len);
+        s->dir_key_set = true;
     }
-    return -1;
+    out->kind = VCL_REF_DIRECTOR;
+    out->idx = director;
+    return 0;
+}
+
+static int
+op_healthy(void *priv, struct vcl_ref ref, bool *out)
+{
+    struct sess *s = priv;
+    struct pool_set *ps = pool_set_of(s->prog);
+
+    *out = ps != NULL ? pool_ref_healthy(ps, ref, pool_now_ms()) : true;
+    return 0;
 }
 
 static int
@@ -793,6 +738,7 @@ static const struct vcl_host_ops host_ops = {
     .synthetic = op_synthetic,
     .ban = op_ban,
     .log = op_log,
+    .healthy = op_healthy,
     .director_backend = op_director_backend,
     .xkey_purge = op_xkey_purge,
     .collect_header = op_collect_header,
@@ -821,6 +767,10 @@ pol_begin_from(struct sess *s, struct vcl_program *p)
     s->backend_hint = vcl_program_default_backend(s->prog);
     s->xid = ++s->w->xid_next * 64 + s->w->id;
     s->restarts = 0;
+    s->dir_key_set = false;
+    s->moved = false;
+    for (unsigned i = 0; i < AC_ARRAY_LEN(s->bto); i++)
+        s->bto[i] = -1;
 }
 
 void
@@ -1021,19 +971,32 @@ policy_main_explain(const struct config *cfg, int argc, char **argv)
 }
 
 const struct backend *
+pol_backend_avoid(struct sess *s, const struct backend *avoid)
+{
+    struct pool_set *ps = pool_set_of(s->prog);
+    struct dir_pick pk = { 0, avoid, pool_now_ms() };
+
+    if (ps == NULL)
+        return NULL;
+    if (s->backend_hint.kind == VCL_REF_DIRECTOR) {
+        /* hash/shard: the key given to .backend(), else the cache key,
+         * else (pass, pipe) host and URL */
+        if (s->dir_key_set) {
+            pk.key = s->dir_key;
+        } else if (s->kind == CACHE_REQ_LOOKUP && s->key.len > 0) {
+            pk.key = dir_hash(s->key.p, s->key.len);
+        } else {
+            uint64_t h = dir_hash(s->req.host.p, s->req.host.len);
+            pk.key = h ^ dir_hash(s->req.path.p, s->req.path.len);
+        }
+    }
+    return pool_resolve(ps, s->backend_hint, &pk);
+}
+
+const struct backend *
 pol_backend(struct sess *s)
 {
-    struct vcl_ref r = s->backend_hint;
-
-    if (r.kind == VCL_REF_DIRECTOR && op_director_backend(s, r.idx, (struct vcl_str){ NULL, 0 },
-                                                          &r) != 0)
-        return NULL;
-    if (r.kind != VCL_REF_BACKEND || r.idx >= pool_nbackends())
-        return NULL;
-    const struct vcl_backend_decl *d = vcl_program_backend(s->prog, r.idx);
-    if (d == NULL || d->none)
-        return NULL;
-    return pool_backend(r.idx);
+    return pol_backend_avoid(s, NULL);
 }
 
 const char *

@@ -27,12 +27,6 @@ struct wrk;
  * program (one reference) or NULL. */
 struct vcl_program *policy_compile(const struct config *cfg, const char *path, FILE *diag);
 
-/* Fill cfg's origin table from the policy's backend declarations (in
- * declaration order; `none` backends keep a slot that cannot be reached).
- * 0, or -1 with a message. */
-int policy_backends_to_config(const struct vcl_program *p, struct config *cfg, char *err,
-                              size_t errlen);
-
 /* Offline tools: return the process exit code. */
 int policy_main_check(const struct config *cfg);                 /* -C */
 int policy_main_explain(const struct config *cfg, int argc, char **argv); /* -x explain */

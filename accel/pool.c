@@ -1,68 +1,411 @@
 /*
- * pool.c -- origin table and idle origin connections, per worker.
+ * pool.c -- pool sets (backends + directors), backend health, and idle
+ * origin connections per worker.
  *
  * An idle connection stays in its worker's list, most recently used first
  * (a warm connection is less likely to have been closed by the origin).  Its
  * read watcher catches the origin closing it (or sending bytes it should
  * not), and a timer closes it after origin_idle_timeout.
+ *
+ * Health: a backend is healthy when its probe window says so (always, when
+ * it has no probe) and it is not in a passive "sick" period, which
+ * backend_fail_threshold consecutive failures (connect errors, timeouts,
+ * 5xx answers) start for backend_sick_time.  Only policy sets are managed;
+ * -b origins keep today's behaviour (round robin, never skipped).
  */
 #include "pool.h"
 
+#include "log.h"
+
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
+#include <time.h>
 
-static struct backend *backends;    /* process-wide, read-only once workers run */
-static unsigned nbackends;
+/* ------------------------------------------------------------ sets */
 
-int
-pool_backends_init(const struct config *cfg)
+static struct pool_set *
+set_new(unsigned nbe, unsigned ndir, unsigned nworkers)
 {
-    backends = ac_xcalloc(cfg->nbackend ? cfg->nbackend : 1, sizeof(*backends));
-    nbackends = cfg->nbackend;
-    for (unsigned i = 0; i < nbackends; i++) {
-        struct backend *be = &backends[i];
+    struct pool_set *ps = ac_xcalloc(1, sizeof(*ps));
+
+    ps->magic = POOL_SET_MAGIC;
+    atomic_init(&ps->refs, 1);
+    ps->nworkers = nworkers ? nworkers : 1;
+    ps->nbe = nbe;
+    ps->be = ac_xcalloc(nbe ? nbe : 1, sizeof(*ps->be));
+    ps->ndir = ndir;
+    ps->dir = ac_xcalloc(ndir ? ndir : 1, sizeof(*ps->dir));
+    for (unsigned i = 0; i < nbe; i++) {
+        struct backend *be = &ps->be[i];
         be->magic = BACKEND_MAGIC;
         be->idx = i;
+        be->set = ps;
+        be->connect_timeout = be->first_byte_timeout = be->between_bytes_timeout = -1;
+        atomic_init(&be->probe_ok, true);
+        be->idle = ac_xcalloc(ps->nworkers, sizeof(*be->idle));
+    }
+    return ps;
+}
+
+struct pool_set *
+pool_set_from_config(const struct config *cfg, char *err, size_t errlen)
+{
+    struct pool_set *ps;
+
+    if (cfg->nbackend == 0) {
+        snprintf(err, errlen, "no origin: give -b HOST:PORT (or -f policy.vcl)");
+        return NULL;
+    }
+    ps = set_new(cfg->nbackend, 0, cfg->nworkers);
+    for (unsigned i = 0; i < cfg->nbackend; i++) {
+        struct backend *be = &ps->be[i];
         memcpy(&be->ss, &cfg->backend[i].ss, cfg->backend[i].len);
         be->len = cfg->backend[i].len;
         sock_ntop_port((struct sockaddr *)&be->ss, be->name, sizeof(be->name));
+        snprintf(be->vname, sizeof(be->vname), "%s", be->name);
     }
-    return 0;
+    return ps;
+}
+
+static void
+probe_cfg(struct backend *be, const struct vcl_probe_decl *pd)
+{
+    struct pool_probe_cfg *pc = &be->probe;
+    struct ac_buf b;
+
+    be->has_probe = true;
+    ac_buf_init(&b, 256, 0);
+    if (pd->request != NULL) {
+        ac_buf_catstr(&b, pd->request);
+    } else {
+        ac_buf_printf(&b,
+                      "GET %s HTTP/1.1\r\nHost: %s\r\nConnection: close\r\n"
+                      "User-Agent: accel-probe\r\n\r\n",
+                      pd->url ? pd->url : "/",
+                      be->host_header ? be->host_header : be->host ? be->host : be->name);
+    }
+    ac_buf_cat(&b, "", 1);
+    pc->request = ac_xstrdup(b.p);
+    ac_buf_free(&b);
+    pc->expected = pd->expected_response ? pd->expected_response : 200;
+    pc->timeout = pd->timeout > 0 ? pd->timeout : 2;
+    pc->interval = pd->interval > 0 ? pd->interval : 5;
+    pc->window = pd->window >= 1 && pd->window <= 64 ? pd->window : 8;
+    pc->threshold = pd->threshold >= 1 ? pd->threshold : 3;
+    if (pc->threshold > pc->window)
+        pc->threshold = pc->window;
+    pc->initial = pd->initial <= pc->window ? pd->initial : pc->window;
+    uint64_t bits = pc->initial >= 64 ? ~0ull : (1ull << pc->initial) - 1;
+    atomic_store(&be->probe_bits, bits);
+    atomic_store(&be->probe_ok, pc->initial >= pc->threshold);
+}
+
+struct pool_set *
+pool_set_from_program(const struct config *cfg, const struct vcl_program *p, char *err,
+                      size_t errlen)
+{
+    size_t nbe = vcl_program_backend_count(p), ndir = vcl_program_director_count(p);
+    struct pool_set *ps = set_new((unsigned)nbe, (unsigned)ndir, cfg->nworkers);
+
+    ps->managed = true;
+    for (size_t i = 0; i < nbe; i++) {
+        const struct vcl_backend_decl *b = vcl_program_backend(p, i);
+        struct backend *be = &ps->be[i];
+        char spec[512];
+        struct config_addr a;
+
+        snprintf(be->vname, sizeof(be->vname), "%s", b->name);
+        if (b->none || b->host == NULL) {
+            if (b->path != NULL) {
+                snprintf(err, errlen, "backend %s: .path (unix sockets) is not supported yet",
+                         b->name);
+                goto fail;
+            }
+            be->none = true;
+            snprintf(be->name, sizeof(be->name), "%s", b->name);
+            continue;
+        }
+        if (strchr(b->host, ':') != NULL && b->host[0] != '[')
+            snprintf(spec, sizeof(spec), "[%s]:%s", b->host, b->port ? b->port : "80");
+        else
+            snprintf(spec, sizeof(spec), "%s:%s", b->host, b->port ? b->port : "80");
+        memset(&a, 0, sizeof(a));
+        if (config_parse_addr(spec, "127.0.0.1", &a, err, errlen) != 0) {
+            free(a.spec);
+            goto fail;
+        }
+        memcpy(&be->ss, &a.ss, a.len);
+        be->len = a.len;
+        free(a.spec);
+        sock_ntop_port((struct sockaddr *)&be->ss, be->name, sizeof(be->name));
+        be->host = ac_xstrdup(b->host);
+        be->host_header = b->host_header ? ac_xstrdup(b->host_header) : NULL;
+        be->ssl = b->ssl;
+        be->connect_timeout = b->connect_timeout;
+        be->first_byte_timeout = b->first_byte_timeout;
+        be->between_bytes_timeout = b->between_bytes_timeout;
+        be->max_conn = b->max_connections;
+        if (b->probe >= 0)
+            probe_cfg(be, vcl_program_probe(p, (size_t)b->probe));
+    }
+    for (size_t i = 0; i < ndir; i++) {
+        const struct vcl_director_decl *dd = vcl_program_director(p, i);
+        struct director *d = &ps->dir[i];
+        d->magic = DIRECTOR_MAGIC;
+        snprintf(d->name, sizeof(d->name), "%s", dd->name);
+        d->type = dd->type;
+        d->sticky = dd->sticky;
+        if (dd->n_members > 64) {
+            snprintf(err, errlen, "director %s: more than 64 members", dd->name);
+            goto fail;
+        }
+        d->n = (unsigned)dd->n_members;
+        d->ref = ac_xcalloc(d->n ? d->n : 1, sizeof(*d->ref));
+        d->weight = ac_xcalloc(d->n ? d->n : 1, sizeof(*d->weight));
+        const char **names = ac_xcalloc(d->n ? d->n : 1, sizeof(*names));
+        for (unsigned k = 0; k < d->n; k++) {
+            d->ref[k] = dd->members[k].ref;
+            d->weight[k] = dd->members[k].weight;
+            names[k] = vcl_program_ref_name(p, d->ref[k]);
+        }
+        if ((d->type == VCL_DIR_HASH || d->type == VCL_DIR_SHARD) && d->n > 0)
+            (void)dir_ring_build(&d->ring, names, d->weight, d->n);
+        free(names);
+    }
+    return ps;
+fail:
+    pool_set_release(&ps);
+    return NULL;
 }
 
 void
-pool_backends_fini(void)
+pool_set_inherit(struct pool_set *ps, const struct pool_set *old)
 {
-    free(backends);
-    backends = NULL;
-    nbackends = 0;
+    if (old == NULL || !old->managed || !ps->managed)
+        return;
+    for (unsigned i = 0; i < ps->nbe; i++) {
+        struct backend *be = &ps->be[i];
+        for (unsigned j = 0; j < old->nbe; j++) {
+            const struct backend *ob = &old->be[j];
+            if (strcmp(ob->vname, be->vname) != 0 || strcmp(ob->name, be->name) != 0)
+                continue;
+            if (be->has_probe && ob->has_probe) {
+                uint64_t mask = be->probe.window >= 64 ? ~0ull : (1ull << be->probe.window) - 1;
+                atomic_store(&be->probe_bits, atomic_load(&ob->probe_bits) & mask);
+                atomic_store(&be->probe_ok, atomic_load(&ob->probe_ok));
+            }
+            atomic_store(&be->sick_until_ms, atomic_load(&ob->sick_until_ms));
+            break;
+        }
+    }
+}
+
+struct pool_set *
+pool_set_ref(struct pool_set *ps)
+{
+    AC_CHECK_OBJ(ps, POOL_SET_MAGIC);
+    atomic_fetch_add_explicit(&ps->refs, 1, memory_order_relaxed);
+    return ps;
+}
+
+void
+pool_set_release(struct pool_set **psp)
+{
+    struct pool_set *ps = *psp;
+
+    *psp = NULL;
+    if (ps == NULL)
+        return;
+    AC_CHECK_OBJ(ps, POOL_SET_MAGIC);
+    if (atomic_fetch_sub_explicit(&ps->refs, 1, memory_order_acq_rel) != 1)
+        return;
+    for (unsigned i = 0; i < ps->nbe; i++) {
+        struct backend *be = &ps->be[i];
+        for (unsigned k = 0; k < ps->nworkers; k++)
+            AC_ASSERT(be->idle[k].head == NULL);    /* workers drained theirs */
+        free(be->idle);
+        free(be->host);
+        free(be->host_header);
+        free(be->probe.request);
+        be->magic = 0;
+    }
+    for (unsigned i = 0; i < ps->ndir; i++) {
+        free(ps->dir[i].ref);
+        free(ps->dir[i].weight);
+        dir_ring_free(&ps->dir[i].ring);
+    }
+    free(ps->be);
+    free(ps->dir);
+    ps->magic = 0;
+    free(ps);
 }
 
 unsigned
-pool_nbackends(void)
+pool_set_nbackends(const struct pool_set *ps)
 {
-    return nbackends;
+    return ps->nbe;
 }
 
-const struct backend *
-pool_backend(unsigned idx)
+struct backend *
+pool_set_backend(struct pool_set *ps, unsigned idx)
 {
-    AC_ASSERT(idx < nbackends);
-    return &backends[idx];
+    AC_ASSERT(idx < ps->nbe);
+    return &ps->be[idx];
+}
+
+static void
+set_fini(void *arg)
+{
+    struct pool_set *ps = arg;
+
+    pool_set_release(&ps);
+}
+
+void
+pool_set_attach(struct pool_set *ps, struct vcl_program *p)
+{
+    vcl_program_set_host_data(p, ps, set_fini);
+}
+
+struct pool_set *
+pool_set_of(const struct vcl_program *p)
+{
+    return vcl_program_host_data(p);
+}
+
+bool
+pool_set_managed(const struct pool_set *ps)
+{
+    return ps->managed;
+}
+
+/* ------------------------------------------------------------ health */
+
+uint64_t
+pool_now_ms(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+bool
+pool_be_healthy(const struct backend *be, uint64_t now_ms)
+{
+    if (be->none)
+        return false;
+    if (!atomic_load_explicit(&be->probe_ok, memory_order_relaxed))
+        return false;
+    return now_ms >= atomic_load_explicit(&be->sick_until_ms, memory_order_relaxed);
+}
+
+void
+pool_be_report(struct backend *be, bool ok, const struct config *cfg)
+{
+    unsigned n;
+
+    if (!be->set->managed)
+        return;
+    if (ok) {
+        if (atomic_load_explicit(&be->consec_fail, memory_order_relaxed) != 0)
+            atomic_store_explicit(&be->consec_fail, 0, memory_order_relaxed);
+        return;
+    }
+    n = atomic_fetch_add_explicit(&be->consec_fail, 1, memory_order_relaxed) + 1;
+    if (cfg->p.backend_fail_threshold < 1 || n < (unsigned)cfg->p.backend_fail_threshold)
+        return;
+    atomic_store_explicit(&be->consec_fail, 0, memory_order_relaxed);
+    uint64_t until = pool_now_ms() + (uint64_t)(cfg->p.backend_sick_time * 1000);
+    atomic_store_explicit(&be->sick_until_ms, until, memory_order_relaxed);
+    LOG_W("backend %s (%s): sick for %gs after %u consecutive failures", be->vname, be->name,
+          cfg->p.backend_sick_time, n);
+}
+
+void
+pool_be_probe_result(struct backend *be, bool ok, const char *why)
+{
+    const struct pool_probe_cfg *pc = &be->probe;
+    uint64_t mask = pc->window >= 64 ? ~0ull : (1ull << pc->window) - 1;
+    uint64_t bits = ((atomic_load(&be->probe_bits) << 1) | (ok ? 1u : 0u)) & mask;
+    unsigned good = (unsigned)__builtin_popcountll(bits);
+    bool now_ok = good >= pc->threshold, was = atomic_load(&be->probe_ok);
+
+    atomic_store(&be->probe_bits, bits);
+    atomic_fetch_add_explicit(ok ? &be->n_probe_good : &be->n_probe_bad, 1,
+                              memory_order_relaxed);
+    if (now_ok != was) {
+        atomic_store(&be->probe_ok, now_ok);
+        if (now_ok)
+            atomic_store(&be->sick_until_ms, 0);    /* probes are the authority */
+        LOG_I("backend %s (%s): %s (probe %u/%u good, threshold %u%s%s)", be->vname, be->name,
+              now_ok ? "healthy" : "sick", good, pc->window, pc->threshold, why ? "; " : "",
+              why ? why : "");
+    }
+}
+
+/* ------------------------------------------------------- connections */
+
+struct pool_set *
+pool_worker_set(struct wrk *w)
+{
+    return w->pset;
+}
+
+void
+pool_worker_install(struct wrk *w, struct pool_set *ps)
+{
+    if (w->pset == ps)
+        return;
+    if (w->pset != NULL) {
+        pool_close_idle(w);         /* old connections drained on this thread */
+        pool_set_release(&w->pset);
+    }
+    w->pset = ps != NULL ? pool_set_ref(ps) : NULL;
 }
 
 const struct backend *
 pool_pick(struct wrk *w)
 {
-    if (nbackends == 0)
+    struct pool_set *ps = w->pset;
+
+    if (ps == NULL || ps->nbe == 0)
         return NULL;
-    return &backends[w->rr++ % nbackends];
+    return &ps->be[w->rr++ % ps->nbe];
+}
+
+bool
+pool_be_acquire(struct backend *be)
+{
+    unsigned cur = atomic_load_explicit(&be->busy, memory_order_relaxed);
+
+    if (be->max_conn == 0) {
+        atomic_fetch_add_explicit(&be->busy, 1, memory_order_relaxed);
+        return true;
+    }
+    do {
+        if (cur >= be->max_conn)
+            return false;
+    } while (!atomic_compare_exchange_weak_explicit(&be->busy, &cur, cur + 1,
+                                                    memory_order_relaxed, memory_order_relaxed));
+    return true;
+}
+
+static void
+slot_release(struct oconn *oc)
+{
+    if (oc->slot) {
+        struct backend *be = (struct backend *)oc->be;
+        oc->slot = false;
+        atomic_fetch_sub_explicit(&be->busy, 1, memory_order_relaxed);
+    }
 }
 
 static void
 idle_unlink(struct oconn *oc)
 {
-    struct oconn_list *l = &oc->w->idle[oc->be->idx];
+    struct oconn_list *l = &oc->be->idle[oc->w->id];
 
     if (oc->prev)
         oc->prev->next = oc->next;
@@ -109,7 +452,7 @@ on_idle_timer(struct ev_loop *loop, ev_timer *t, int revents)
 struct oconn *
 pool_get_idle(struct wrk *w, const struct backend *be)
 {
-    struct oconn *oc = w->idle[be->idx].head;
+    struct oconn *oc = be->idle[w->id].head;
 
     if (oc == NULL)
         return NULL;
@@ -117,6 +460,7 @@ pool_get_idle(struct wrk *w, const struct backend *be)
     idle_unlink(oc);
     ev_io_stop(w->loop, &oc->io);
     ev_timer_stop(w->loop, &oc->idle_tmr);
+    atomic_fetch_add_explicit(&((struct backend *)be)->n_reuse, 1, memory_order_relaxed);
     return oc;
 }
 
@@ -134,10 +478,12 @@ pool_connect(struct wrk *w, const struct backend *be)
     conn_init(&oc->c, fd, &conn_plain_ops);
     oc->w = w;
     oc->be = be;
+    pool_set_ref(be->set);
     oc->connecting = true;
     ev_io_init(&oc->io, on_idle_io, fd, EV_READ);
     ev_timer_init(&oc->idle_tmr, on_idle_timer, 0, 0);
     STAT_INC(w, backend_conn);
+    atomic_fetch_add_explicit(&((struct backend *)be)->n_conn, 1, memory_order_relaxed);
     return oc;
 }
 
@@ -151,11 +497,12 @@ pool_put(struct oconn **ocp)
     *ocp = NULL;
     AC_CHECK_OBJ(oc, OCONN_MAGIC);
     w = oc->w;
-    l = &w->idle[oc->be->idx];
-    if (w->stopping || l->n >= (unsigned)w->cfg->p.origin_idle_conns) {
+    l = &oc->be->idle[w->id];
+    if (w->stopping || oc->be->set != w->pset || l->n >= (unsigned)w->cfg->p.origin_idle_conns) {
         pool_close(&oc);
         return;
     }
+    slot_release(oc);
     oc->owner = NULL;
     ev_io_stop(w->loop, &oc->io);
     ev_set_cb(&oc->io, on_idle_io);
@@ -175,24 +522,63 @@ void
 pool_close(struct oconn **ocp)
 {
     struct oconn *oc = *ocp;
+    struct pool_set *ps;
 
     *ocp = NULL;
     AC_CHECK_OBJ(oc, OCONN_MAGIC);
+    slot_release(oc);
     ev_io_stop(oc->w->loop, &oc->io);
     ev_timer_stop(oc->w->loop, &oc->idle_tmr);
     conn_close(&oc->c);
+    ps = oc->be->set;
     oc->magic = 0;
     free(oc);
+    pool_set_release(&ps);
 }
 
 void
 pool_close_idle(struct wrk *w)
 {
-    for (unsigned i = 0; i < nbackends; i++) {
+    struct pool_set *ps = w->pset;
+
+    if (ps == NULL)
+        return;
+    for (unsigned i = 0; i < ps->nbe; i++) {
         struct oconn *oc;
-        while ((oc = w->idle[i].head) != NULL) {
+        while ((oc = ps->be[i].idle[w->id].head) != NULL) {
             idle_unlink(oc);
             pool_close(&oc);
         }
     }
+}
+
+/* ------------------------------------------------------------- stats */
+
+void
+pool_stats_json(struct pool_set *ps, struct ac_buf *b)
+{
+    uint64_t now = pool_now_ms();
+
+    ac_buf_catstr(b, "[");
+    for (unsigned i = 0; ps != NULL && i < ps->nbe; i++) {
+        struct backend *be = &ps->be[i];
+        uint64_t su = atomic_load(&be->sick_until_ms);
+        ac_buf_printf(b, "%s{\"name\": \"%s\", \"address\": \"%s\", \"healthy\": %s", i ? ", " : "",
+                      be->vname, be->name, pool_be_healthy(be, now) ? "true" : "false");
+        if (be->has_probe)
+            ac_buf_printf(b, ", \"probe\": \"%u/%u\"",
+                          (unsigned)__builtin_popcountll(atomic_load(&be->probe_bits)),
+                          be->probe.window);
+        if (su > now)
+            ac_buf_printf(b, ", \"sick_for\": %.3f", (double)(su - now) / 1000.0);
+        ac_buf_printf(b, ", \"busy\": %u, \"max_connections\": %u",
+                      atomic_load(&be->busy), be->max_conn);
+#define X(n, h) ac_buf_printf(b, ", \"%s\": %llu", #n, \
+                              (unsigned long long)atomic_load_explicit(&be->n_##n, \
+                                                                       memory_order_relaxed));
+        POOL_BE_COUNTERS(X)
+#undef X
+        ac_buf_catstr(b, "}");
+    }
+    ac_buf_catstr(b, "]");
 }

@@ -106,6 +106,14 @@ struct sess {
     struct oconn *oc;
     bool oc_reused;
     unsigned retries;
+    /* origin pools (pool.h): the hash key .backend(key) gave, whether the
+     * request already moved to another server, bereq.*_timeout set by the
+     * policy (< 0: unset; FETCH_TMO_*), the end of a max_connections wait */
+    uint64_t dir_key;
+    bool dir_key_set;
+    bool moved;
+    double bto[3];
+    double queue_until;
     struct ac_buf bereq;            /* request head for the origin */
     size_t bereq_off;
     struct ac_iobuf relay;          /* origin → client bytes */
@@ -225,8 +233,18 @@ enum step cache_synth_or_restart(struct sess *s, enum vcl_action a, const struct
 enum step cache_policy_purge(struct sess *s);
 /* vcl_backend_response (cache_sess.c); true when it ended the fetch. */
 bool policy_backend_response(struct sess *s, enum step *st);
-/* The backend the policy's req.backend_hint names (directors resolved), or NULL. */
+/* The backend the policy's req.backend_hint names (directors resolved,
+ * sick servers skipped), or NULL. */
 const struct backend *pol_backend(struct sess *s);
+/* The same, never avoid (a retry after avoid failed); NULL when no other. */
+const struct backend *pol_backend_avoid(struct sess *s, const struct backend *avoid);
+/* No usable origin (every server of the pool sick): stale-if-error if the
+ * cache has a copy, else 503 with a clear body. */
+enum step fetch_no_backend(struct sess *s);
+/* Origin timeouts for this request: bereq.*_timeout from the policy, else
+ * the backend's declaration, else the -p parameter. */
+enum fetch_tmo { FETCH_TMO_CONNECT, FETCH_TMO_FIRST_BYTE, FETCH_TMO_BETWEEN_BYTES };
+double fetch_timeout(const struct sess *s, enum fetch_tmo t);
 /* Build the client response head from the origin response into s->whead. */
 void sess_build_resp_head(struct sess *s);
 /* Release the origin connection: back to the pool if reusable, else closed. */

@@ -15,7 +15,7 @@
     X(client_timeout, "client connections closed by a timeout") \
     X(backend_conn, "origin connections opened") \
     X(backend_reuse, "origin connections reused from the idle pool") \
-    X(backend_retry, "requests retried after a dead pooled connection") \
+    X(backend_retry, "requests retried (dead pooled connection, or moved to another server)") \
     X(backend_fail, "origin connect failures") \
     X(backend_timeout, "origin timeouts (connect, first byte, between bytes)") \
     X(backend_req, "requests sent to origins") \

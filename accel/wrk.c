@@ -245,7 +245,6 @@ wrk_create_all(const struct config *cfg, struct store *st, const struct cache_pa
             snprintf(err, errlen, "cannot create an event loop");
             return -1;
         }
-        w->idle = ac_xcalloc(pool_nbackends() ? pool_nbackends() : 1, sizeof(*w->idle));
         log_access_init(&w->alog, alog_fd);
         w->lst = ac_xcalloc(cfg->nlisten, sizeof(*w->lst));
         w->nlst = cfg->nlisten;
@@ -317,7 +316,8 @@ wrk_destroy_all(struct wrk **wsp, unsigned n)
             if (w->lst[j].fd >= 0)
                 close(w->lst[j].fd);
         free(w->lst);
-        free(w->idle);
+        if (w->pset != NULL)
+            pool_set_release(&w->pset);
         alog_fd = w->alog.fd;
         log_access_fini(&w->alog);
         if (w->loop)

@@ -46,7 +46,7 @@ struct wrk {
     bool stopping;
     unsigned nsess;
     struct sess *sessions;      /* all live sessions (doubly linked) */
-    struct oconn_list *idle;    /* idle origin connections, one list per backend */
+    struct pool_set *pset;      /* origins for new requests; idle conns live in it (pool.h) */
     unsigned rr;                /* round-robin position over backends */
     struct log_access alog;
     struct stats stats;

@@ -376,6 +376,13 @@ int vcl_compile_string(const char *name, const char *src, size_t len,
 struct vcl_program *vcl_program_ref(struct vcl_program *p);
 void vcl_program_release(struct vcl_program **pp);
 
+/* The host's own state for this program (accel: its origin pools).  Set it
+ * once, before the program is shared; fini(data) runs when the program is
+ * freed, on whichever thread drops the last reference.  _host_data returns
+ * it (NULL when never set). */
+void vcl_program_set_host_data(struct vcl_program *p, void *data, void (*fini)(void *));
+void *vcl_program_host_data(const struct vcl_program *p);
+
 /* The built-in policy (Varnish builtin.vcl equivalent) appended after the
  * user's bodies of each built-in sub, with the default hit-for-miss TTL.
  * Static text, for `accel -x builtin`. */
@@ -427,7 +434,8 @@ enum vcl_director_type {
     VCL_DIR_RANDOM,
     VCL_DIR_FALLBACK,
     VCL_DIR_HASH,
-    VCL_DIR_SHARD
+    VCL_DIR_SHARD,
+    VCL_DIR_LEAST_CONN /* directors.least_connections() (accel extension) */
 };
 struct vcl_director_member {
     struct vcl_ref ref; /* a backend, or a director declared earlier */

@@ -1091,6 +1091,7 @@ static const struct {
     {"directors.fallback", VCL_DIR_FALLBACK},
     {"directors.hash", VCL_DIR_HASH},
     {"directors.shard", VCL_DIR_SHARD},
+    {"directors.least_connections", VCL_DIR_LEAST_CONN},
 };
 
 static void
@@ -1134,7 +1135,7 @@ dir_new(struct cx *cx, struct vcl_node *n)
         }
         vcl_error(cx->cs, call->tok,
                   "unknown director type '%.*s' (round_robin, random, "
-                  "fallback, hash, shard)",
+                  "fallback, hash, shard, least_connections)",
                   (int)call->s.len, call->s.p);
         return;
     } else if (imported(st, vmod)) {
@@ -1221,7 +1222,8 @@ dir_method(struct cx *cx, struct vcl_node *n)
             vcl_error(cx->cs, w->tok, "the weight must be a number");
             return true;
         }
-        if (d->type != VCL_DIR_RANDOM && d->type != VCL_DIR_HASH && d->type != VCL_DIR_SHARD) {
+        if (d->type != VCL_DIR_RANDOM && d->type != VCL_DIR_HASH && d->type != VCL_DIR_SHARD &&
+            d->type != VCL_DIR_LEAST_CONN) {
             vcl_error(cx->cs, w->tok, "this director type takes no weights");
             return true;
         }

@@ -517,6 +517,9 @@ struct vcl_program {
     /* var.global_set/get */
     void *gmtx; /* pthread_mutex_t * */
     struct vcl_global_var *globals;
+    /* vcl_program_set_host_data(): the daemon's per-program state */
+    void *host_data;
+    void (*host_fini)(void *);
 };
 
 /* Regex helpers (vcl_re.c). */

@@ -272,6 +272,8 @@ program_free(struct vcl_program *p)
 {
     if (p == NULL)
         return;
+    if (p->host_fini != NULL)
+        p->host_fini(p->host_data);
     vcl_re_free_all(p);
     if (p->gmtx != NULL) {
         pthread_mutex_destroy(p->gmtx);
@@ -446,6 +448,21 @@ vcl_program_release(struct vcl_program **pp)
     VCL_CHECK_OBJ(p, VCL_PROGRAM_MAGIC);
     if (atomic_fetch_sub_explicit(&p->refs, 1, memory_order_acq_rel) == 1)
         program_free(p);
+}
+
+void
+vcl_program_set_host_data(struct vcl_program *p, void *data, void (*fini)(void *))
+{
+    VCL_CHECK_OBJ(p, VCL_PROGRAM_MAGIC);
+    p->host_data = data;
+    p->host_fini = fini;
+}
+
+void *
+vcl_program_host_data(const struct vcl_program *p)
+{
+    VCL_CHECK_OBJ(p, VCL_PROGRAM_MAGIC);
+    return p->host_data;
 }
 
 /* ------------------------------------------------------- declarations */
@@ -665,7 +682,8 @@ char *
 vcl_program_dump(const struct vcl_program *p)
 {
     struct tbuf b = {0};
-    static const char *const dtypes[] = {"round_robin", "random", "fallback", "hash", "shard"};
+    static const char *const dtypes[] = {"round_robin", "random", "fallback", "hash", "shard",
+                                         "least_connections"};
 
     VCL_CHECK_OBJ(p, VCL_PROGRAM_MAGIC);
     tb_addf(&b, "# vcl-lite program: %zu instructions, %zu constants, %zu regexes, %zu ACLs\n",
