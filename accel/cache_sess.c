@@ -265,6 +265,8 @@ bgfetch_start(struct sess *s, struct store_obj *busy, struct store_obj *stale)
     if (s->prog != NULL) {
         pol_begin_from(b, s->prog);
         b->backend_hint = s->backend_hint;
+        b->dir_key = s->dir_key;            /* .backend(key) of hash/shard */
+        b->dir_key_set = s->dir_key_set;
         b->be = pol_backend(b);
     } else {
         b->be = pool_pick(s->w);

@@ -51,6 +51,8 @@ probe_parse_status(const char *buf, size_t len)
         return -1;
     if (nl == NULL)
         return len > 200 ? -1 : 0;
+    if (nl - buf > 200)
+        return -1;                  /* the same verdict a shorter read gave */
     /* HTTP/x.y SP 3DIGIT */
     const char *sp = memchr(buf, ' ', (size_t)(nl - buf));
     if (sp == NULL || nl - sp < 4)

@@ -125,6 +125,7 @@ weights_scale_the_share(void **state)
         cnt[dir_ring_lookup(&r, key_hash(i), NULL, NULL)]++;
     assert_true(cnt[1] > 2 * cnt[0]);       /* about 3x */
     assert_true(cnt[1] < 4 * cnt[0]);
+    dir_ring_free(&r);
     assert_int_equal(dir_ring_build(&r, names, w, 0), -1);
     assert_int_equal(dir_ring_lookup(&r, 1, NULL, NULL), -1);
     dir_ring_free(&r);
