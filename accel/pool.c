@@ -311,6 +311,13 @@ pool_be_report(struct backend *be, bool ok, const struct config *cfg)
     if (ok) {
         if (atomic_load_explicit(&be->consec_fail, memory_order_relaxed) != 0)
             atomic_store_explicit(&be->consec_fail, 0, memory_order_relaxed);
+        /* the first success after a passive sick period: say so, once */
+        uint_fast64_t until = atomic_load_explicit(&be->sick_until_ms, memory_order_relaxed);
+        if (until != 0 && pool_now_ms() >= until &&
+            atomic_compare_exchange_strong_explicit(&be->sick_until_ms, &until, 0,
+                                                    memory_order_relaxed, memory_order_relaxed))
+            LOG_I("backend %s (%s): healthy again (answered after its sick period)", be->vname,
+                  be->name);
         return;
     }
     n = atomic_fetch_add_explicit(&be->consec_fail, 1, memory_order_relaxed) + 1;

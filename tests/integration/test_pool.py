@@ -338,3 +338,26 @@ sub vcl_backend_fetch {
         assert a.get("/short/x").status in (503, 504)    # bereq.first_byte_timeout
     finally:
         o.stop()
+
+
+def test_passive_503s_make_a_server_sick_for_a_while(start_accel, tmp_path):
+    o0, o1 = Origin(), Origin()
+    try:
+        a = start_pool(start_accel, tmp_path, pool_vcl([o0, o1], "round_robin"), "-s", "none",
+                       "-p", "backend_fail_threshold=2", "-p", "backend_sick_time=1")
+        o0.on("/x", status=503)
+        with a.conn() as c:
+            got = [c.request("GET", "/x").status for _ in range(4)]
+        assert sorted(got) == [200, 200, 503, 503], got
+        a.wait_stderr(r"backend b0 \(\S+\): sick for 1s after 2 consecutive failures")
+        with a.conn() as c:
+            assert [served_by(a, "/x", c) for _ in range(4)] == [o1.addr] * 4
+        o0.on("/x", status=200)
+        time.sleep(1.2)                  # the sick period is over: b0 is tried again
+        with a.conn() as c:
+            seen = {served_by(a, "/x", c) for _ in range(4)}
+        assert seen == {o0.addr, o1.addr}
+        a.wait_stderr(r"backend b0 \(\S+\): healthy again")
+    finally:
+        o0.stop()
+        o1.stop()
