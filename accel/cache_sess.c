@@ -265,8 +265,9 @@ bgfetch_start(struct sess *s, struct store_obj *busy, struct store_obj *stale)
     if (s->prog != NULL) {
         pol_begin_from(b, s->prog);
         b->backend_hint = s->backend_hint;
-        b->dir_key = s->dir_key;            /* .backend(key) of hash/shard */
-        b->dir_key_set = s->dir_key_set;
+        /* hash/shard: the refresh goes where the foreground fetch would */
+        b->dir_key = s->dir_key_set ? s->dir_key : dir_hash(s->key.p, s->key.len);
+        b->dir_key_set = true;
         b->be = pol_backend(b);
     } else {
         b->be = pool_pick(s->w);

@@ -89,6 +89,8 @@ reload(struct wrk *ws, struct vcl_program **progp)
     }
     pool_set_inherit(ps, pool_set_of(*progp));
     probe_install(ps);
+    if (!probe_wait_first(ps))
+        LOG_W("reload: some first probes did not finish in time; those backends start sick");
     pool_set_attach(ps, p);
     LOG_I("reload: %zu backend(s), %zu director(s)", vcl_program_backend_count(p),
           vcl_program_director_count(p));
@@ -210,6 +212,8 @@ main(int argc, char **argv)
             return 1;
         }
         probe_install(pool_set_of(prog));
+        if (!probe_wait_first(pool_set_of(prog)))
+            LOG_W("some first probes did not finish in time; those backends start sick");
     }
     if (wrk_start_all(ws, cfg.nworkers) != 0)
         return 1;

@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 
 struct probe {
@@ -21,6 +22,7 @@ struct probe {
     ev_io io;
     int fd;
     bool busy, connecting;
+    bool first_done;            /* the first probe after install has a result */
     size_t sent, len;
     char buf[256];
 };
@@ -31,13 +33,29 @@ static struct {
     struct ev_loop *loop;
     ev_async async;
     pthread_mutex_t mtx;
+    pthread_cond_t cond;        /* done_gen moved (under mtx) */
     struct pool_set *pending;   /* set to install (under mtx) */
     bool pending_set;
     bool stop;
+    unsigned req_gen;           /* installs asked for (under mtx) */
+    unsigned done_gen;          /* installs whose first probes all ended (under mtx) */
+    unsigned cur_gen;           /* probe thread only: generation of cur */
+    unsigned first_left;        /* probe thread only: first probes still running */
     struct pool_set *cur;       /* probe thread only */
     struct probe *probes;
     unsigned nprobes;
-} P = { .mtx = PTHREAD_MUTEX_INITIALIZER };
+} P = { .mtx = PTHREAD_MUTEX_INITIALIZER, .cond = PTHREAD_COND_INITIALIZER };
+
+/* Probe thread: every probe of the current set has had its first result. */
+static void
+first_round_done(void)
+{
+    AC_ZERO(pthread_mutex_lock(&P.mtx));
+    if (P.done_gen < P.cur_gen)
+        P.done_gen = P.cur_gen;
+    AC_ZERO(pthread_cond_broadcast(&P.cond));
+    AC_ZERO(pthread_mutex_unlock(&P.mtx));
+}
 
 int
 probe_parse_status(const char *buf, size_t len)
@@ -78,6 +96,11 @@ finish(struct probe *p, int result, const char *why)
     p->busy = false;
     if (result >= 0)
         pool_be_probe_result(p->be, result == 1, why);
+    if (!p->first_done) {
+        p->first_done = true;
+        if (P.first_left > 0 && --P.first_left == 0)
+            first_round_done();
+    }
 }
 
 static void
@@ -181,8 +204,9 @@ on_tick(struct ev_loop *loop, ev_timer *t, int revents)
 
 /* Probe thread: replace the probed set. */
 static void
-swap_set(struct pool_set *ps)
+swap_set(struct pool_set *ps, unsigned gen)
 {
+    P.first_left = 0;               /* the old set's first round no longer counts */
     for (unsigned i = 0; i < P.nprobes; i++) {
         struct probe *p = &P.probes[i];
         if (p->busy)
@@ -195,8 +219,11 @@ swap_set(struct pool_set *ps)
     P.nprobes = 0;
     pool_set_release(&P.cur);
     P.cur = ps;
-    if (ps == NULL)
+    P.cur_gen = gen;
+    if (ps == NULL) {
+        first_round_done();
         return;
+    }
     P.probes = ac_xcalloc(ps->nbe ? ps->nbe : 1, sizeof(*P.probes));
     for (unsigned i = 0; i < ps->nbe; i++) {
         struct backend *be = &ps->be[i];
@@ -210,6 +237,9 @@ swap_set(struct pool_set *ps)
         ev_timer_init(&p->tmo, on_tmo, 0, 0);
         ev_timer_start(P.loop, &p->tick);   /* the first probe goes out at once */
     }
+    P.first_left = P.nprobes;
+    if (P.nprobes == 0)
+        first_round_done();
 }
 
 static void
@@ -217,20 +247,22 @@ on_async(struct ev_loop *loop, ev_async *a, int revents)
 {
     struct pool_set *ps = NULL;
     bool have, stop;
+    unsigned gen;
 
     (void)a;
     (void)revents;
     AC_ZERO(pthread_mutex_lock(&P.mtx));
     have = P.pending_set;
     ps = P.pending;
+    gen = P.req_gen;
     P.pending = NULL;
     P.pending_set = false;
     stop = P.stop;
     AC_ZERO(pthread_mutex_unlock(&P.mtx));
     if (have)
-        swap_set(ps);
+        swap_set(ps, gen);
     if (stop) {
-        swap_set(NULL);
+        swap_set(NULL, gen);
         ev_break(loop, EVBREAK_ALL);
     }
 }
@@ -271,9 +303,39 @@ probe_install(struct pool_set *ps)
     old = P.pending;
     P.pending = ps != NULL ? pool_set_ref(ps) : NULL;
     P.pending_set = true;
+    P.req_gen++;
     AC_ZERO(pthread_mutex_unlock(&P.mtx));
     pool_set_release(&old);
     ev_async_send(P.loop, &P.async);
+}
+
+bool
+probe_wait_first(const struct pool_set *ps)
+{
+    double wait = 0;
+    struct timespec ts;
+    bool done;
+    int r = 0;
+
+    if (!P.running || ps == NULL)
+        return true;
+    for (unsigned i = 0; i < ps->nbe; i++)
+        if (ps->be[i].has_probe && ps->be[i].probe.timeout > wait)
+            wait = ps->be[i].probe.timeout;
+    wait += 0.2;                    /* the thread's own start and scheduling */
+    clock_gettime(CLOCK_REALTIME, &ts);
+    ts.tv_sec += (time_t)wait;
+    ts.tv_nsec += (long)((wait - (double)(time_t)wait) * 1e9);
+    if (ts.tv_nsec >= 1000000000L) {
+        ts.tv_sec++;
+        ts.tv_nsec -= 1000000000L;
+    }
+    AC_ZERO(pthread_mutex_lock(&P.mtx));
+    while (P.done_gen < P.req_gen && r == 0)
+        r = pthread_cond_timedwait(&P.cond, &P.mtx, &ts);
+    done = P.done_gen >= P.req_gen;
+    AC_ZERO(pthread_mutex_unlock(&P.mtx));
+    return done;
 }
 
 void

@@ -15,6 +15,11 @@ int probe_start(void);
 /* Probe ps's backends from now on, instead of the previous set's (takes a
  * reference; NULL: probe nothing).  Any thread. */
 void probe_install(struct pool_set *ps);
+/* Wait until every probe of the last installed set has had its first
+ * result (at most the longest probe .timeout, plus a little): so accel does
+ * not start, or switch on reload, with healthy servers still counted sick
+ * because nobody asked them yet.  True when they all answered in time. */
+bool probe_wait_first(const struct pool_set *ps);
 /* Stop probing, join the thread, release the set. */
 void probe_stop(void);
 

@@ -328,6 +328,35 @@ stats_name_every_backend(void **state)
     ac_buf_free(&b);
 }
 
+/* A reload builds a new set; unchanged backends keep their health. */
+static void
+reload_keeps_health_of_unchanged_backends(void **state)
+{
+    struct fx *f = *state;
+    struct pool_set *ps2;
+    struct vcl_program *p2;
+    char err[256];
+    static const char OTHER[] =
+        "vcl 4.1;\n"
+        "probe p { .url = \"/health\"; .interval = 1s; .window = 4; .threshold = 2; }\n"
+        "backend b1 { .host = \"127.0.0.1\"; .port = \"2\"; }\n"
+        "backend b2 { .host = \"127.0.0.1\"; .port = \"3\"; .probe = p; }\n"
+        "backend b0 { .host = \"127.0.0.1\"; .port = \"9\"; .probe = p; }\n";
+
+    pool_be_probe_result(&f->ps->be[2], true, NULL);            /* b2 healthy */
+    atomic_store(&f->ps->be[1].sick_until_ms, pool_now_ms() + 60000);  /* b1 sick */
+    assert_int_equal(vcl_compile_string("o.vcl", OTHER, sizeof(OTHER) - 1, NULL, &p2, NULL), 0);
+    ps2 = pool_set_from_program(&f->cfg, p2, err, sizeof(err));
+    assert_non_null(ps2);
+    pool_set_inherit(ps2, f->ps);
+    uint64_t now = pool_now_ms();
+    assert_false(pool_be_healthy(&ps2->be[0], now));    /* b1: still sick */
+    assert_true(pool_be_healthy(&ps2->be[1], now));     /* b2: still healthy */
+    assert_false(pool_be_healthy(&ps2->be[2], now));    /* b0 moved: starts over */
+    pool_set_release(&ps2);
+    vcl_program_release(&p2);
+}
+
 static void
 probe_status_line(void **state)
 {
@@ -355,6 +384,8 @@ main(void)
         cmocka_unit_test_setup_teardown(fallback_random_leastconn_and_nesting, setup, teardown),
         cmocka_unit_test_setup_teardown(max_connections_slots, setup, teardown),
         cmocka_unit_test_setup_teardown(stats_name_every_backend, setup, teardown),
+        cmocka_unit_test_setup_teardown(reload_keeps_health_of_unchanged_backends, setup,
+                                        teardown),
         cmocka_unit_test(probe_status_line),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
