@@ -79,11 +79,12 @@ probe_cfg(struct backend *be, const struct vcl_probe_decl *pd)
     if (pd->request != NULL) {
         ac_buf_catstr(&b, pd->request);
     } else {
+        const char *h = be->host_header ? be->host_header : be->host ? be->host : be->name;
+        bool v6 = be->host_header == NULL && strchr(h, ':') != NULL && h[0] != '[';
         ac_buf_printf(&b,
-                      "GET %s HTTP/1.1\r\nHost: %s\r\nConnection: close\r\n"
+                      "GET %s HTTP/1.1\r\nHost: %s%s%s\r\nConnection: close\r\n"
                       "User-Agent: accel-probe\r\n\r\n",
-                      pd->url ? pd->url : "/",
-                      be->host_header ? be->host_header : be->host ? be->host : be->name);
+                      pd->url ? pd->url : "/", v6 ? "[" : "", h, v6 ? "]" : "");
     }
     ac_buf_cat(&b, "", 1);
     pc->request = ac_xstrdup(b.p);
