@@ -361,3 +361,25 @@ def test_passive_503s_make_a_server_sick_for_a_while(start_accel, tmp_path):
     finally:
         o0.stop()
         o1.stop()
+
+
+def test_reload_moves_to_new_servers_and_closes_old_idle_connections(start_accel, tmp_path):
+    old, new = Origin(), Origin()
+    try:
+        a = start_pool(start_accel, tmp_path, pool_vcl([old], "round_robin"), "-s", "none")
+        with a.conn() as c:
+            for i in range(4):
+                assert served_by(a, "/a%d" % i, c) == old.addr
+        assert old.connections >= 1     # kept alive in accel's idle pool
+        write_vcl(tmp_path, pool_vcl([new], "round_robin", names=["fresh"]), backends=[])
+        os.kill(a.pid, signal.SIGHUP)
+        wait_until(lambda: re.search(r"reload of \S+ done", a.stderr()), 10, "reload")
+        # each worker closes its idle connections to the old servers
+        old.wait_for(lambda: old.closed >= old.connections, 10, "old connections closed")
+        with a.conn() as c:
+            for i in range(4):
+                assert served_by(a, "/b%d" % i, c) == new.addr
+        assert old.count("/b0") == 0
+    finally:
+        old.stop()
+        new.stop()
