@@ -37,7 +37,7 @@
     X(heuristic_max, DUR, 86400, "cap of a heuristic lifetime") \
     X(max_object_size, SIZE, 134217728, "larger responses stream through and are not stored") \
     X(max_restarts, UINT, 4, "lookups a request may make (waiting on failed fetches)") \
-    X(backend_fail_threshold, UINT, 3, "consecutive origin failures (connect, timeout, 5xx) that make a policy backend sick (0: never)") \
+    X(backend_fail_threshold, UINT, 3, "consecutive origin failures (connect, timeout, 502/503/504) that make a policy backend sick (0: never)") \
     X(backend_sick_time, DUR, 5, "how long such a backend stays sick before it is tried again") \
     X(backend_queue_timeout, DUR, 1, "wait for a backend's max_connections slot, then 503")
 

@@ -920,7 +920,10 @@ policy_main_explain(const struct config *cfg, int argc, char **argv)
             putchar(s->key.p[i] == '\n' ? '|' : s->key.p[i]);
         printf("\"\n");
     }
-    printf("backend: %s\n", vcl_program_ref_name(p, s->backend_hint));
+    printf("backend: %s%s\n", vcl_program_ref_name(p, s->backend_hint),
+           s->backend_hint.kind == VCL_REF_DIRECTOR
+               ? " (a director: it picks a healthy server when the request goes to the origin)"
+               : "");
     printf("request headers after vcl_recv:\n");
     for (unsigned i = 0; i < s->req.nhdrs; i++)
         printf("  " AC_SLICE_FMT ": " AC_SLICE_FMT "\n", AC_SLICE_ARG(s->hdrs[i].name),
