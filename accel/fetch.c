@@ -380,6 +380,7 @@ move_to_other(struct sess *s, const char *what, int err)
     s->be = to;
     s->moved = true;
     s->oc_reused = false;
+    s->timed_out = false;           /* a connect timeout was the old server's */
     s->state = S_CONNECT;
     return STEP_MORE;
 }
@@ -414,6 +415,7 @@ queue_wait(struct sess *s)
         atomic_fetch_add_explicit(&be->n_queued, 1, memory_order_relaxed);
     } else if (now >= s->queue_until) {
         s->queue_until = 0;
+        s->timed_out = false;       /* the queue's poll timer, not a client timeout */
         atomic_fetch_add_explicit(&be->n_queue_full, 1, memory_order_relaxed);
         LOG_W("origin %s (%s): %u connections in use (max_connections), request refused "
               "(client %s)", be->vname, be->name, be->max_conn, s->client_ip);

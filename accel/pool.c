@@ -195,6 +195,7 @@ pool_set_inherit(struct pool_set *ps, const struct pool_set *old)
                 uint64_t mask = be->probe.window >= 64 ? ~0ull : (1ull << be->probe.window) - 1;
                 atomic_store(&be->probe_bits, atomic_load(&ob->probe_bits) & mask);
                 atomic_store(&be->probe_ok, atomic_load(&ob->probe_ok));
+                atomic_store(&be->probe_reported, atomic_load(&ob->probe_reported));
             }
             atomic_store(&be->sick_until_ms, atomic_load(&ob->sick_until_ms));
             break;
@@ -343,7 +344,12 @@ pool_be_probe_result(struct backend *be, bool ok, const char *why)
     atomic_store(&be->probe_bits, bits);
     atomic_fetch_add_explicit(ok ? &be->n_probe_good : &be->n_probe_bad, 1,
                               memory_order_relaxed);
-    if (now_ok != was) {
+    /* A backend that starts sick and stays so has never changed state: say
+     * so once, at its first result, so nobody wonders why it gets nothing. */
+    if (now_ok != was || !atomic_load(&be->probe_reported)) {
+        atomic_store(&be->probe_reported, true);
+        if (now_ok == was && now_ok)
+            return;                 /* started healthy, still is: nothing to say */
         atomic_store(&be->probe_ok, now_ok);
         if (now_ok)
             atomic_store(&be->sick_until_ms, 0);    /* probes are the authority */

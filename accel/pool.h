@@ -72,6 +72,7 @@ struct backend {
     struct pool_probe_cfg probe;
     /* health: healthy when probe_ok and now >= sick_until_ms */
     atomic_bool probe_ok;
+    atomic_bool probe_reported; /* a health state was logged (written by the probe thread) */
     atomic_uint_fast64_t probe_bits;    /* probe window, newest result in bit 0 */
     atomic_uint_fast64_t sick_until_ms; /* passive: consecutive failures */
     atomic_uint consec_fail;

@@ -271,11 +271,14 @@ def test_max_connections_queues_then_answers_503(start_accel, tmp_path):
         t = threading.Thread(target=get, args=(0, "/long"))
         t.start()
         o.wait_head("/long")
-        r = request(a.port, "GET", "/other", timeout=20)
-        assert r.status == 503 and b"Backend busy" in r.body, (r.status, r.body)
-        gate.set()
-        t.join(20)
-        assert out[0].status == 200
+        with a.conn(timeout=20) as c:
+            r = c.request("GET", "/other")
+            assert r.status == 503 and b"Backend busy" in r.body, (r.status, r.body)
+            gate.set()
+            t.join(20)
+            assert out[0].status == 200
+            # the client's connection stays usable after the 503
+            assert c.request("GET", "/after").status == 200
         st = admin_stats(port)["b0"]
         assert st["queue_full"] == 1 and st["busy"] == 0
         assert o.count("/other") == 0
@@ -383,3 +386,42 @@ def test_reload_moves_to_new_servers_and_closes_old_idle_connections(start_accel
     finally:
         old.stop()
         new.stop()
+
+
+def _blackhole():
+    """A listening socket whose accept queue is full: connects to it hang
+    (SYNs dropped) until the connector's timeout.  Returns (port, sockets)."""
+    import socket
+    ls = socket.socket()
+    ls.bind(("127.0.0.1", 0))
+    ls.listen(0)
+    fill = []
+    for _ in range(4):
+        s = socket.socket()
+        s.setblocking(False)
+        s.connect_ex(ls.getsockname())
+        fill.append(s)
+    time.sleep(0.2)
+    return ls.getsockname()[1], [ls] + fill
+
+
+def test_connect_timeout_moves_to_another_server_even_onto_a_pooled_connection(
+        start_accel, tmp_path):
+    good = Origin()
+    port, socks = _blackhole()
+    try:
+        text = pool_vcl([port, good.port], "fallback", extra_be=".connect_timeout = 0.3s; ")
+        a = start_pool(start_accel, tmp_path, text, "-s", "none", "-p", "backend_fail_threshold=0",
+                       workers=1)
+        with a.conn(timeout=20) as c:
+            # the first one connects afresh to b1, the next ones reuse that
+            # connection after b0's connect timed out
+            for i in range(3):
+                r = c.request("GET", "/t%d" % i)
+                assert r.status == 200 and r.header("X-Be") == good.addr, (i, r.status)
+        assert good.connections == 1
+        assert a.stderr().count("connect timed out; retrying on b1") == 3
+    finally:
+        good.stop()
+        for s in socks:
+            s.close()
