@@ -563,6 +563,67 @@ bind_args(struct cx *cx, struct vcl_node *n, int id)
 
 /* A call: resolve it, check where it may run, bind its arguments.  A call
  * of an unknown vmod (migration mode) becomes a stub with a warning. */
+/*
+ * Varnish shard's `.backend(by = HASH | URL | KEY)`: HASH (the default) is
+ * the cache key, so the argument goes; URL becomes the key req.url (bereq.url
+ * in backend subs); KEY needs `key = ...`, which is the key already.  Other
+ * values (BLOB) and shard's tuning arguments are errors.  False on an error.
+ */
+static bool
+dir_backend_by(struct cx *cx, struct vcl_node *n)
+{
+    struct vcl_node **pp, *by = NULL, *key = NULL;
+
+    for (pp = &n->a; *pp != NULL;) {
+        struct vcl_node *a = *pp;
+        if (a->s.p != NULL && vcl_str_eq_cstr(a->s, "by")) {
+            by = a;
+            *pp = a->next;          /* not an argument of the call itself */
+            continue;
+        }
+        if (a->s.p == NULL || vcl_str_eq_cstr(a->s, "key"))
+            key = a;
+        pp = &a->next;
+    }
+    if (by == NULL)
+        return true;
+    if (by->a->kind != N_IDENT) {
+        vcl_error(cx->cs, by->a->tok, "by = expects HASH, URL or KEY");
+        return false;
+    }
+    if (vcl_str_eq_cstr(by->a->s, "HASH")) {
+        if (key != NULL) {
+            vcl_error(cx->cs, key->tok, "by = HASH takes no key (it hashes the cache key)");
+            return false;
+        }
+        return true;
+    }
+    if (vcl_str_eq_cstr(by->a->s, "KEY")) {
+        if (key == NULL) {
+            vcl_error(cx->cs, by->tok, "by = KEY needs key = ...");
+            return false;
+        }
+        return true;
+    }
+    if (vcl_str_eq_cstr(by->a->s, "URL")) {
+        struct vcl_node *arg, *url;
+        if (key != NULL) {
+            vcl_error(cx->cs, key->tok, "by = URL takes no key (it hashes the URL)");
+            return false;
+        }
+        url = mknode(cx, N_IDENT, by->a->tok, VCL_T_STRING);
+        url->s = (cx->mask & VCL_M_CLIENT) ? VCL_LIT("req.url") : VCL_LIT("bereq.url");
+        arg = mknode(cx, N_ARG, by->tok, VCL_T_STRING);
+        arg->a = url;
+        arg->next = n->a;
+        n->a = arg;
+        return true;
+    }
+    vcl_error(cx->cs, by->a->tok, "by = %.*s is not supported (HASH, URL or KEY)",
+              (int)by->a->s.len, by->a->s.p);
+    return false;
+}
+
 static void
 check_call(struct cx *cx, struct vcl_node *n)
 {
@@ -596,6 +657,8 @@ check_call(struct cx *cx, struct vcl_node *n)
                   offending_sub(cx->mask, f->mask));
         return;
     }
+    if (id == VCL_FN_DIR_BACKEND && !dir_backend_by(cx, n))
+        return;
     bind_args(cx, n, id);
 }
 

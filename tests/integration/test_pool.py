@@ -119,18 +119,28 @@ def test_round_robin_random_and_least_connections(start_accel, tmp_path):
 
 def test_shard_is_consistent_and_reload_remaps_one_nth(start_accel, tmp_path):
     os_ = [Origin() for _ in range(4)]
+    recv = """
+    if (req.http.X-By == "url") {
+        set req.backend_hint = pool.backend(by = URL);
+    } else {
+        set req.backend_hint = pool.backend(req.url);
+    }
+    return (pass);
+"""
     try:
-        a = start_pool(start_accel, tmp_path, pool_vcl(os_, "shard"), "-s", "none")
+        a = start_pool(start_accel, tmp_path, pool_vcl(os_, "shard", recv=recv), "-s", "none")
         keys = ["/obj/%d" % i for i in range(120)]
         with a.conn() as c:
             before = {k: served_by(a, k, c) for k in keys}
-            # the same key always goes to the same server
+            # the same key always goes to the same server; by = URL is the same key
             for k in keys[:20]:
                 assert served_by(a, k, c) == before[k]
+                r = c.request("GET", k, {"X-By": "url"})
+                assert r.status == 200 and r.header("X-Be") == before[k]
         assert len(set(before.values())) == 4, "every server owns some keys"
         # SIGHUP with b2 removed: the new backend table takes effect
         removed = "127.0.0.1:%d" % os_[2].port
-        write_vcl(tmp_path, pool_vcl([os_[0], os_[1], os_[3]], "shard",
+        write_vcl(tmp_path, pool_vcl([os_[0], os_[1], os_[3]], "shard", recv=recv,
                                       names=["b0", "b1", "b3"]), backends=[])
         os.kill(a.pid, signal.SIGHUP)
         wait_until(lambda: re.search(r"reload of \S+ done", a.stderr()), 10, "reload")
