@@ -57,8 +57,9 @@ sess_wake(struct sess *s)
     AC_CHECK_OBJ(s, SESS_MAGIC);
     if (s->in_drive)
         return;
-    if (s->state == S_WAITOBJ || s->state == S_DELIVER)
-        sess_drive(s);
+    if (s->state == S_WAITOBJ || s->state == S_DELIVER ||
+        (s->state == S_CONNECT && s->oc == NULL && s->qw.be != NULL))
+        sess_drive(s);              /* the last: a max_connections slot came free */
 }
 
 static void
@@ -84,6 +85,7 @@ unsubscribe(struct sess *s)
 void
 cache_sess_reset(struct sess *s)
 {
+    pool_wait_leave(&s->qw);        /* before wrk_wake_cancel: a grant may wake us */
     unsubscribe(s);
     wrk_wake_cancel(s->w, s);
     if (s->busy != NULL) {

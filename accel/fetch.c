@@ -402,33 +402,77 @@ conn_lost(struct sess *s, const char *what, int err)
     return connect_failed(s, 502, what, err);
 }
 
-/* The backend is at max_connections: wait (re-checking every few ms) up to
- * backend_queue_timeout, then 503. */
-static enum step
-queue_wait(struct sess *s)
+static enum step queue_full(struct sess *s);
+
+/* A slot given back on any thread went to this waiting session. */
+static void
+on_slot_granted(void *arg)
+{
+    struct sess *s = arg;
+
+    wrk_wake(s->w, s);              /* the session's own worker drives it */
+}
+
+/*
+ * A max_connections slot for s->be: true when s holds one.  Otherwise s
+ * waits in the backend's queue (first come, first served: a slot given back
+ * is handed to the oldest waiter, which is woken) until
+ * backend_queue_timeout, then *stp is a 503 (or a stale copy).
+ */
+static bool
+slot_take(struct sess *s, enum step *stp)
 {
     struct backend *be = (struct backend *)s->be;
     double now = ev_now(s->w->loop);
 
-    if (s->queue_until == 0) {
+    if (s->qw.be == NULL) {         /* not waiting yet */
+        if (pool_be_acquire(be))
+            return true;
+        s->qw.be = be;
+        s->qw.wake = on_slot_granted;
+        s->qw.arg = s;
+        if (pool_wait_enter(&s->qw)) {
+            s->qw.be = NULL;
+            return true;
+        }
         s->queue_until = now + s->w->cfg->p.backend_queue_timeout;
         atomic_fetch_add_explicit(&be->n_queued, 1, memory_order_relaxed);
-    } else if (now >= s->queue_until) {
-        s->queue_until = 0;
-        s->timed_out = false;       /* the queue's poll timer, not a client timeout */
-        atomic_fetch_add_explicit(&be->n_queue_full, 1, memory_order_relaxed);
-        LOG_W("origin %s (%s): %u connections in use (max_connections), request refused "
-              "(client %s)", be->vname, be->name, be->max_conn, s->client_ip);
-        if (cache_on_origin_fail(s))
-            return STEP_MORE;       /* stale-if-error took over */
-        if (s->bg)
-            return STEP_DONE;
-        return sess_synth(s, 503, "Backend busy (max_connections)",
-                          "Origin server busy (max_connections reached)\n", false);
+        sess_want(s, 0, 0);
+        sess_timer(s, s->w->cfg->p.backend_queue_timeout);
+        *stp = STEP_WAIT;
+        return false;
     }
-    sess_want(s, 0, 0);
-    sess_timer(s, 0.005);
-    return STEP_WAIT;
+    if (pool_wait_granted(&s->qw)) {
+        s->queue_until = 0;
+        s->timed_out = false;       /* the wait's deadline timer, not a timeout */
+        return true;
+    }
+    if (now < s->queue_until && !s->timed_out) {
+        *stp = STEP_WAIT;           /* a wake-up that was not for us */
+        return false;
+    }
+    pool_wait_leave(&s->qw);        /* hands on a slot granted just now */
+    s->queue_until = 0;
+    s->timed_out = false;
+    *stp = queue_full(s);
+    return false;
+}
+
+/* The wait for a max_connections slot ended without one: 503. */
+static enum step
+queue_full(struct sess *s)
+{
+    struct backend *be = (struct backend *)s->be;
+
+    atomic_fetch_add_explicit(&be->n_queue_full, 1, memory_order_relaxed);
+    LOG_W("origin %s (%s): %u connections in use (max_connections), request refused "
+          "(client %s)", be->vname, be->name, be->max_conn, s->client_ip);
+    if (cache_on_origin_fail(s))
+        return STEP_MORE;           /* stale-if-error took over */
+    if (s->bg)
+        return STEP_DONE;
+    return sess_synth(s, 503, "Backend busy (max_connections)",
+                      "Origin server busy (max_connections reached)\n", false);
 }
 
 enum step
@@ -469,12 +513,9 @@ fetch_connect(struct sess *s)
     }
     if (oc == NULL) {
         struct backend *be = (struct backend *)s->be;
-        if (!pool_be_acquire(be))
-            return queue_wait(s);
-        if (s->queue_until != 0) {
-            s->queue_until = 0;
-            s->timed_out = false;   /* the queue's poll timer, not a timeout */
-        }
+        enum step st;
+        if (!slot_take(s, &st))
+            return st;
         if (s->retries == 0 && (oc = pool_get_idle(s->w, s->be)) != NULL) {
             s->oc_reused = true;
             STAT_INC(s->w, backend_reuse);
@@ -482,7 +523,7 @@ fetch_connect(struct sess *s)
             oc = pool_connect(s->w, s->be);
             if (oc == NULL) {
                 err = errno;
-                atomic_fetch_sub_explicit(&be->busy, 1, memory_order_relaxed);
+                pool_be_release(be);
                 STAT_INC(s->w, backend_fail);
                 return connect_failed(s, 502, "connect", err);
             }

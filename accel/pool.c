@@ -43,6 +43,7 @@ set_new(unsigned nbe, unsigned ndir, unsigned nworkers)
         be->set = ps;
         be->connect_timeout = be->first_byte_timeout = be->between_bytes_timeout = -1;
         atomic_init(&be->probe_ok, true);
+        AC_ZERO(pthread_mutex_init(&be->qmtx, NULL));
         be->idle = ac_xcalloc(ps->nworkers, sizeof(*be->idle));
     }
     return ps;
@@ -226,6 +227,8 @@ pool_set_release(struct pool_set **psp)
         struct backend *be = &ps->be[i];
         for (unsigned k = 0; k < ps->nworkers; k++)
             AC_ASSERT(be->idle[k].head == NULL);    /* workers drained theirs */
+        AC_ASSERT(be->qhead == NULL);   /* waiters hold the program, hence the set */
+        pthread_mutex_destroy(&be->qmtx);
         free(be->idle);
         free(be->host);
         free(be->host_header);
@@ -406,13 +409,111 @@ pool_be_acquire(struct backend *be)
     return true;
 }
 
+/* Under be->qmtx: hand a slot being given back to the oldest waiter, or
+ * free it. */
+static void
+slot_pass_locked(struct backend *be)
+{
+    struct pool_waiter *qw = be->qhead;
+
+    if (qw == NULL) {
+        atomic_fetch_sub_explicit(&be->busy, 1, memory_order_relaxed);
+        return;
+    }
+    be->qhead = qw->next;
+    if (be->qhead == NULL)
+        be->qtail = NULL;
+    qw->next = NULL;
+    qw->queued = false;
+    qw->granted = true;             /* busy stays: the slot changes hands */
+    qw->wake(qw->arg);
+}
+
+void
+pool_be_release(struct backend *be)
+{
+    if (be->max_conn == 0) {
+        atomic_fetch_sub_explicit(&be->busy, 1, memory_order_relaxed);
+        return;
+    }
+    AC_ZERO(pthread_mutex_lock(&be->qmtx));
+    slot_pass_locked(be);
+    AC_ZERO(pthread_mutex_unlock(&be->qmtx));
+}
+
+bool
+pool_wait_enter(struct pool_waiter *qw)
+{
+    struct backend *be = qw->be;
+    bool got;
+
+    AC_ZERO(pthread_mutex_lock(&be->qmtx));
+    /* Again under the lock: a release between the caller's failed attempt
+     * and now would otherwise find nobody to hand its slot to. */
+    got = be->qhead == NULL && pool_be_acquire(be);
+    if (!got) {
+        qw->next = NULL;
+        qw->queued = true;
+        qw->granted = false;
+        if (be->qtail != NULL)
+            be->qtail->next = qw;
+        else
+            be->qhead = qw;
+        be->qtail = qw;
+    }
+    AC_ZERO(pthread_mutex_unlock(&be->qmtx));
+    return got;
+}
+
+bool
+pool_wait_granted(struct pool_waiter *qw)
+{
+    struct backend *be = qw->be;
+    bool g;
+
+    AC_ZERO(pthread_mutex_lock(&be->qmtx));
+    g = qw->granted;
+    qw->granted = false;
+    AC_ZERO(pthread_mutex_unlock(&be->qmtx));
+    if (g)
+        qw->be = NULL;
+    return g;
+}
+
+void
+pool_wait_leave(struct pool_waiter *qw)
+{
+    struct backend *be = qw->be;
+
+    if (be == NULL)
+        return;
+    AC_ZERO(pthread_mutex_lock(&be->qmtx));
+    if (qw->queued) {
+        struct pool_waiter **pp = &be->qhead, *prev = NULL;
+        while (*pp != qw) {
+            prev = *pp;
+            pp = &(*pp)->next;
+        }
+        *pp = qw->next;
+        if (be->qtail == qw)
+            be->qtail = prev;
+        qw->next = NULL;
+        qw->queued = false;
+    }
+    if (qw->granted) {
+        qw->granted = false;
+        slot_pass_locked(be);       /* not ours after all: the next one's */
+    }
+    AC_ZERO(pthread_mutex_unlock(&be->qmtx));
+    qw->be = NULL;
+}
+
 static void
 slot_release(struct oconn *oc)
 {
     if (oc->slot) {
-        struct backend *be = (struct backend *)oc->be;
         oc->slot = false;
-        atomic_fetch_sub_explicit(&be->busy, 1, memory_order_relaxed);
+        pool_be_release((struct backend *)oc->be);
     }
 }
 

@@ -51,6 +51,18 @@ struct pool_probe_cfg {
     X(probe_good, "good probes") \
     X(probe_bad, "failed probes")
 
+/* A request waiting for a max_connections slot of a backend (embedded in
+ * the session).  Waiters are served first come, first served: a slot given
+ * back goes straight to the oldest waiter (granted), whose wake(arg) is
+ * called, from the releasing thread, under the backend's queue lock. */
+struct pool_waiter {
+    struct pool_waiter *next;
+    struct backend *be;         /* non-NULL while queued or granted */
+    void (*wake)(void *arg);
+    void *arg;
+    bool queued, granted;
+};
+
 struct backend {
     unsigned magic;
 #define BACKEND_MAGIC 0x21b7e90d
@@ -77,6 +89,8 @@ struct backend {
     atomic_uint_fast64_t sick_until_ms; /* passive: consecutive failures */
     atomic_uint consec_fail;
     atomic_uint busy;           /* connections checked out (max_connections) */
+    pthread_mutex_t qmtx;       /* the waiters' queue (only with max_conn) */
+    struct pool_waiter *qhead, *qtail;
 #define X(n, h) atomic_uint_fast64_t n_##n;
     POOL_BE_COUNTERS(X)
 #undef X
@@ -163,8 +177,19 @@ struct pool_set *pool_worker_set(struct wrk *w);
  * previous one (worker thread, or before the worker runs). */
 void pool_worker_install(struct wrk *w, struct pool_set *ps);
 
-/* A max_connections slot on be: true when taken (always, without a limit). */
+/* A max_connections slot on be: true when taken (always, without a limit).
+ * A taken slot goes back with the connection (pool_put, pool_close) or
+ * with pool_be_release(). */
 bool pool_be_acquire(struct backend *be);
+void pool_be_release(struct backend *be);
+/* Queue qw (be, wake and arg set by the caller) for a slot of be: true when
+ * a slot was free after all (taken; qw not queued). */
+bool pool_wait_enter(struct pool_waiter *qw);
+/* Was qw granted a slot?  Then it owns it and is no longer waiting. */
+bool pool_wait_granted(struct pool_waiter *qw);
+/* Stop waiting (timeout, request gone); a slot granted meanwhile goes to
+ * the next waiter.  No-op when qw->be is NULL.  Clears qw->be. */
+void pool_wait_leave(struct pool_waiter *qw);
 /* An idle connection to be, or NULL.  The caller owns it (and its slot). */
 struct oconn *pool_get_idle(struct wrk *w, const struct backend *be);
 /* A new connection (connect in progress: oc->connecting).  NULL with errno.

@@ -114,6 +114,7 @@ struct sess {
     bool moved;
     double bto[3];
     double queue_until;
+    struct pool_waiter qw;          /* waiting for a max_connections slot */
     struct ac_buf bereq;            /* request head for the origin */
     size_t bereq_off;
     struct ac_iobuf relay;          /* origin → client bytes */

@@ -312,6 +312,55 @@ max_connections_slots(void **state)
     atomic_store(&b1->busy, 0);
 }
 
+static int wakes[4];
+
+static void
+count_wake(void *arg)
+{
+    wakes[*(int *)arg]++;
+}
+
+/* Waiters for a slot are served in order; a slot granted to a waiter that
+ * leaves goes on to the next one. */
+static void
+max_connections_queue_is_fifo(void **state)
+{
+    struct fx *f = *state;
+    struct backend *b0 = &f->ps->be[0];
+    int id[3] = { 0, 1, 2 };
+    struct pool_waiter qw[3];
+
+    memset(qw, 0, sizeof(qw));
+    memset(wakes, 0, sizeof(wakes));
+    assert_true(pool_be_acquire(b0));
+    assert_true(pool_be_acquire(b0));
+    for (int i = 0; i < 3; i++) {
+        qw[i].be = b0;
+        qw[i].wake = count_wake;
+        qw[i].arg = &id[i];
+        assert_false(pool_wait_enter(&qw[i]));
+    }
+    assert_false(pool_wait_granted(&qw[0]));
+    pool_be_release(b0);                    /* to the oldest waiter */
+    assert_int_equal(wakes[0], 1);
+    assert_int_equal(wakes[1], 0);
+    assert_int_equal(atomic_load(&b0->busy), 2);
+    pool_wait_leave(&qw[1]);                /* a waiter gives up: dequeued */
+    assert_null(qw[1].be);
+    pool_wait_leave(&qw[0]);                /* granted but gone: the slot moves on */
+    assert_int_equal(wakes[2], 1);
+    assert_int_equal(wakes[1], 0);
+    assert_true(pool_wait_granted(&qw[2]));
+    assert_null(qw[2].be);
+    pool_be_release(b0);
+    pool_be_release(b0);
+    assert_int_equal(atomic_load(&b0->busy), 0);
+    assert_true(pool_wait_enter(&(struct pool_waiter){ .be = b0, .wake = count_wake,
+                                                       .arg = &id[0] }));
+    pool_be_release(b0);
+    assert_null(b0->qhead);
+}
+
 static void
 stats_name_every_backend(void **state)
 {
@@ -383,6 +432,7 @@ main(void)
         cmocka_unit_test_setup_teardown(round_robin_skips_sick_and_avoided, setup, teardown),
         cmocka_unit_test_setup_teardown(fallback_random_leastconn_and_nesting, setup, teardown),
         cmocka_unit_test_setup_teardown(max_connections_slots, setup, teardown),
+        cmocka_unit_test_setup_teardown(max_connections_queue_is_fifo, setup, teardown),
         cmocka_unit_test_setup_teardown(stats_name_every_backend, setup, teardown),
         cmocka_unit_test_setup_teardown(reload_keeps_health_of_unchanged_backends, setup,
                                         teardown),
