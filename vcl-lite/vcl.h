@@ -410,7 +410,11 @@ struct vcl_backend_decl {
     double first_byte_timeout;
     double between_bytes_timeout;
     unsigned max_connections; /* 0: unlimited */
-    bool ssl;                 /* .ssl = true (accel extension) */
+    bool ssl;                 /* .ssl = true: TLS to the origin */
+    bool ssl_sni;             /* .ssl_sni, default true: send SNI */
+    bool ssl_verify_peer;     /* .ssl_verify_peer, default true: verify the chain */
+    bool ssl_verify_host;     /* .ssl_verify_host, default true: the name must match */
+    const char *ssl_ca_file;  /* .ssl_ca_file: trust only this CA file (PEM) */
     int probe;                /* index for vcl_program_probe(), -1: none */
     unsigned line;            /* where it was declared (main or include) */
 };

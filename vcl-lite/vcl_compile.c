@@ -455,6 +455,24 @@ field_uint(struct gen *g, struct vcl_node *f, unsigned *out)
     return true;
 }
 
+/* true/false, or 1/0 as Varnish Enterprise writes its .ssl fields. */
+static bool
+field_bool(struct gen *g, struct vcl_node *f, bool *out)
+{
+    struct vcl_node *v = f->a;
+
+    if (v != NULL && v->next == NULL && v->kind == N_BOOL) {
+        *out = v->i != 0;
+        return true;
+    }
+    if (v != NULL && v->next == NULL && v->kind == N_INT && (v->i == 0 || v->i == 1)) {
+        *out = v->i != 0;
+        return true;
+    }
+    vcl_error(g->cs, f->tok, "field .%.*s needs true or false", (int)f->s.len, f->s.p);
+    return false;
+}
+
 static void
 probe_defaults(struct vcl_probe_decl *pr)
 {
@@ -561,6 +579,7 @@ gen_backend(struct gen *g, struct vcl_backend_decl *b, struct vcl_node *d, bool 
     b->none = d->i != 0;
     b->connect_timeout = b->first_byte_timeout = b->between_bytes_timeout = -1;
     b->probe = -1;
+    b->ssl_sni = b->ssl_verify_peer = b->ssl_verify_host = true;
     b->line = d->tok->line;
     for (struct vcl_node *f = d->a; f != NULL; f = f->next) {
         if (vcl_str_eq_cstr(f->s, "host")) {
@@ -580,11 +599,15 @@ gen_backend(struct gen *g, struct vcl_backend_decl *b, struct vcl_node *d, bool 
         } else if (vcl_str_eq_cstr(f->s, "max_connections")) {
             field_uint(g, f, &b->max_connections);
         } else if (vcl_str_eq_cstr(f->s, "ssl")) {
-            if (f->a == NULL || f->a->kind != N_BOOL) {
-                vcl_error(g->cs, f->tok, "field .ssl needs true or false");
-                return;
-            }
-            b->ssl = f->a->i != 0;
+            field_bool(g, f, &b->ssl);
+        } else if (vcl_str_eq_cstr(f->s, "ssl_sni")) {
+            field_bool(g, f, &b->ssl_sni);
+        } else if (vcl_str_eq_cstr(f->s, "ssl_verify_peer")) {
+            field_bool(g, f, &b->ssl_verify_peer);
+        } else if (vcl_str_eq_cstr(f->s, "ssl_verify_host")) {
+            field_bool(g, f, &b->ssl_verify_host);
+        } else if (vcl_str_eq_cstr(f->s, "ssl_ca_file")) {
+            field_str(g, f, &b->ssl_ca_file);
         } else if (vcl_str_eq_cstr(f->s, "probe")) {
             backend_probe(g, b, f, pused);
         } else {

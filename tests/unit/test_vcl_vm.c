@@ -765,7 +765,8 @@ directors_are_declared_and_resolved_by_the_host(void **state)
         "backend b1 { .host = \"10.0.0.1\"; .port = \"8080\"; .connect_timeout = 1s;\n"
         "  .first_byte_timeout = 30s; .between_bytes_timeout = 5s; .max_connections = 100;\n"
         "  .probe = { .url = \"/health\"; .interval = 2s; .window = 5; .threshold = 3; } }\n"
-        "backend b2 { .host = \"10.0.0.2\"; .probe = hp; .host_header = \"www\"; .ssl = true; }\n"
+        "backend b2 { .host = \"10.0.0.2\"; .probe = hp; .host_header = \"www\"; .ssl = true;\n"
+        "  .ssl_sni = false; .ssl_verify_host = 0; .ssl_ca_file = \"ca.pem\"; }\n"
         "backend sock { .path = \"/run/app.sock\"; }\n"
         "backend nobody none;\n"
         "probe hp { .request = \"GET /ping HTTP/1.1\" \"Host: x\"; .expected_response = 204; }\n"
@@ -809,8 +810,15 @@ directors_are_declared_and_resolved_by_the_host(void **state)
     assert_true(pr->interval == 2);
     assert_int_equal(pr->window, 5);
     assert_int_equal(pr->initial, 2);
+    assert_false(b->ssl);
+    assert_true(b->ssl_sni && b->ssl_verify_peer && b->ssl_verify_host);  /* defaults */
+    assert_null(b->ssl_ca_file);
     b = vcl_program_backend(p, 2);
     assert_true(b->ssl);
+    assert_false(b->ssl_sni);
+    assert_true(b->ssl_verify_peer);
+    assert_false(b->ssl_verify_host);
+    assert_string_equal(b->ssl_ca_file, "ca.pem");
     assert_string_equal(b->host_header, "www");
     pr = vcl_program_probe(p, (size_t)b->probe);
     assert_string_equal(pr->name, "hp");
