@@ -36,7 +36,9 @@
     X(heuristic_fraction, REAL, 0.1, "heuristic lifetime: this fraction of Date - Last-Modified") \
     X(heuristic_max, DUR, 86400, "cap of a heuristic lifetime") \
     X(max_object_size, SIZE, 134217728, "larger responses stream through and are not stored") \
-    X(max_restarts, UINT, 4, "lookups a request may make (waiting on failed fetches)")
+    X(max_restarts, UINT, 4, "lookups a request may make (waiting on failed fetches)") \
+    X(tls_handshake_timeout, DUR, 10, "deadline for a client's TLS handshake") \
+    X(tls_ticket_rotate, DUR, 3600, "TLS session ticket keys are replaced this often")
 
 enum config_kind { CONFIG_DUR, CONFIG_UINT, CONFIG_SIZE, CONFIG_REAL };
 
@@ -79,6 +81,11 @@ struct config {
     bool no_cache;                      /* -s none */
     char *disk_path;                    /* -s disk=PATH[,size=SIZE] */
     size_t disk_size;
+    char **certs;                       /* -c cert.pem[,key.pem], in order (first: default) */
+    unsigned ncerts;
+    char *tls_ciphers;                  /* -p tls_ciphers=LIST (TLS 1.2; NULL: default) */
+    char *tls_ciphersuites;             /* -p tls_ciphersuites=LIST (TLS 1.3; NULL: default) */
+    char *user;                         /* -u USER: drop privileges after start-up */
     struct config_params p;
 };
 
