@@ -17,6 +17,9 @@
  * tls_tickets_rotate(), so a ticket from one worker resumes on any other.
  * tls_server_reload() re-reads every certificate and key (SIGHUP); on any
  * error the running set stays.  Connections keep the set they started with.
+ *
+ * OpenSSL writes to the socket with write(2): the process must ignore
+ * SIGPIPE (main.c does).
  */
 #ifndef AC_TLS_H
 #define AC_TLS_H
