@@ -194,6 +194,12 @@ sess_new(struct wrk *w, int fd, const struct sockaddr *peer, socklen_t peerlen, 
     }
     wrk_sess_add(w, s);
     STAT_INC(w, client_conn);
+    if (s->state == S_TLS && conn_is_tls(&s->c)) {
+        /* The ClientHello is rarely here yet: wait for it (saves a read). */
+        sess_want(s, EV_READ, 0);
+        sess_timer(s, cfg->p.tls_handshake_timeout);
+        return;
+    }
     sess_drive(s);
 }
 
@@ -916,7 +922,8 @@ step_finish(struct sess *s)
     s->prog_restart_exhausted = false;
     if (s->relay.data != NULL)
         s->relay.start = s->relay.end = 0;
-    s->poll_first = s->c.ops == &conn_plain_ops;    /* TLS may hold decrypted bytes */
+    /* TLS may hold decrypted bytes: poll first only when OpenSSL has none */
+    s->poll_first = !conn_is_tls(&s->c) || !tls_conn_pending(&s->c);
     s->state = S_HEAD;
     return STEP_MORE;
 }

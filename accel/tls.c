@@ -363,6 +363,9 @@ server_ctx_new(const struct config *cfg, char *err, size_t errlen)
      * keep-alive connections small. */
     SSL_CTX_set_mode(ctx, SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER |
                               SSL_MODE_RELEASE_BUFFERS);
+    /* Read what the socket has in one read(2), not a 5-byte record header
+     * and then its body; bytes read ahead are seen by tls_conn_pending(). */
+    SSL_CTX_set_read_ahead(ctx, 1);
     if (SSL_CTX_set_cipher_list(ctx, ciphers) != 1) {
         ssl_errstr(err, errlen, "-p tls_ciphers: no usable cipher");
         goto fail;
@@ -748,6 +751,14 @@ bool
 tls_conn_plain_http(const struct conn *c)
 {
     return c->ops == &conn_tls_ops && tconn(c)->plain_http;
+}
+
+bool
+tls_conn_pending(const struct conn *c)
+{
+    const struct tls_conn *t = tconn(c);
+
+    return SSL_has_pending(t->ssl) || !SSL_is_init_finished(t->ssl);
 }
 
 bool

@@ -105,6 +105,9 @@ int tls_handshake(struct conn *c);
 const char *tls_conn_error(const struct conn *c);
 /* The failed handshake began with a plain HTTP request line. */
 bool tls_conn_plain_http(const struct conn *c);
+/* Does OpenSSL hold bytes of this connection that a read would return
+ * without the socket becoming readable (decrypted or buffered records)? */
+bool tls_conn_pending(const struct conn *c);
 /* Was the session resumed (ticket)? */
 bool tls_conn_resumed(const struct conn *c);
 /* "TLSv1.3", the cipher name, the SNI host name ("" when none): static or
