@@ -170,7 +170,7 @@ mac_init(EVP_MAC_CTX *hctx, unsigned char *key)
  * Session tickets (TLS 1.2 tickets and TLS 1.3 stateless PSKs) are sealed
  * with the process-wide key ring, so any worker opens what another made.
  * Returns 1 (ok), 2 (ok, issue a fresh ticket: sealed with the previous
- * key), 0 (unknown key: full handshake), -1 (error).
+ * key, or TLS 1.3), 0 (unknown key: full handshake), -1 (error).
  */
 static int
 on_ticket_key(SSL *ssl, unsigned char *name, unsigned char *iv, EVP_CIPHER_CTX *ectx,
@@ -179,7 +179,6 @@ on_ticket_key(SSL *ssl, unsigned char *name, unsigned char *iv, EVP_CIPHER_CTX *
     struct tls_tkey k;
     int which = -1;
 
-    (void)ssl;
     AC_ZERO(pthread_mutex_lock(&tls_mtx));
     if (enc) {
         k = tls_keys[0];
@@ -208,7 +207,10 @@ on_ticket_key(SSL *ssl, unsigned char *name, unsigned char *iv, EVP_CIPHER_CTX *
     if (EVP_DecryptInit_ex(ectx, EVP_aes_256_cbc(), NULL, k.aes, iv) != 1 ||
         mac_init(hctx, k.hmac) != 1)
         return -1;
-    return which == 0 ? 1 : 2;
+    /* TLS 1.3 clients use a ticket once (RFC 8446 §C.4): without a fresh
+     * one after each resumption, every other connection would pay a full
+     * handshake (nginx renews for TLS 1.3 too). */
+    return which == 0 && SSL_version(ssl) != TLS1_3_VERSION ? 1 : 2;
 }
 
 /* ---------------------------------------------------------------- server contexts */

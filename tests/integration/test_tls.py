@@ -141,6 +141,17 @@ def test_session_resumption_across_workers(origin, start_accel, pki, tmp_path, p
         out = s_client(a.tls, proto, "-servername", "a.test", "-sess_in", sess,
                        stdin=REQ)
         assert "Reused, TLS" in out and "HTTP/1.1 200" in out, out[-800:]
+    if proto == "-tls1_3":
+        # TLS 1.3 tickets are for one use: each resumption hands out a new
+        # one, and the chain of resumptions goes on with the new ones
+        for i in range(4):
+            nxt = str(tmp_path / ("sess%d.pem" % i))
+            out = s_client(a.tls, proto, "-servername", "a.test", "-sess_in", sess,
+                           "-sess_out", nxt, stdin=REQ)
+            assert "Reused, TLS" in out, out[-800:]
+            with open(sess, "rb") as f1, open(nxt, "rb") as f2:
+                assert f1.read() != f2.read(), "no fresh ticket after a TLS 1.3 resumption"
+            sess = nxt
 
 
 # -- requests over TLS -----------------------------------------------------------------
