@@ -3,12 +3,15 @@
 #
 # Both terminate TLS with the same certificate and cache in front of the same
 # nginx origin (accel: its memory cache; nginx: proxy_cache), so every
-# measured request is a cache hit served over TLS.  Two workloads per
+# measured request is a cache hit served over TLS.  Three workloads per
 # certificate type (ECDSA P-256 and RSA 2048):
-#   ka-c50   keep-alive hits: wrk over https, 50 connections (bulk TLS cost)
-#   hs-c50   a new TLS connection per request: wrk with "Connection: close"
-#            (wrk does not resume sessions, so each one is a full handshake:
-#            new handshakes per second)
+#   ka    keep-alive hits: wrk over https, 50 connections (bulk TLS cost)
+#   res   a new TLS connection per request: wrk with "Connection: close";
+#         wrk keeps its session across reconnects, so these are resumed
+#         handshakes (TLS 1.3 tickets)
+#   full  new connections with full handshakes: $SCLIENTS parallel
+#         `openssl s_time -new -www /1k.bin` (no resumption); the client is
+#         the bottleneck here, compare the CPU per connection
 # Every (workload, target) pair runs ROUNDS times, target order rotated per
 # round; the table gives the median over rounds and the ratio accel/nginx.
 #
@@ -21,7 +24,8 @@
 #   PIN=1       wrk on CPU $CLIENT_CPUS (default 0), servers on CPU $SERVER_CPUS (default 1)
 #   PORT_BASE   default 25100 (issue 9's range is 25000-26999); uses base+0 (origin),
 #               +1 (nginx), +2 (accel), moving up by 10 until all are free
-#   TARGETS     subset of "accel nginx";  CERTS  subset of "ecdsa rsa";  LOADS  subset of "ka hs"
+#   TARGETS     subset of "accel nginx";  CERTS  subset of "ecdsa rsa";  LOADS  subset of "ka res full"
+#   SCLIENTS    parallel s_time clients for "full" (default 4)
 #   ACCEL       accel binary (default <repo>/build/accel)
 #   MAX_SECONDS budget of the measurement loop (default 300); later runs are skipped
 #   KEEP=1      keep the run directory
@@ -41,7 +45,8 @@ SERVER_CPUS="${SERVER_CPUS:-1}"
 PORT_BASE="${PORT_BASE:-25100}"
 TARGETS="${TARGETS:-accel nginx}"
 CERTS="${CERTS:-ecdsa rsa}"
-LOADS="${LOADS:-ka hs}"
+LOADS="${LOADS:-ka res full}"
+SCLIENTS="${SCLIENTS:-4}"
 ACCEL="${ACCEL:-$REPO/build/accel}"
 MAX_SECONDS="${MAX_SECONDS:-300}"
 NGINX="${NGINX:-$(command -v nginx || echo /usr/sbin/nginx)}"
@@ -213,8 +218,8 @@ for c in $CERTS; do
   start_servers "$c"
   log "servers up with the $c certificate"
   for l in $LOADS; do
-    w="$c-$l-c50"
-    hdr=(); [ "$l" = hs ] && hdr=(-H "Connection: close")
+    w="$c-$l"
+    hdr=(); [ "$l" = res ] && hdr=(-H "Connection: close")
     for r in $(seq 1 "$ROUNDS"); do
       n=${#TL[@]}
       for k in $(seq 0 $((n - 1))); do
@@ -222,11 +227,25 @@ for c in $CERTS; do
         if [ $(( $(date +%s) - START )) -gt "$MAX_SECONDS" ]; then SKIPPED=$((SKIPPED + 1)); continue; fi
         f="$RUN/out/$w.$t.r$r.txt"
         k0=$(tree_ticks "${SPID[$t]}")
-        "${CLI[@]}" timeout $((DURATION + 15)) wrk -t1 -c50 -d"${DURATION}s" --timeout 5s "${hdr[@]}" \
-            "https://127.0.0.1:${PORT[$t]}/1k.bin" > "$f" 2>&1
-        k1=$(tree_ticks "${SPID[$t]}")
-        rps=$(awk '/^Requests\/sec/{printf "%.0f", $2}' "$f")
-        nreq=$(awk '/ requests in /{print $1}' "$f")
+        if [ "$l" = full ]; then
+          sp=()
+          for i in $(seq 1 "$SCLIENTS"); do
+            "${CLI[@]}" timeout $((DURATION + 15)) openssl s_time -connect "127.0.0.1:${PORT[$t]}" -new \
+                -time "$DURATION" -www /1k.bin > "$f.$i" 2>&1 &
+            sp+=($!)
+          done
+          wait "${sp[@]}"
+          k1=$(tree_ticks "${SPID[$t]}")
+          nreq=$(cat "$f".* | awk '/connections in .* real seconds/{s+=$1} END{print s+0}')
+          rps=$(awk -v n="$nreq" -v d="$DURATION" 'BEGIN{printf "%.0f", n/d}')
+          : > "$f"
+        else
+          "${CLI[@]}" timeout $((DURATION + 15)) wrk -t1 -c50 -d"${DURATION}s" --timeout 5s "${hdr[@]}" \
+              "https://127.0.0.1:${PORT[$t]}/1k.bin" > "$f" 2>&1
+          k1=$(tree_ticks "${SPID[$t]}")
+          rps=$(awk '/^Requests\/sec/{printf "%.0f", $2}' "$f")
+          nreq=$(awk '/ requests in /{print $1}' "$f")
+        fi
         us=$(awk -v a="$k0" -v b="$k1" -v n="${nreq:-0}" -v hz="$CLK_TCK" 'BEGIN{ if (n>0) printf "%.0f", (b-a)/hz*1e6/n; else print "nan" }')
         errs=$(awk '/Socket errors/{gsub(/,/,""); s=$4+$6+$8+$10} /Non-2xx/{s+=$5} END{print s+0}' "$f")
         echo -e "$w\t$t\t$r\t${rps:-0}\t$errs\t$us" >> "$RAW"
@@ -241,12 +260,12 @@ ELAPSED=$(( $(date +%s) - START ))
 
 col() { awk -F'\t' -v w="$1" -v t="$2" -v c="${3:-4}" '$1==w && $2==t {print $c}' "$RAW"; }
 echo
-echo "PIN=$PIN, $(nproc) CPUs, $WORKERS worker(s) each, wrk -t1 -c50 ${DURATION} s x $ROUNDS round(s), median; $(date -u +%FT%TZ)"
+echo "PIN=$PIN, $(nproc) CPUs, $WORKERS worker(s) each, ${DURATION} s x $ROUNDS round(s), median; $(date -u +%FT%TZ)"
 echo
 echo "| workload | accel req/s | nginx req/s | accel/nginx | accel CPU µs/req | nginx CPU µs/req | CPU nginx/accel |"
 echo "|---|---:|---:|---:|---:|---:|---:|"
 for c in $CERTS; do for l in $LOADS; do
-  w="$c-$l-c50"; a=$(col "$w" accel | median); g=$(col "$w" nginx | median)
+  w="$c-$l"; a=$(col "$w" accel | median); g=$(col "$w" nginx | median)
   ua=$(col "$w" accel 6 | median); ug=$(col "$w" nginx 6 | median)
   printf '| %s | %s | %s | %s | %s | %s | %s |\n' "$w" \
     "$(awk -v x="$a" 'BEGIN{ if (x=="nan") print "-"; else printf "%.0f", x }')" \
@@ -256,7 +275,7 @@ for c in $CERTS; do for l in $LOADS; do
 done; done
 echo
 echo "Command: \`$INVOCATION\` (loop ${ELAPSED} s$([ $SKIPPED -gt 0 ] && echo ", $SKIPPED run(s) skipped"); accel tree $ACCEL_GIT)"
-echo "ka: \`wrk -t1 -c50 https://.../1k.bin\` (keep-alive hits); hs: the same with \`-H 'Connection: close'\` (a full handshake per request)"
+echo "ka: \`wrk -t1 -c50 https://.../1k.bin\` (keep-alive hits); res: the same with \`-H 'Connection: close'\` (a new connection per request, resumed: wrk keeps its session); full: $SCLIENTS x \`openssl s_time -new -time $DURATION -www /1k.bin\` (full handshakes, req/s = connections/s)"
 echo "accel: \`-a ADDR,tls -c CERT,KEY -b ORIGIN -w $WORKERS\`; nginx $("$NGINX" -v 2>&1 | sed 's|.*/||'): proxy_cache, same protocols, ciphers, groups, tickets, worker_processes $WORKERS"
 echo "CPU µs/req: CPU time (user+system) of the proxy's process tree during the run / requests completed (less sensitive to other load than req/s)"
 errsum=$(awk -F'\t' '{s+=$5} END{print s+0}' "$RAW")
