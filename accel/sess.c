@@ -163,7 +163,8 @@ sess_new(struct wrk *w, int fd, const struct sockaddr *peer, socklen_t peerlen, 
         /* Refuse gracefully: a short answer, then close, never a hang. */
         static const char busy[] = "HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\n"
                                    "Connection: close\r\nRetry-After: 1\r\n\r\n";
-        (void)!write(fd, busy, sizeof(busy) - 1);
+        if (!tls)                   /* a TLS client would read garbage: just close */
+            (void)!write(fd, busy, sizeof(busy) - 1);
         close(fd);
         STAT_INC(w, client_conn_refused);
         return;
