@@ -473,6 +473,13 @@ fetch_reqbody(struct sess *s)
         }
         bool done = s->req.body == H1_BODY_LENGTH ? s->reqbody_left == 0
                                                   : h1_chunked_done(&s->reqchunk);
+        if (done && s->reqbody_scan > 0) {
+            /* validated but not sent yet: check_first_chunk() may have
+             * decoded a whole small body that arrived with the head */
+            s->reqbody_pending_fwd = s->reqbody_scan;
+            s->reqbody_scan = 0;
+            continue;
+        }
         if (done) {
             s->state = S_BERESP;
             return STEP_MORE;
