@@ -84,8 +84,9 @@ SSL_CTX *tls_client_ctx(const char *ca_file, bool verify, char *err, size_t errl
 void tls_client_ctx_free(SSL_CTX **ctxp);
 
 /*
- * Make c (a non-blocking socket, connected or connecting) a TLS client
- * connection to sni_host (may be NULL: no SNI, no name check).  With a
+ * Make c (a non-blocking socket; attach at any time, but call
+ * tls_handshake() only once the TCP connect finished, as fetch_connect()
+ * checks SO_ERROR) a TLS client connection to sni_host (may be NULL: no SNI, no name check).  With a
  * verifying context the certificate must match sni_host (a name or an IP
  * literal).  A cached session for sni_host is offered.  Returns 0 or
  * AC_ENOMEM.  Then call tls_handshake() until it returns 0.
