@@ -586,9 +586,13 @@ deliver_pump(struct sess *s)
         enum store_obj_state st = store_obj_state(o, &len);
         uint64_t avail = AC_MIN((uint64_t)len, s->dlv_end);
 
-        if (!s->dlv_done && s->dlv_off < avail && s->niov <= SESS_NIOV - 6) {
+        /* as many runs as fit behind what is queued (a chunk-size line and
+         * CRLF need two more): a small hit shares one writev -- and one TLS
+         * record -- with its head */
+        size_t maxseg = s->niov + 3 <= SESS_NIOV ? AC_MIN(4, (size_t)(SESS_NIOV - s->niov - 2)) : 0;
+        if (!s->dlv_done && s->dlv_off < avail && maxseg > 0) {
             struct store_bytes segs[4];
-            size_t n = store_obj_read(o, (size_t)s->dlv_off, segs, 4);
+            size_t n = store_obj_read(o, (size_t)s->dlv_off, segs, maxseg);
             uint64_t total = 0;
             int first_iov = s->niov;
             for (size_t i = 0; i < n && s->dlv_off + total < avail; i++) {

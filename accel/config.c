@@ -164,6 +164,9 @@ config_usage(FILE *f)
         "  -w N                worker threads (default: number of CPUs)\n"
         "  -l FILE             access log file ('-' for stdout; default: none)\n"
         "  -p NAME=VALUE       set a parameter (repeatable), see below\n"
+        "  -c CERT[,KEY]       TLS certificate chain and key, PEM (repeatable: SNI picks;\n"
+        "                      the first is the default); needed by -a ADDR:PORT,tls\n"
+        "  -u USER             drop privileges to USER once listeners and keys are open\n"
         "  -T ADDR:PORT        admin listener (purge, ban, bans, stats; JSON), e.g. 127.0.0.1:6082\n"
         "  -S FILE             admin secret: clients send it in X-Admin-Secret\n"
         "  -d                  debug logging\n"
@@ -173,6 +176,10 @@ config_usage(FILE *f)
         "RFC 9213 field for accel (empty: none)");
     fprintf(f, "  %-22s %-10s %s\n", "vcl_unknown_vmods", "error",
             "'stub': unknown vmod calls compile to neutral values, with warnings");
+    fprintf(f, "  %-22s %-10s %s\n", "tls_ciphers", "(ECDHE+AEAD)",
+            "TLS 1.2 cipher list (OpenSSL syntax)");
+    fprintf(f, "  %-22s %-10s %s\n", "tls_ciphersuites", "(OpenSSL)",
+            "TLS 1.3 cipher suites (OpenSSL syntax)");
 #define X(name, kind, def, help) fprintf(f, "  %-22s %-10.10g %s\n", #name, (double)(def), help);
     CONFIG_PARAMS(X)
 #undef X
@@ -192,6 +199,16 @@ set_param(struct config *cfg, const char *arg, char *err, size_t errlen)
         if (strcmp(eq + 1, "stub") != 0 && strcmp(eq + 1, "error") != 0)
             return fail(err, errlen, "-p vcl_unknown_vmods: expected 'stub' or 'error'");
         cfg->vcl_unknown_vmods_stub = strcmp(eq + 1, "stub") == 0;
+        return 0;
+    }
+    if (nl == 11 && memcmp(arg, "tls_ciphers", 11) == 0) {
+        free(cfg->tls_ciphers);
+        cfg->tls_ciphers = ac_xstrdup(eq + 1);
+        return 0;
+    }
+    if (nl == 16 && memcmp(arg, "tls_ciphersuites", 16) == 0) {
+        free(cfg->tls_ciphersuites);
+        cfg->tls_ciphersuites = ac_xstrdup(eq + 1);
         return 0;
     }
     if (nl == 22 && memcmp(arg, "targeted_cache_control", 22) == 0) {
@@ -272,7 +289,7 @@ config_parse(struct config *cfg, int argc, char **argv, char *err, size_t errlen
 #undef X
     optind = 1;
     opterr = 0;
-    while ((c = getopt(argc, argv, "+:a:b:f:s:Cw:l:p:dhx:T:S:")) != -1) {
+    while ((c = getopt(argc, argv, "+:a:b:c:f:s:Cw:l:p:dhx:T:S:u:")) != -1) {
         switch (c) {
         case 'a': {
             char spec[512];
@@ -299,6 +316,16 @@ config_parse(struct config *cfg, int argc, char **argv, char *err, size_t errlen
             if (config_parse_addr(optarg, "127.0.0.1", &a, err, errlen) != 0)
                 return -1;
             add_addr(&cfg->backend, &cfg->nbackend, &a);
+            break;
+        case 'c':
+            if (optarg[0] == '\0' || optarg[0] == ',')
+                return fail(err, errlen, "-c '%s': expected CERT.pem[,KEY.pem]", optarg);
+            cfg->certs = ac_xrealloc(cfg->certs, sizeof(char *) * (cfg->ncerts + 1));
+            cfg->certs[cfg->ncerts++] = ac_xstrdup(optarg);
+            break;
+        case 'u':
+            free(cfg->user);
+            cfg->user = ac_xstrdup(optarg);
             break;
         case 'f':
             free(cfg->vcl_file);
@@ -361,7 +388,6 @@ config_parse(struct config *cfg, int argc, char **argv, char *err, size_t errlen
             if (strcmp(optarg, "builtin") != 0 && strcmp(optarg, "explain") != 0)
                 return fail(err, errlen, "-x %s: expected 'builtin' or 'explain'", optarg);
             free(cfg->x_tool);
-    free(cfg->admin_secret);
             cfg->x_tool = ac_xstrdup(optarg);
             break;
         case ':':
@@ -398,6 +424,12 @@ config_parse(struct config *cfg, int argc, char **argv, char *err, size_t errlen
         return fail(err, errlen, "-p max_head_bytes: must be at least 256");
     if (cfg->p.relay_buffer < 4096)
         return fail(err, errlen, "-p relay_buffer: must be at least 4k");
+    for (unsigned i = 0; i < cfg->nlisten; i++)
+        if (cfg->listen[i].tls && cfg->ncerts == 0)
+            return fail(err, errlen, "-a %s,tls: needs a certificate (-c cert.pem,key.pem)",
+                        cfg->listen[i].spec);
+    if (cfg->p.tls_ticket_rotate < 1)
+        return fail(err, errlen, "-p tls_ticket_rotate: must be at least 1s");
     return 0;
 }
 
@@ -420,5 +452,11 @@ config_free(struct config *cfg)
     free(cfg->disk_path);
     free(cfg->x_tool);
     free(cfg->admin_secret);
+    for (unsigned i = 0; i < cfg->ncerts; i++)
+        free(cfg->certs[i]);
+    free(cfg->certs);
+    free(cfg->tls_ciphers);
+    free(cfg->tls_ciphersuites);
+    free(cfg->user);
     memset(cfg, 0, sizeof(*cfg));
 }

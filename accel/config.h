@@ -39,7 +39,9 @@
     X(max_restarts, UINT, 4, "lookups a request may make (waiting on failed fetches)") \
     X(backend_fail_threshold, UINT, 3, "consecutive origin failures (connect, timeout, 502/503/504) that make a policy backend sick (0: never)") \
     X(backend_sick_time, DUR, 5, "how long such a backend stays sick before it is tried again") \
-    X(backend_queue_timeout, DUR, 1, "wait for a backend's max_connections slot, then 503")
+    X(backend_queue_timeout, DUR, 1, "wait for a backend's max_connections slot, then 503") \
+    X(tls_handshake_timeout, DUR, 10, "deadline for a client's TLS handshake") \
+    X(tls_ticket_rotate, DUR, 3600, "TLS session ticket keys are replaced this often")
 
 enum config_kind { CONFIG_DUR, CONFIG_UINT, CONFIG_SIZE, CONFIG_REAL };
 
@@ -82,6 +84,11 @@ struct config {
     bool no_cache;                      /* -s none */
     char *disk_path;                    /* -s disk=PATH[,size=SIZE] */
     size_t disk_size;
+    char **certs;                       /* -c cert.pem[,key.pem], in order (first: default) */
+    unsigned ncerts;
+    char *tls_ciphers;                  /* -p tls_ciphers=LIST (TLS 1.2; NULL: default) */
+    char *tls_ciphersuites;             /* -p tls_ciphersuites=LIST (TLS 1.3; NULL: default) */
+    char *user;                         /* -u USER: drop privileges after start-up */
     struct config_params p;
 };
 

@@ -11,6 +11,7 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <stdio.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 static ssize_t
@@ -51,6 +52,12 @@ plain_writev(struct conn *c, const struct iovec *iov, int iovcnt)
     return AC_EIO;
 }
 
+static int
+plain_shutdown(struct conn *c)
+{
+    return shutdown(c->fd, SHUT_WR);
+}
+
 static void
 plain_close(struct conn *c)
 {
@@ -61,6 +68,7 @@ const struct conn_ops conn_plain_ops = {
     .name = "plain",
     .read = plain_read,
     .writev = plain_writev,
+    .shutdown = plain_shutdown,
     .close = plain_close,
 };
 
@@ -84,6 +92,15 @@ conn_close(struct conn *c)
     c->ops->close(c);
     close(c->fd);
     c->fd = -1;
+}
+
+void
+conn_close_transport(struct conn *c)
+{
+    AC_CHECK_OBJ(c, CONN_MAGIC);
+    c->ops->close(c);
+    c->ops = &conn_plain_ops;
+    c->priv = NULL;
 }
 
 int

@@ -1,7 +1,7 @@
 /*
  * conn.h -- the connection layer: one transport interface per connection
- * (plain TCP now; TLS slots in behind the same ops without touching the HTTP
- * code), plus socket helpers.
+ * (plain TCP here, TLS in tls.c, behind the same ops, so the HTTP code does
+ * not care), plus socket helpers.
  *
  * I/O calls never block.  They return bytes (> 0), 0 for an orderly close
  * by the peer (read only), AC_AGAIN when the call would block -- and then
@@ -22,12 +22,14 @@ struct conn;
 
 typedef ssize_t conn_read_f(struct conn *c, void *buf, size_t len);
 typedef ssize_t conn_writev_f(struct conn *c, const struct iovec *iov, int iovcnt);
+typedef int conn_shutdown_f(struct conn *c);
 typedef void conn_close_f(struct conn *c);
 
 struct conn_ops {
     const char *name;
     conn_read_f *read;
     conn_writev_f *writev;
+    conn_shutdown_f *shutdown;  /* end our sending side (TLS: close_notify first); 0 or -1 */
     conn_close_f *close;        /* release transport state; the fd is closed by conn_close */
 };
 
@@ -54,8 +56,15 @@ conn_writev(struct conn *c, const struct iovec *iov, int iovcnt)
 {
     return c->ops->writev(c, iov, iovcnt);
 }
+static inline int
+conn_shutdown(struct conn *c)
+{
+    return c->ops->shutdown(c);
+}
 /* Release the transport and close the fd (idempotent). */
 void conn_close(struct conn *c);
+/* Release the transport only (the connection becomes plain; fd kept). */
+void conn_close_transport(struct conn *c);
 
 /* Socket helpers: 0 or -1 with errno. */
 int sock_nonblock(int fd);

@@ -166,7 +166,7 @@ fetch_build_bereq(struct sess *s)
     /* Appended as its own field line: X-Forwarded-For is a list, and field
      * lines of one name combine in order (RFC 9110 §5.3). */
     ac_buf_printf(b, "X-Forwarded-For: %s\r\n", s->client_ip);
-    ac_buf_printf(b, "X-Forwarded-Proto: %s\r\n", "http");
+    ac_buf_printf(b, "X-Forwarded-Proto: %s\r\n", s->tls ? "https" : "http");
     ac_buf_printf(b, "Via: 1.%d accel\r\n", req->minor >= 1 ? 1 : 0);
     if (req->body == H1_BODY_LENGTH)
         ac_buf_printf(b, "Content-Length: %llu\r\n", (unsigned long long)req->content_length);
@@ -653,6 +653,13 @@ fetch_reqbody(struct sess *s)
         }
         bool done = s->req.body == H1_BODY_LENGTH ? s->reqbody_left == 0
                                                   : h1_chunked_done(&s->reqchunk);
+        if (done && s->reqbody_scan > 0) {
+            /* validated but not sent yet: check_first_chunk() may have
+             * decoded a whole small body that arrived with the head */
+            s->reqbody_pending_fwd = s->reqbody_scan;
+            s->reqbody_scan = 0;
+            continue;
+        }
         if (done) {
             s->state = S_BERESP;
             return STEP_MORE;

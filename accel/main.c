@@ -11,12 +11,16 @@
 #include "pool.h"
 #include "probe.h"
 #include "store.h"
+#include "tls.h"
 #include "wrk.h"
 
 #include <errno.h>
+#include <grp.h>
+#include <pwd.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <unistd.h>
 
 static struct config cfg;       /* read-only once workers start (architecture.md) */
 static struct cache_params cparams; /* idem */
@@ -99,6 +103,53 @@ reload(struct wrk *ws, struct vcl_program **progp)
     vcl_program_release(progp);
     *progp = p;
     LOG_I("reload of %s done", cfg.vcl_file);
+}
+
+/*
+ * SIGHUP: read every certificate and key again.  New connections get the
+ * new ones; established connections keep theirs.  A bad file keeps the
+ * running set (after -u, the key files must be readable by that user).
+ */
+static void
+reload_certs(void)
+{
+    char err[512];
+
+    if (cfg.ncerts == 0)
+        return;
+    LOG_I("SIGHUP: reloading %u certificate(s)", cfg.ncerts);
+    if (tls_server_reload(err, sizeof(err)) != 0)
+        LOG_E("certificate reload failed, keeping the running certificates: %s", err);
+    else
+        LOG_I("certificate reload done");
+}
+
+/*
+ * -u USER: after the listeners, keys, store and logs are open, give up
+ * root for good (groups, then gid, then uid; the order matters: without
+ * root we could no longer change groups).  0, or -1 with a message.
+ */
+static int
+drop_privileges(const char *user, char *err, size_t errlen)
+{
+    struct passwd *pw = getpwnam(user);
+
+    if (pw == NULL) {
+        snprintf(err, errlen, "-u %s: no such user", user);
+        return -1;
+    }
+    if (initgroups(pw->pw_name, pw->pw_gid) != 0 || setgid(pw->pw_gid) != 0 ||
+        setuid(pw->pw_uid) != 0) {
+        snprintf(err, errlen, "-u %s: cannot switch to uid %u gid %u: %s", user,
+                 (unsigned)pw->pw_uid, (unsigned)pw->pw_gid, strerror(errno));
+        return -1;
+    }
+    if (pw->pw_uid != 0 && setuid(0) == 0) {
+        snprintf(err, errlen, "-u %s: root could be regained", user);
+        return -1;
+    }
+    LOG_I("running as %s (uid %u, gid %u)", user, (unsigned)pw->pw_uid, (unsigned)pw->pw_gid);
+    return 0;
 }
 
 int
@@ -189,12 +240,24 @@ main(int argc, char **argv)
         config_free(&cfg);
         return 1;
     }
-    if (wrk_create_all(&cfg, st, &cparams, &ws, err, sizeof(err)) != 0) {
+    if (tls_server_init(&cfg, err, sizeof(err)) != 0) {
+        LOG_E("%s", err);
+        pool_set_release(&bset);
+        if (prog != NULL)
+            vcl_program_release(&prog);
+        if (st != NULL)
+            store_close(&st);
+        config_free(&cfg);
+        return 1;
+    }
+    if (wrk_create_all(&cfg, st, &cparams, &ws, err, sizeof(err)) != 0 ||
+        (cfg.user != NULL && drop_privileges(cfg.user, err, sizeof(err)) != 0)) {
         LOG_E("%s", err);
         wrk_destroy_all(&ws, cfg.nworkers);
         pool_set_release(&bset);
         if (prog != NULL)
             vcl_program_release(&prog);
+        tls_server_fini();
         if (st != NULL)
             store_close(&st);
         config_free(&cfg);
@@ -224,6 +287,7 @@ main(int argc, char **argv)
             continue;
         if (sig == SIGHUP) {
             reload(ws, &prog);
+            reload_certs();
             continue;
         }
         break;
@@ -233,6 +297,7 @@ main(int argc, char **argv)
     probe_stop();
     wrk_destroy_all(&ws, cfg.nworkers);
     pool_set_release(&bset);
+    tls_server_fini();
     if (st != NULL)
         store_close(&st);
     bans_fini();

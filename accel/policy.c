@@ -10,6 +10,7 @@
 #include "log.h"
 #include "pool.h"
 #include "sess.h"
+#include "tls.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -728,6 +729,27 @@ op_collect_header(void *priv, enum vcl_where w, struct vcl_str name, struct vcl_
     return arr_set(s, h, n, name, joined);
 }
 
+/* tls.is_tls() and friends: the client connection (Varnish Enterprise's
+ * vmod tls).  A background fetch has no client: not TLS. */
+static int
+op_tls_info(void *priv, enum vcl_tls_what what, struct vcl_value *out)
+{
+    struct sess *s = priv;
+    const char *v;
+
+    AC_CHECK_OBJ(s, SESS_MAGIC);
+    if (what == VCL_TLS_IS_TLS) {
+        out->u.b = conn_is_tls(&s->c);
+        return 0;
+    }
+    if (!conn_is_tls(&s->c))
+        return 0;
+    v = what == VCL_TLS_VERSION ? tls_conn_version(&s->c)
+        : what == VCL_TLS_CIPHER ? tls_conn_cipher(&s->c) : tls_conn_sni(&s->c);
+    out->u.s = (struct vcl_str){ v, strlen(v) };
+    return 0;
+}
+
 static const struct vcl_host_ops host_ops = {
     .get_var = op_get_var,
     .set_var = op_set_var,
@@ -742,6 +764,7 @@ static const struct vcl_host_ops host_ops = {
     .director_backend = op_director_backend,
     .xkey_purge = op_xkey_purge,
     .collect_header = op_collect_header,
+    .tls_info = op_tls_info,
 };
 
 /* ------------------------------------------------------- request side */

@@ -7,6 +7,7 @@
 
 #include "admin.h"
 #include "http.h"
+#include "tls.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -14,9 +15,10 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-static sess_step_f step_head, step_recv, step_synth, step_finish, step_close;
+static sess_step_f step_tls, step_head, step_recv, step_synth, step_finish, step_close;
 
 static sess_step_f *const steps[S__MAX] = {
+    [S_TLS] = step_tls,
     [S_HEAD] = step_head,
     [S_RECV] = step_recv,
     [S_LOOKUP] = cache_lookup_step,
@@ -151,7 +153,8 @@ sess_free(struct sess *s)
 }
 
 void
-sess_new(struct wrk *w, int fd, const struct sockaddr *peer, socklen_t peerlen, bool admin)
+sess_new(struct wrk *w, int fd, const struct sockaddr *peer, socklen_t peerlen, bool admin,
+         bool tls)
 {
     const struct config *cfg = w->cfg;
     struct sess *s;
@@ -160,7 +163,8 @@ sess_new(struct wrk *w, int fd, const struct sockaddr *peer, socklen_t peerlen, 
         /* Refuse gracefully: a short answer, then close, never a hang. */
         static const char busy[] = "HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\n"
                                    "Connection: close\r\nRetry-After: 1\r\n\r\n";
-        (void)!write(fd, busy, sizeof(busy) - 1);
+        if (!tls)                   /* a TLS client would read garbage: just close */
+            (void)!write(fd, busy, sizeof(busy) - 1);
         close(fd);
         STAT_INC(w, client_conn_refused);
         return;
@@ -180,8 +184,23 @@ sess_new(struct wrk *w, int fd, const struct sockaddr *peer, socklen_t peerlen, 
     ev_init(&s->tmr, on_timer);
     s->state = S_HEAD;
     s->admin = admin;
+    if (tls) {
+        if (tls_server_attach(&s->c) != 0) {
+            LOG_W("client %s: cannot start a TLS session", s->client_ip);
+            STAT_INC(w, tls_handshake_fail);
+        }
+        s->tls = true;              /* attach failed: closed by step_tls */
+        s->state = S_TLS;
+        s->head_start = ev_now(w->loop);
+    }
     wrk_sess_add(w, s);
     STAT_INC(w, client_conn);
+    if (s->state == S_TLS && conn_is_tls(&s->c)) {
+        /* The ClientHello is rarely here yet: wait for it (saves a read). */
+        sess_want(s, EV_READ, 0);
+        sess_timer(s, cfg->p.tls_handshake_timeout);
+        return;
+    }
     sess_drive(s);
 }
 
@@ -231,6 +250,7 @@ sess_copy_request(struct sess *dst, const struct sess *src)
     tail = neu + hl;
     dst->req = src->req;
     dst->req.hdrs = dst->hdrs;
+    dst->tls = src->tls;
     dst->head_len = hl;
     dst->head_copied = true;
 #define MOVE(sl) do { \
@@ -274,7 +294,7 @@ void
 sess_drain(struct sess *s)
 {
     AC_CHECK_OBJ(s, SESS_MAGIC);
-    if (s->state == S_HEAD && ac_iobuf_len(&s->rbuf) == 0 && !s->in_drive)
+    if ((s->state == S_HEAD || s->state == S_TLS) && ac_iobuf_len(&s->rbuf) == 0 && !s->in_drive)
         sess_free(s);
 }
 
@@ -504,6 +524,58 @@ reject(struct sess *s)
     s->keepalive = false;
     s->head_len = ac_iobuf_len(&s->rbuf);
     return sess_synth(s, map[e].status, NULL, map[e].body, true);
+}
+
+/*
+ * The TLS handshake of a client connection, inside the worker's loop like
+ * any other step: OpenSSL says which readiness it waits for (c.want), and
+ * the whole handshake must finish within tls_handshake_timeout.  A client
+ * that speaks plain HTTP to the TLS port gets a plain 400 (as nginx does);
+ * any other failure closes the connection.  Failures are counted and
+ * logged at debug level (-d): they are the client's business.
+ */
+static enum step
+step_tls(struct sess *s)
+{
+    const struct config *cfg = s->w->cfg;
+    int r;
+
+    if (!conn_is_tls(&s->c))
+        return STEP_DONE;           /* tls_server_attach failed */
+    if (s->timed_out) {
+        STAT_INC(s->w, tls_handshake_fail);
+        log_msg(LOG_DEBUG, "client %s: TLS handshake timed out", s->client_ip);
+        return STEP_DONE;
+    }
+    if (s->w->stopping)
+        return STEP_DONE;
+    r = tls_handshake(&s->c);
+    if (r == AC_AGAIN) {
+        sess_want(s, s->c.want, 0);
+        sess_timer(s, s->head_start + cfg->p.tls_handshake_timeout - ev_now(s->w->loop));
+        return STEP_WAIT;
+    }
+    if (r != 0) {
+        STAT_INC(s->w, tls_handshake_fail);
+        log_msg(LOG_DEBUG, "client %s: TLS handshake failed: %s", s->client_ip,
+                tls_conn_error(&s->c));
+        if (!tls_conn_plain_http(&s->c))
+            return STEP_DONE;
+        /* The rest of the conversation is plain: answer, then close. */
+        conn_close_transport(&s->c);
+        s->tls = false;
+        memset(&s->req, 0, sizeof(s->req));
+        s->req.hdrs = s->hdrs;
+        s->t_start = ev_now(s->w->loop);
+        s->keepalive = false;
+        s->head_len = 0;
+        return sess_synth(s, 400, NULL, "The plain HTTP request was sent to HTTPS port\n", true);
+    }
+    STAT_INC(s->w, tls_handshake);
+    if (tls_conn_resumed(&s->c))
+        STAT_INC(s->w, tls_resumed);
+    s->state = S_HEAD;
+    return STEP_MORE;
 }
 
 static enum step
@@ -851,7 +923,8 @@ step_finish(struct sess *s)
     s->prog_restart_exhausted = false;
     if (s->relay.data != NULL)
         s->relay.start = s->relay.end = 0;
-    s->poll_first = s->c.ops == &conn_plain_ops;    /* TLS may hold decrypted bytes */
+    /* TLS may hold decrypted bytes: poll first only when OpenSSL has none */
+    s->poll_first = !conn_is_tls(&s->c) || !tls_conn_pending(&s->c);
     s->state = S_HEAD;
     return STEP_MORE;
 }
@@ -873,7 +946,7 @@ step_close(struct sess *s)
         return STEP_DONE;
     if (!s->client_shut) {
         s->client_shut = true;
-        if (shutdown(s->c.fd, SHUT_WR) != 0)
+        if (conn_shutdown(&s->c) != 0)
             return STEP_DONE;
         if (s->oc != NULL)
             pool_close(&s->oc);

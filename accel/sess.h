@@ -24,6 +24,7 @@
 #include <sys/uio.h>
 
 #define SESS_STATES(X) \
+    X(S_TLS)        /* TLS handshake (tls listeners) */ \
     X(S_HEAD)       /* waiting for / parsing a request head */ \
     X(S_RECV)       /* a request head is parsed: decide what to do */ \
     X(S_LOOKUP)     /* cache lookup (cache_sess.c) */ \
@@ -185,13 +186,16 @@ struct sess {
     bool abandon;                   /* vcl_backend_fetch did not return fetch */
     bool piping;                    /* return (pipe): raw bytes both ways after the head */
     bool admin;                     /* accepted on the admin listener (-T) */
+    bool tls;                       /* the client connection is TLS (X-Forwarded-Proto) */
     bool poll_first;                /* wait for readiness before the next read: it
                                      * would find nothing (saves a syscall) */
     enum step fetch_next;           /* what fetch_start_respbody decided */
 };
 
-/* Accept hook: a new client connection on worker w (fd is non-blocking). */
-void sess_new(struct wrk *w, int fd, const struct sockaddr *peer, socklen_t peerlen, bool admin);
+/* Accept hook: a new client connection on worker w (fd is non-blocking);
+ * tls: start with a TLS handshake. */
+void sess_new(struct wrk *w, int fd, const struct sockaddr *peer, socklen_t peerlen, bool admin,
+              bool tls);
 /* Run the state machine until it waits or the session is closed. */
 void sess_drive(struct sess *s);
 /* Worker is draining: close the session if it is idle between requests. */

@@ -22,6 +22,9 @@
     X(resp_502, "502 answers") \
     X(resp_504, "504 answers") \
     X(tunnel, "upgraded connections tunnelled") \
+    X(tls_handshake, "TLS handshakes completed") \
+    X(tls_resumed, "TLS handshakes that resumed a session (ticket)") \
+    X(tls_handshake_fail, "TLS handshakes failed (bad or plain-HTTP client, timeout)") \
     X(cache_hit, "requests answered from a fresh object") \
     X(cache_miss, "lookups that fetched (busy object created)") \
     X(cache_coalesced, "requests that waited on another request's fetch") \

@@ -33,7 +33,7 @@ pump(struct conn *src, struct conn *dst, struct ac_iobuf *b, bool *src_eof, bool
     if (*src_eof) {
         if (!*dst_shut) {
             *dst_shut = true;
-            shutdown(dst->fd, SHUT_WR);   /* pass the half-close on */
+            (void)conn_shutdown(dst);     /* pass the half-close on */
         }
         return false;
     }

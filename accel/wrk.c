@@ -7,6 +7,7 @@
 #include "pool.h"
 #include "sess.h"
 #include "store.h"
+#include "tls.h"
 #include "vcl.h"
 
 #include <errno.h>
@@ -42,7 +43,7 @@ on_accept(struct ev_loop *loop, ev_io *io, int revents)
             return;
         }
         (void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-        sess_new(w, fd, (struct sockaddr *)&ss, sl, l->addr->admin);
+        sess_new(w, fd, (struct sockaddr *)&ss, sl, l->addr->admin, l->addr->tls);
     }
 }
 
@@ -153,9 +154,10 @@ on_tick(struct ev_loop *loop, ev_timer *t, int revents)
 {
     struct wrk *w = AC_CONTAINER_OF(t, struct wrk, tick);
 
-    (void)loop;
     (void)revents;
     log_access_flush(&w->alog);
+    if (w->id == 0 && w->cfg->ncerts > 0)
+        tls_tickets_rotate(ev_now(loop), w->cfg->p.tls_ticket_rotate);
 }
 
 static void

@@ -491,6 +491,8 @@ struct vcl_arena {
  * vcl_run call returns; slices the VM passes in live in the arena (or in the
  * program) and stay valid until the arena is reset: copy what must live
  * longer.  Ops marked optional may be NULL (the stated fallback is used). */
+enum vcl_tls_what { VCL_TLS_IS_TLS, VCL_TLS_VERSION, VCL_TLS_CIPHER, VCL_TLS_AUTHORITY };
+
 struct vcl_host_ops {
     /* Scalar variables by id (see VCL_VARIABLES for types).  An unset STRING
      * is u.s.p == NULL.  set_var receives a value of the variable's type;
@@ -535,6 +537,10 @@ struct vcl_host_ops {
     /* std.cache_req_body(max): buffer the request body; *ok false if larger.
      * Optional: false. */
     int (*cache_req_body)(void *priv, int64_t max_bytes, bool *ok);
+    /* tls.is_tls() (out->u.b), tls.version(), tls.cipher(), tls.authority()
+     * (the SNI name) (out->u.s): the client connection's TLS facts, named
+     * as in Varnish Enterprise's vmod tls.  Optional: not TLS (false, ""). */
+    int (*tls_info)(void *priv, enum vcl_tls_what what, struct vcl_value *out);
     /* Explain mode (`accel -x explain`): called for every statement with an
      * effect, with the file it came from ("<builtin>" for the built-in
      * policy), its line, and a short text: `set beresp.ttl = 120.000`,

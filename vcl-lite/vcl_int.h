@@ -333,6 +333,11 @@ void vcl_codegen(struct vcl_compile *cs);
     X(XKEY_PURGE, "xkey.purge", INT, 1, 1, VCL_FA(VCL_T_STRING), VCL_FA("keys"), VCL_M_CLIENT)   \
     X(XKEY_SOFTPURGE, "xkey.softpurge", INT, 1, 1, VCL_FA(VCL_T_STRING), VCL_FA("keys"),         \
       VCL_M_CLIENT)                                                                              \
+    X(TLS_IS_TLS, "tls.is_tls", BOOL, 0, 0, VCL_FA(VCL_T_VOID), VCL_FA("x"), VCL_M_CLIENT)       \
+    X(TLS_VERSION, "tls.version", STRING, 0, 0, VCL_FA(VCL_T_VOID), VCL_FA("x"), VCL_M_CLIENT)   \
+    X(TLS_CIPHER, "tls.cipher", STRING, 0, 0, VCL_FA(VCL_T_VOID), VCL_FA("x"), VCL_M_CLIENT)     \
+    X(TLS_AUTHORITY, "tls.authority", STRING, 0, 0, VCL_FA(VCL_T_VOID), VCL_FA("x"),             \
+      VCL_M_CLIENT)                                                                              \
     X(COOKIE_PARSE, "cookie.parse", VOID, 1, 1, VCL_FA(VCL_T_STRING), VCL_FA("cookieheader"),    \
       VCL_M_TASK)                                                                                \
     X(COOKIE_GET, "cookie.get", STRING, 1, 1, VCL_FA(VCL_T_STRING), VCL_FA("cookiename"),        \

@@ -323,7 +323,7 @@ vcl_strerror(int code)
 bool
 vcl_vmod_known(struct vcl_str name)
 {
-    static const char *const known[] = {"std", "directors", "xkey", "cookie", "var"};
+    static const char *const known[] = {"std", "directors", "xkey", "cookie", "var", "tls"};
 
     for (size_t i = 0; i < VCL_ARRAY_LEN(known); i++)
         if (vcl_str_eq_cstr(name, known[i]))

@@ -693,6 +693,22 @@ vcl_vmod_call(const struct vcl_program *p, struct vcl_ctx *ctx, unsigned id, uns
         if (ops->healthy == NULL || a[0].u.ref.kind == VCL_REF_NONE)
             return 0;
         return host_rc(ctx, ops->healthy(ctx->priv, a[0].u.ref, &ret->u.b), "host healthy failed");
+    case VCL_FN_TLS_IS_TLS:
+    case VCL_FN_TLS_VERSION:
+    case VCL_FN_TLS_CIPHER:
+    case VCL_FN_TLS_AUTHORITY: {
+        enum vcl_tls_what what = id == VCL_FN_TLS_IS_TLS    ? VCL_TLS_IS_TLS
+                                 : id == VCL_FN_TLS_VERSION ? VCL_TLS_VERSION
+                                 : id == VCL_FN_TLS_CIPHER  ? VCL_TLS_CIPHER
+                                                            : VCL_TLS_AUTHORITY;
+        if (what == VCL_TLS_IS_TLS)
+            ret->u.b = false;
+        else
+            ret->u.s = VCL_LIT("");
+        if (ops->tls_info == NULL)
+            return 0;
+        return host_rc(ctx, ops->tls_info(ctx->priv, what, ret), "host tls_info failed");
+    }
     case VCL_FN_XKEY_PURGE:
     case VCL_FN_XKEY_SOFTPURGE:
         ret->u.i = 0;
