@@ -10,6 +10,7 @@
 #include "sess.h"
 
 #include "http.h"
+#include "tls.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -551,10 +552,35 @@ fetch_connect(struct sess *s)
             return connect_failed(s, 502, "connect", err);
         }
         oc->connecting = false;
-        /* The TCP connection is up.  XXX(#9): a TLS handshake to an
-         * `.ssl = true` backend (SNI from s->be->host) belongs here, before
-         * the request is sent; this is the one place origin connections
-         * are established. */
+        /* The TCP connection is up; an `.ssl = true` backend gets its TLS
+         * handshake before the request is sent (within the same connect
+         * timeout).  This is the one place origin connections are made. */
+        if (s->be->ssl) {
+            if (tls_client_attach_opts(&oc->c, s->be->tls_ctx, s->be->tls_name, s->be->ssl_sni,
+                                       s->be->ssl_verify_host) != 0)
+                return connect_failed(s, 502, "TLS setup", ENOMEM);
+            oc->handshaking = true;
+        }
+    }
+    if (oc->handshaking) {
+        int r;
+        if (s->timed_out) {
+            STAT_INC(s->w, backend_fail);
+            return connect_failed(s, 504, "TLS handshake timed out", 0);
+        }
+        r = tls_handshake(&oc->c);
+        if (r == AC_AGAIN) {
+            sess_want(s, 0, oc->c.want);
+            return STEP_WAIT;
+        }
+        if (r != 0) {
+            char what[160];
+            snprintf(what, sizeof(what), "TLS handshake with %s failed: %s",
+                     s->be->tls_name ? s->be->tls_name : s->be->name, tls_conn_error(&oc->c));
+            STAT_INC(s->w, backend_fail);
+            return connect_failed(s, 502, what, 0);
+        }
+        oc->handshaking = false;
     }
     s->bereq_off = 0;
     s->state = S_BEREQ;

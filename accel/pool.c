@@ -16,6 +16,7 @@
 #include "pool.h"
 
 #include "log.h"
+#include "tls.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -128,10 +129,11 @@ pool_set_from_program(const struct config *cfg, const struct vcl_program *p, cha
             snprintf(be->name, sizeof(be->name), "%s", b->name);
             continue;
         }
+        const char *port = b->port ? b->port : b->ssl ? "443" : "80";
         if (strchr(b->host, ':') != NULL && b->host[0] != '[')
-            snprintf(spec, sizeof(spec), "[%s]:%s", b->host, b->port ? b->port : "80");
+            snprintf(spec, sizeof(spec), "[%s]:%s", b->host, port);
         else
-            snprintf(spec, sizeof(spec), "%s:%s", b->host, b->port ? b->port : "80");
+            snprintf(spec, sizeof(spec), "%s:%s", b->host, port);
         memset(&a, 0, sizeof(a));
         if (config_parse_addr(spec, "127.0.0.1", &a, err, errlen) != 0) {
             free(a.spec);
@@ -144,6 +146,17 @@ pool_set_from_program(const struct config *cfg, const struct vcl_program *p, cha
         be->host = ac_xstrdup(b->host);
         be->host_header = b->host_header ? ac_xstrdup(b->host_header) : NULL;
         be->ssl = b->ssl;
+        if (be->ssl) {
+            char terr[256];
+            be->ssl_sni = b->ssl_sni;
+            be->ssl_verify_host = b->ssl_verify_host;
+            be->tls_name = be->host_header ? be->host_header : be->host;
+            be->tls_ctx = tls_client_ctx(b->ssl_ca_file, b->ssl_verify_peer, terr, sizeof(terr));
+            if (be->tls_ctx == NULL) {
+                snprintf(err, errlen, "backend %s: %s", b->name, terr);
+                goto fail;
+            }
+        }
         be->connect_timeout = b->connect_timeout;
         be->first_byte_timeout = b->first_byte_timeout;
         be->between_bytes_timeout = b->between_bytes_timeout;
@@ -230,6 +243,7 @@ pool_set_release(struct pool_set **psp)
         AC_ASSERT(be->qhead == NULL);   /* waiters hold the program, hence the set */
         pthread_mutex_destroy(&be->qmtx);
         free(be->idle);
+        tls_client_ctx_free(&be->tls_ctx);
         free(be->host);
         free(be->host_header);
         free(be->probe.request);

@@ -70,9 +70,13 @@ struct backend {
     struct pool_set *set;
     char vname[80];             /* the policy's name ("b1"), or host:port for -b */
     char name[80];              /* "host:port" for messages and beresp.backend.name */
-    char *host;                 /* .host as written: Host/SNI for TLS (#9); NULL for -b */
+    char *host;                 /* .host as written; NULL for -b */
     char *host_header;          /* .host_header, NULL if not set */
-    bool ssl;                   /* .ssl = true: TLS to this origin (wired by #9) */
+    bool ssl;                   /* .ssl = true: TLS to this origin */
+    bool ssl_sni;               /* send tls_name as SNI */
+    bool ssl_verify_host;       /* the certificate must name tls_name */
+    const char *tls_name;       /* .host_header, else .host (points into the above) */
+    struct ssl_ctx_st *tls_ctx; /* client context: trust store, verification, sessions */
     bool none;                  /* `backend x none;`: never chosen */
     struct sockaddr_storage ss;
     socklen_t len;
@@ -109,6 +113,7 @@ struct oconn {
     struct sess *owner;         /* NULL while idle */
     unsigned nreq;              /* requests sent on this connection */
     bool connecting;
+    bool handshaking;           /* TLS to the origin: handshake not done yet */
     bool slot;                  /* counts in be->busy */
 };
 

@@ -4,6 +4,7 @@
 #include "probe.h"
 
 #include "log.h"
+#include "tls.h"
 
 #include <errno.h>
 #include <pthread.h>
@@ -20,8 +21,8 @@ struct probe {
     ev_timer tick;              /* every interval */
     ev_timer tmo;               /* this probe's timeout */
     ev_io io;
-    int fd;
-    bool busy, connecting;
+    struct conn c;              /* plain, or TLS for an .ssl backend */
+    bool busy, connecting, handshaking;
     bool first_done;            /* the first probe after install has a result */
     size_t sent, len;
     char buf[256];
@@ -90,9 +91,7 @@ finish(struct probe *p, int result, const char *why)
 {
     ev_io_stop(P.loop, &p->io);
     ev_timer_stop(P.loop, &p->tmo);
-    if (p->fd >= 0)
-        close(p->fd);
-    p->fd = -1;
+    conn_close(&p->c);
     p->busy = false;
     if (result >= 0)
         pool_be_probe_result(p->be, result == 1, why);
@@ -103,13 +102,24 @@ finish(struct probe *p, int result, const char *why)
     }
 }
 
+/* Wait for the readiness the connection asked for. */
+static void
+probe_want(struct ev_loop *loop, struct probe *p, int ev)
+{
+    if ((p->io.events & (EV_READ | EV_WRITE)) == ev)
+        return;
+    ev_io_stop(loop, &p->io);
+    ev_io_set(&p->io, p->c.fd, ev);
+    ev_io_start(loop, &p->io);
+}
+
 static void
 on_io(struct ev_loop *loop, ev_io *io, int revents)
 {
     struct probe *p = AC_CONTAINER_OF(io, struct probe, io);
     const char *req = p->be->probe.request;
     size_t rlen = strlen(req);
-    char why[96];
+    char why[160];
     ssize_t n;
 
     (void)revents;
@@ -117,7 +127,7 @@ on_io(struct ev_loop *loop, ev_io *io, int revents)
     if (p->connecting) {
         int err = 0;
         socklen_t el = sizeof(err);
-        if (getsockopt(p->fd, SOL_SOCKET, SO_ERROR, &err, &el) != 0)
+        if (getsockopt(p->c.fd, SOL_SOCKET, SO_ERROR, &err, &el) != 0)
             err = errno;
         if (err != 0) {
             snprintf(why, sizeof(why), "connect: %s", strerror(err));
@@ -125,47 +135,70 @@ on_io(struct ev_loop *loop, ev_io *io, int revents)
             return;
         }
         p->connecting = false;
+        if (p->be->ssl) {
+            if (tls_client_attach_opts(&p->c, p->be->tls_ctx, p->be->tls_name, p->be->ssl_sni,
+                                       p->be->ssl_verify_host) != 0) {
+                finish(p, 0, "TLS setup: out of memory");
+                return;
+            }
+            p->handshaking = true;
+        }
+    }
+    if (p->handshaking) {
+        int r = tls_handshake(&p->c);
+        if (r == AC_AGAIN) {
+            probe_want(loop, p, p->c.want);
+            return;
+        }
+        if (r != 0) {
+            snprintf(why, sizeof(why), "TLS handshake: %s", tls_conn_error(&p->c));
+            finish(p, 0, why);
+            return;
+        }
+        p->handshaking = false;
     }
     while (p->sent < rlen) {
-        n = send(p->fd, req + p->sent, rlen - p->sent, MSG_NOSIGNAL);
-        if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+        struct iovec iov = { (char *)req + p->sent, rlen - p->sent };
+        n = conn_writev(&p->c, &iov, 1);
+        if (n == AC_AGAIN) {
+            probe_want(loop, p, p->c.want);
             return;
+        }
         if (n <= 0) {
-            snprintf(why, sizeof(why), "send: %s", strerror(errno));
+            snprintf(why, sizeof(why), "send: %s", strerror(p->c.err));
             finish(p, 0, why);
             return;
         }
         p->sent += (size_t)n;
-        if (p->sent == rlen) {
-            ev_io_stop(loop, io);
-            ev_io_set(io, p->fd, EV_READ);
-            ev_io_start(loop, io);
+    }
+    for (;;) {
+        n = conn_read(&p->c, p->buf + p->len, sizeof(p->buf) - p->len);
+        if (n == AC_AGAIN) {
+            probe_want(loop, p, p->c.want);
             return;
         }
+        if (n <= 0) {
+            snprintf(why, sizeof(why), "%s before a status line",
+                     n == 0 ? "closed" : strerror(p->c.err));
+            finish(p, 0, why);
+            return;
+        }
+        p->len += (size_t)n;
+        int code = probe_parse_status(p->buf, p->len);
+        if (code == 0 && p->len < sizeof(p->buf))
+            continue;
+        if (code <= 0) {
+            finish(p, 0, "not an HTTP answer");
+            return;
+        }
+        if ((unsigned)code != p->be->probe.expected) {
+            snprintf(why, sizeof(why), "status %d, expected %u", code, p->be->probe.expected);
+            finish(p, 0, why);
+            return;
+        }
+        finish(p, 1, NULL);
+        return;
     }
-    n = recv(p->fd, p->buf + p->len, sizeof(p->buf) - p->len, 0);
-    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))
-        return;
-    if (n <= 0) {
-        snprintf(why, sizeof(why), "%s before a status line",
-                 n == 0 ? "closed" : strerror(errno));
-        finish(p, 0, why);
-        return;
-    }
-    p->len += (size_t)n;
-    int code = probe_parse_status(p->buf, p->len);
-    if (code == 0 && p->len < sizeof(p->buf))
-        return;
-    if (code <= 0) {
-        finish(p, 0, "not an HTTP answer");
-        return;
-    }
-    if ((unsigned)code != p->be->probe.expected) {
-        snprintf(why, sizeof(why), "status %d, expected %u", code, p->be->probe.expected);
-        finish(p, 0, why);
-        return;
-    }
-    finish(p, 1, NULL);
 }
 
 static void
@@ -188,15 +221,17 @@ on_tick(struct ev_loop *loop, ev_timer *t, int revents)
     if (p->busy)
         finish(p, 0, "timed out");
     p->sent = p->len = 0;
-    p->fd = sock_connect((const struct sockaddr *)&p->be->ss, p->be->len);
-    if (p->fd < 0) {
+    int fd = sock_connect((const struct sockaddr *)&p->be->ss, p->be->len);
+    if (fd < 0) {
         snprintf(why, sizeof(why), "connect: %s", strerror(errno));
         finish(p, 0, why);
         return;
     }
+    conn_init(&p->c, fd, &conn_plain_ops);
     p->busy = true;
     p->connecting = true;
-    ev_io_init(&p->io, on_io, p->fd, EV_WRITE);
+    p->handshaking = false;
+    ev_io_init(&p->io, on_io, fd, EV_WRITE);
     ev_io_start(loop, &p->io);
     ev_timer_set(&p->tmo, p->be->probe.timeout, 0);
     ev_timer_start(loop, &p->tmo);
@@ -232,7 +267,7 @@ swap_set(struct pool_set *ps, unsigned gen)
         struct probe *p = &P.probes[P.nprobes++];
         p->magic = PROBE_MAGIC;
         p->be = be;
-        p->fd = -1;
+        conn_init(&p->c, -1, &conn_plain_ops);
         ev_timer_init(&p->tick, on_tick, 0.0, be->probe.interval);
         ev_timer_init(&p->tmo, on_tmo, 0, 0);
         ev_timer_start(P.loop, &p->tick);   /* the first probe goes out at once */

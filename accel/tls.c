@@ -736,6 +736,12 @@ tls_handshake(struct conn *c)
         return 0;
     if (ssl_fail(c, t, r, false) == AC_AGAIN)
         return AC_AGAIN;
+    if (!SSL_is_server(t->ssl) && SSL_get_verify_result(t->ssl) != X509_V_OK) {
+        /* Say which check failed (unknown CA, expired, wrong name ...). */
+        snprintf(t->whybuf, sizeof(t->whybuf), "certificate verify failed: %s",
+                 X509_verify_cert_error_string(SSL_get_verify_result(t->ssl)));
+        t->why = t->whybuf;
+    }
     if (t->why == NULL || t->why[0] == '\0')
         t->why = "handshake failed";
     return AC_EPROTO;
@@ -926,6 +932,13 @@ is_ip_literal(const char *h)
 int
 tls_client_attach(struct conn *c, SSL_CTX *ctx, const char *sni_host)
 {
+    return tls_client_attach_opts(c, ctx, sni_host, true, true);
+}
+
+int
+tls_client_attach_opts(struct conn *c, SSL_CTX *ctx, const char *sni_host, bool sni,
+                       bool verify_host)
+{
     struct tls_client_cache *cc = client_cache(ctx);
     struct tls_conn *t;
     bool ip;
@@ -941,9 +954,9 @@ tls_client_attach(struct conn *c, SSL_CTX *ctx, const char *sni_host)
     ip = is_ip_literal(sni_host);
     /* No SNI for an address (RFC 6066 §3); the certificate must then name
      * the address, else the host name. */
-    if (!ip)
+    if (!ip && sni)
         (void)SSL_set_tlsext_host_name(t->ssl, sni_host);
-    if (SSL_CTX_get_verify_mode(ctx) & SSL_VERIFY_PEER) {
+    if (verify_host && (SSL_CTX_get_verify_mode(ctx) & SSL_VERIFY_PEER)) {
         int ok = ip ? X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(t->ssl), sni_host)
                     : SSL_set1_host(t->ssl, sni_host);
         if (ok != 1) {

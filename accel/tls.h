@@ -92,6 +92,11 @@ void tls_client_ctx_free(SSL_CTX **ctxp);
  * AC_ENOMEM.  Then call tls_handshake() until it returns 0.
  */
 int tls_client_attach(struct conn *c, SSL_CTX *ctx, const char *sni_host);
+/* The same with the two checks a backend can turn off (.ssl_sni,
+ * .ssl_verify_host): send sni_host as SNI; require the certificate to name
+ * it (only with a verifying context).  Sessions are still cached by name. */
+int tls_client_attach_opts(struct conn *c, SSL_CTX *ctx, const char *sni_host, bool sni,
+                           bool verify_host);
 
 /* ------------------------------------------------------------ both */
 

@@ -125,7 +125,14 @@ class _Reader:
 
 
 class Origin:
-    def __init__(self, host="127.0.0.1"):
+    def __init__(self, host="127.0.0.1", tls=None):
+        """tls: an ssl.SSLContext (server side) to speak HTTPS instead."""
+        self.tls = tls
+        self.sni = []               # TLS: the server name of every handshake (None: no SNI)
+        self.tls_resumed = 0        # TLS: handshakes that resumed a session
+        self.tls_failed = 0         # TLS: handshakes that failed
+        if tls is not None:
+            tls.sni_callback = self._on_sni
         self._lock = threading.Lock()
         self._cond = threading.Condition(self._lock)
         self._scripts = {}
@@ -243,8 +250,30 @@ class Origin:
                 sc = self._scripts.get(target.split("?", 1)[0])
             return dict(sc) if sc is not None else {}
 
+    def _on_sni(self, sslsock, name, ctx):
+        with self._lock:
+            self.sni.append(name)
+
     def _serve(self, s, cid):
         s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        if self.tls is not None:
+            raw = s
+            try:
+                s.settimeout(10)
+                s = self.tls.wrap_socket(s, server_side=True)
+                s.settimeout(None)
+                with self._lock:
+                    self._socks.discard(raw)
+                    self._socks.add(s)
+                    self.tls_resumed += 1 if s.session_reused else 0
+            except OSError:
+                with self._cond:
+                    self._socks.discard(raw)
+                    self.tls_failed += 1
+                    self.closed += 1
+                    self._cond.notify_all()
+                s.close()
+                return
         rd = _Reader(s, self._count_in)
         try:
             while not self._stopping.is_set():
