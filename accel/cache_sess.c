@@ -14,6 +14,7 @@
 #include "sess.h"
 
 #include "bans.h"
+#include "brjob.h"
 #include "http.h"
 
 #include <arpa/inet.h>
@@ -26,6 +27,18 @@
  * above the store's own bits (the store keeps flags as given). */
 #define OBJ_F_MUSTREVAL 0x2u
 #define OBJ_SIE_SHIFT 8
+/* Compression (docs/caching.md "Compression"): the object wants a brotli
+ * body; its coding is negotiated per request (Content-Encoding, ETag and
+ * Vary are sent per request, not stored); the origin's Vary already names
+ * Accept-Encoding; the coding the origin sent (the ETag belongs to it). */
+#define OBJ_F_BROTLI 0x4u
+#define OBJ_F_NEGOTIATE 0x8u
+#define OBJ_F_VARY_AE 0x40u
+#define OBJ_ORIGENC_SHIFT 4
+#define OBJ_ORIGENC_MASK 0x30u
+#define OBJ_F_COMPRESS_MASK (OBJ_F_BROTLI | OBJ_F_NEGOTIATE | OBJ_F_VARY_AE | OBJ_ORIGENC_MASK)
+
+#define GZ_BUFSZ (32 * 1024)
 
 enum dlv { DLV_DONE, DLV_DEAD, DLV_ABORTED, DLV_TAIL, DLV_WAIT_WRITE, DLV_WAIT_DATA };
 
@@ -103,6 +116,12 @@ cache_sess_reset(struct sess *s)
     s->fill_done = s->fill_overflow = false;
     s->fill_len = 0;
     s->pending_run = AC_SLICE(NULL, 0);
+    gz_free(&s->fill_gz);
+    gz_free(&s->dlv_gz);
+    free(s->fill_buf);
+    free(s->dlv_buf);
+    s->fill_buf = s->dlv_buf = NULL;
+    s->fill_gz_check = s->fill_gz_dirty = s->dlv_alt = false;
 }
 
 static bool
@@ -442,12 +461,45 @@ cache_waitobj_step(struct sess *s)
     return STEP_WAIT;
 }
 
+#define OURS(name) (s->n_resp_ops == 0 || !pol_overlay_has(s->resp_ops, s->n_resp_ops, AC_LIT(name)))
+
+/*
+ * The representation this request gets (RFC 9110 §12.5.3): for an object
+ * whose coding is negotiated, the best of the stored body, its brotli
+ * body once made, and identity (decoded on the fly) that the client's
+ * Accept-Encoding accepts.  Sets s->dlv_alt and returns the coding; asks
+ * for a brotli body when the client would take one and there is none yet.
+ */
+static unsigned
+dlv_choose(struct sess *s, bool complete, size_t len)
+{
+    struct store_obj *o = s->obj;
+    unsigned f = store_obj_flags(o), enc = store_obj_encoding(o), altenc = 0;
+    const struct config_params *p = &s->w->cfg->p;
+    struct gz_accept acc;
+    bool alt;
+
+    s->dlv_alt = false;
+    if (!(f & OBJ_F_NEGOTIATE))
+        return enc;
+    alt = store_obj_alt(o, &altenc, NULL);
+    gz_accept_from_headers(s->req.hdrs, s->req.nhdrs, &acc);
+    unsigned e = gz_choose(&acc, GZ_MASK(enc) | GZ_MASK(GZ_IDENTITY) | (alt ? GZ_MASK(altenc) : 0));
+    if ((f & OBJ_F_BROTLI) && !alt && complete && acc.q_br > 0 &&
+        (double)len <= p->brotli_max_size && store_obj_alt_state(o) == STORE_ALT_NONE)
+        (void)brjob_submit(o, (int)p->brotli_level);  /* e.g. after a restart */
+    if (alt && e == altenc && e != enc)
+        s->dlv_alt = true;
+    return e;
+}
+
 /* Build the response head for delivering s->obj and queue it. */
 static void
 dlv_begin(struct sess *s, uint64_t expect_len)
 {
     struct store_obj *o = s->obj;
     unsigned status = store_obj_status(o);
+    unsigned flags = store_obj_flags(o), stored_enc = store_obj_encoding(o);
     struct store_bytes blk = store_obj_headers(o);
     struct store_bytes et = store_obj_etag(o), lm = store_obj_last_modified(o);
     struct ac_slice block = cache_block_visible(AC_SLICE(blk.p, blk.len));
@@ -458,7 +510,8 @@ dlv_begin(struct sess *s, uint64_t expect_len)
     bool complete = store_obj_state(o, &len) == STORE_OBJ_COMPLETE;
     bool head = ac_slice_eq(s->req.method, AC_LIT("HEAD"));
     bool body = !head && status != 204 && status != 304;
-    unsigned code = status;
+    bool negotiate = (flags & OBJ_F_NEGOTIATE) != 0, decode = false;
+    unsigned code = status, enc = dlv_choose(s, complete, len);
     uint64_t first = 0, last = 0;
     double age;
 
@@ -469,6 +522,27 @@ dlv_begin(struct sess *s, uint64_t expect_len)
     store_obj_times(o, &tm);
     age = now_of(s) - tm.insert;
     ac_buf_reset(t);
+    if (s->dlv_alt)
+        (void)store_obj_alt(o, NULL, &len);     /* complete, final length */
+    else if (enc != stored_enc) {
+        decode = true;          /* identity, decoded from the stored body */
+        complete = false;       /* its length is not known in advance */
+        expect_len = UINT64_MAX;
+    }
+    if (negotiate && etag.len > 0 && OURS("ETag")) {
+        /* The ETag is the origin's, for the coding the origin sent; any
+         * other coding is another representation: a weak validator
+         * (RFC 9110 §8.8.1), so If-Range never matches it. */
+        bool strong = enc == ((flags & OBJ_ORIGENC_MASK) >> OBJ_ORIGENC_SHIFT);
+        bool weak_already = etag.len >= 2 && etag.p[0] == 'W' && etag.p[1] == '/';
+        ac_buf_catstr(t, "ETag: ");
+        size_t at = t->len;
+        if (!strong && !weak_already)
+            ac_buf_catstr(t, "W/");
+        ac_buf_cats(t, etag);
+        etag = AC_SLICE(t->p + at, t->len - at);    /* valid until t grows */
+        ac_buf_cat(t, "\r\n", 2);
+    }
     if (status == 200 && cache_not_modified(&s->req, etag, lmod)) {
         code = 304;
         body = false;
@@ -499,8 +573,22 @@ dlv_begin(struct sess *s, uint64_t expect_len)
         if (s->dlv_chunked)
             ac_buf_catstr(t, "Transfer-Encoding: chunked\r\n");
     }
+    if (negotiate) {
+        /* a 304 carries the validators and Vary, not the coding (RFC 9110 §15.4.5) */
+        if (enc != GZ_IDENTITY && code != 304 && OURS("Content-Encoding"))
+            ac_buf_catstr(t, enc == GZ_BR ? "Content-Encoding: br\r\n" : "Content-Encoding: gzip\r\n");
+        if (!(flags & OBJ_F_VARY_AE) && OURS("Vary"))
+            ac_buf_catstr(t, "Vary: Accept-Encoding\r\n");
+    }
+    if (decode && body && code == status) {
+        s->dlv_gz = gz_new(stored_enc == GZ_BR ? GZ_K_BR_DEC : GZ_K_GZIP_DEC, 0, 0);
+        AC_NOTNULL(s->dlv_gz);      /* zlib/brotli fail only when out of memory */
+        s->dlv_buf = ac_xmalloc(GZ_BUFSZ);
+        STAT_INC(s->w, gzip_decoded);
+    }
+    if (s->dlv_alt && body)
+        STAT_INC(s->w, brotli_delivered);
     /* accel's own fields, unless the policy set or unset them in vcl_deliver */
-#define OURS(name) (s->n_resp_ops == 0 || !pol_overlay_has(s->resp_ops, s->n_resp_ops, AC_LIT(name)))
     if (OURS("Age"))
         ac_buf_printf(t, "Age: %lld\r\n", (long long)(age > 0 ? floor(age) : 0));
     if (OURS("Via"))
@@ -510,7 +598,6 @@ dlv_begin(struct sess *s, uint64_t expect_len)
     if (OURS("Cache-Status"))
         ac_buf_printf(t, "Cache-Status: accel; %s; ttl=%lld\r\n", s->cstatus ? s->cstatus : "hit",
                       (long long)floor(tm.insert + tm.ttl - now_of(s)));
-#undef OURS
     if (s->w->stopping)
         s->keepalive = false;
     if (!s->keepalive)
@@ -576,19 +663,112 @@ dlv_begin(struct sess *s, uint64_t expect_len)
 /* Move object bytes to the client until something blocks.  Body segments
  * are queued behind what is already queued (the head), so a small hit goes
  * out with one writev. */
+/* The body being delivered: the object's own, or its alternate body. */
+static enum store_obj_state
+dlv_state(const struct sess *s, size_t *lenp)
+{
+    if (s->dlv_alt) {
+        (void)store_obj_alt(s->obj, NULL, lenp);
+        return STORE_OBJ_COMPLETE;
+    }
+    return store_obj_state(s->obj, lenp);
+}
+
+static size_t
+dlv_read(const struct sess *s, size_t off, struct store_bytes *segs, size_t n)
+{
+    return s->dlv_alt ? store_obj_alt_read(s->obj, off, segs, n)
+                      : store_obj_read(s->obj, off, segs, n);
+}
+
+/*
+ * Delivery through a decoder (identity for a client that takes neither
+ * gzip nor br): decode what has arrived into dlv_buf, queue it as one
+ * chunk, and decode more only once it is written, so memory stays at one
+ * buffer per client for any body size.  A stored body that does not
+ * decode, or ends before its stream does, ends the response with a close
+ * (no last chunk): the client never takes it for whole.
+ */
+static enum dlv
+deliver_pump_decode(struct sess *s)
+{
+    for (;;) {
+        if (s->niov > 0) {
+            enum step r = sess_flush(s);
+            if (r == STEP_WAIT)
+                return DLV_WAIT_WRITE;
+            if (r == STEP_DONE)
+                return DLV_DEAD;
+            continue;
+        }
+        if (s->dlv_done)
+            return DLV_DONE;
+        size_t len = 0, outn = 0;
+        enum store_obj_state st = store_obj_state(s->obj, &len);
+        int r = GZ_OK;
+        while (outn < GZ_BUFSZ) {
+            struct store_bytes seg = { NULL, 0 };
+            const char *p = NULL;
+            size_t n = 0, w = 0;
+            if (s->dlv_off < len && store_obj_read(s->obj, (size_t)s->dlv_off, &seg, 1) == 1) {
+                p = seg.p;
+                n = (size_t)AC_MIN((uint64_t)seg.len, len - s->dlv_off);
+            }
+            size_t n0 = n;
+            r = gz_run(s->dlv_gz, &p, &n, s->dlv_buf + outn, GZ_BUFSZ - outn, &w, GZ_NOFLUSH);
+            s->dlv_off += n0 - n;
+            outn += w;
+            if (r == GZ_ERR || (w == 0 && n == n0))
+                break;
+        }
+        if (r == GZ_ERR) {
+            STAT_INC(s->w, gzip_corrupt);
+            LOG_W("cached body of " AC_SLICE_FMT " does not decode; response cut",
+                  AC_SLICE_ARG(s->req.path));
+            return DLV_ABORTED;
+        }
+        if (outn > 0) {
+            if (s->dlv_chunked) {
+                int hl = snprintf(s->dlv_chunkhdr, sizeof(s->dlv_chunkhdr), "%zx\r\n", outn);
+                sess_iov_add(s, s->dlv_chunkhdr, (size_t)hl);
+            }
+            sess_iov_add(s, s->dlv_buf, outn);
+            if (s->dlv_chunked)
+                sess_iov_add(s, "\r\n", 2);
+            s->bytes_sent += outn;
+            continue;
+        }
+        if (s->dlv_off < len)
+            return DLV_ABORTED;     /* input the decoder will not take */
+        if (st == STORE_OBJ_ABORTED)
+            return DLV_ABORTED;
+        if (st != STORE_OBJ_COMPLETE)
+            return DLV_WAIT_DATA;
+        if (!gz_finished(s->dlv_gz)) {
+            STAT_INC(s->w, gzip_corrupt);
+            LOG_W("cached body of " AC_SLICE_FMT " ends inside its compressed stream",
+                  AC_SLICE_ARG(s->req.path));
+            return DLV_ABORTED;
+        }
+        if (s->dlv_chunked)
+            sess_iov_add(s, "0\r\n\r\n", 5);
+        s->dlv_done = true;
+    }
+}
+
 static enum dlv
 deliver_pump(struct sess *s)
 {
-    struct store_obj *o = s->obj;
-
+    if (s->dlv_gz != NULL && !s->dlv_done && s->dlv_end == UINT64_MAX)
+        return deliver_pump_decode(s);
     for (;;) {
         size_t len = 0;
-        enum store_obj_state st = store_obj_state(o, &len);
+        enum store_obj_state st = dlv_state(s, &len);
         uint64_t avail = AC_MIN((uint64_t)len, s->dlv_end);
 
         if (!s->dlv_done && s->dlv_off < avail && s->niov <= SESS_NIOV - 6) {
             struct store_bytes segs[4];
-            size_t n = store_obj_read(o, (size_t)s->dlv_off, segs, 4);
+            size_t n = dlv_read(s, (size_t)s->dlv_off, segs, 4);
             uint64_t total = 0;
             int first_iov = s->niov;
             for (size_t i = 0; i < n && s->dlv_off + total < avail; i++) {
@@ -825,6 +1005,34 @@ cache_on_origin_fail(struct sess *s)
     return false;
 }
 
+/* Drop from a block being built (before cache_block_seal) the fields a
+ * negotiated object sends per request: Content-Encoding and ETag. */
+static void
+block_strip_coding(struct ac_buf *b)
+{
+    size_t r = 0, w = 0;
+    bool status_line = true;
+
+    while (r < b->len) {
+        const char *nl = memchr(b->p + r, '\n', b->len - r);
+        size_t ll = nl ? (size_t)(nl - (b->p + r)) + 1 : b->len - r;
+        const char *colon = memchr(b->p + r, ':', ll);
+        bool drop = false;
+        if (!status_line && colon != NULL) {
+            struct ac_slice n = AC_SLICE(b->p + r, (size_t)(colon - (b->p + r)));
+            drop = ac_slice_caseeq(n, AC_LIT("Content-Encoding")) ||
+                   ac_slice_caseeq(n, AC_LIT("ETag"));
+        }
+        status_line = false;
+        if (!drop) {
+            memmove(b->p + w, b->p + r, ll);
+            w += ll;
+        }
+        r += ll;
+    }
+    b->len = w;
+}
+
 /* A 304 answered our revalidation: freshen the stored object. */
 static enum step
 freshen(struct sess *s, size_t r)
@@ -839,6 +1047,9 @@ freshen(struct sess *s, size_t r)
     int pr;
 
     cache_block_freshen(AC_SLICE(ob.p, ob.len), &s->resp, cp, s->resp_time, &s->scratch2);
+    unsigned cflags = store_obj_flags(s->stale) & OBJ_F_COMPRESS_MASK;
+    if (cflags & OBJ_F_NEGOTIATE)
+        block_strip_coding(&s->scratch2);   /* a 304's ETag goes to the metadata */
     size_t visible_len = s->scratch2.len;
     {
         struct ac_slice u, h;
@@ -886,6 +1097,9 @@ freshen(struct sess *s, size_t r)
         m.ntags = AC_MIN(nt, AC_ARRAY_LEN(tags));
     }
     m.encoding = store_obj_encoding(s->stale);
+    m.flags |= cflags;
+    if (m.etag.len == 0 && (cflags & OBJ_F_NEGOTIATE))
+        m.etag = store_obj_etag(s->stale);  /* kept out of the block, not dropped */
     if (store_obj_set_meta(s->busy, &m) != STORE_OK ||
         store_obj_freshen(s->busy, s->stale) != STORE_OK) {
         free(mh);
@@ -1004,9 +1218,127 @@ detach_fill(struct sess *s)
     b->origin_reusable = s->origin_reusable;
     b->origin_eof = s->origin_eof;
     b->fill_len = s->fill_len;
+    b->fill_gz = s->fill_gz;        /* the filter state goes with the fill */
+    b->fill_buf = s->fill_buf;
+    b->fill_gz_check = s->fill_gz_check;
+    b->fill_gz_dirty = s->fill_gz_dirty;
+    s->fill_gz = NULL;
+    s->fill_buf = NULL;
     b->state = S_FILL;
     store_obj_release(&s->obj);
     sess_drive(b);
+}
+
+/* The coding of an origin response (GZ_*), or -1 for one accel leaves
+ * alone (deflate, zstd, several codings). */
+static int
+origin_coding(const struct h1_response *r)
+{
+    const struct h1_header *h = h1_header_find(r->hdrs, r->nhdrs, AC_LIT("Content-Encoding"));
+    struct ac_slice v;
+
+    if (h == NULL)
+        return GZ_IDENTITY;
+    v = h->value;
+    while (v.len > 0 && (v.p[0] == ' ' || v.p[0] == '\t'))
+        v.p++, v.len--;
+    while (v.len > 0 && (v.p[v.len - 1] == ' ' || v.p[v.len - 1] == '\t'))
+        v.len--;
+    if (v.len == 0 || ac_slice_caseeq(v, AC_LIT("identity")))
+        return GZ_IDENTITY;
+    if (ac_slice_caseeq(v, AC_LIT("gzip")) || ac_slice_caseeq(v, AC_LIT("x-gzip")))
+        return GZ_GZIP;
+    if (ac_slice_caseeq(v, AC_LIT("br")))
+        return GZ_BR;
+    return -1;
+}
+
+/* Does a Vary field of r name Accept-Encoding already? */
+static bool
+vary_names_ae(const struct h1_response *r)
+{
+    static const char ae[] = "accept-encoding";
+
+    for (unsigned i = 0; i < r->nhdrs; i++) {
+        struct ac_slice v = r->hdrs[i].value;
+        if (!ac_slice_caseeq(r->hdrs[i].name, AC_LIT("Vary")))
+            continue;
+        for (size_t j = 0; j + sizeof(ae) - 1 <= v.len; j++)
+            if (ac_slice_caseeq(AC_SLICE(v.p + j, sizeof(ae) - 1), AC_LIT(ae)))
+                return true;
+    }
+    return false;
+}
+
+/*
+ * beresp.do_gzip / do_brotli before vcl_backend_response: on for bodies of
+ * compressible types (gz_compressible_type) of at least compress_min_size
+ * bytes (or of unknown length) that the origin sent unencoded (gzip: also
+ * brotli for gzip ones), unless Cache-Control: no-transform.  do_gunzip:
+ * off.  The policy may change all three.
+ */
+static void
+compress_defaults(struct sess *s, const struct h1_response *r)
+{
+    const struct config_params *p = &s->w->cfg->p;
+    const struct h1_header *ct = h1_header_find(r->hdrs, r->nhdrs, AC_LIT("Content-Type"));
+    int oc = origin_coding(r);
+    bool text = ct != NULL && gz_compressible_type(ct->value);
+    bool has_body = r->status >= 200 && r->status != 204 && r->status != 206 &&
+                    r->status != 304 && r->body != H1_BODY_NONE;
+    bool big = r->body != H1_BODY_LENGTH || (double)r->content_length >= p->compress_min_size;
+    bool ok = text && has_body && big && !s->dec.no_transform;
+
+    s->do_gunzip = false;
+    s->do_gzip = ok && oc == GZ_IDENTITY && p->gzip_level > 0;
+    s->do_brotli = ok && (oc == GZ_IDENTITY || oc == GZ_GZIP) && p->brotli_max_size > 0 &&
+                   (r->body != H1_BODY_LENGTH || (double)r->content_length <= p->brotli_max_size);
+}
+
+/*
+ * After vcl_backend_response, for a response to store: choose the stored
+ * coding and set up the filter between the origin body and the object:
+ * gzip it (do_gzip), gunzip it (do_gunzip), or only check an encoded body
+ * (a corrupt one is never stored).  Returns the stored coding; *flagsp gets
+ * the object's compression flags.  no-transform (RFC 9110 §7.7): stored
+ * and served exactly as sent.
+ */
+static unsigned
+compress_setup(struct sess *s, const struct h1_response *r, unsigned *flagsp)
+{
+    const struct config_params *p = &s->w->cfg->p;
+    int oc = origin_coding(r);
+    unsigned senc, f = 0;
+
+    *flagsp = 0;
+    if (oc < 0 || s->dec.no_transform)
+        return encoding_of(r);
+    senc = (unsigned)oc;
+    if (oc == GZ_GZIP && s->do_gunzip) {
+        s->fill_gz = gz_new(GZ_K_GZIP_DEC, 0, 0);
+        senc = GZ_IDENTITY;
+        STAT_INC(s->w, gzip_gunzipped);
+    } else if (oc == GZ_GZIP || oc == GZ_BR) {
+        s->fill_gz = gz_new(oc == GZ_GZIP ? GZ_K_GZIP_DEC : GZ_K_BR_DEC, 0, 0);
+        s->fill_gz_check = true;
+    } else if (s->do_gzip) {
+        s->fill_gz = gz_new(GZ_K_GZIP_ENC, (int)p->gzip_level, 0);
+        senc = GZ_GZIP;
+        STAT_INC(s->w, gzip_stored);
+    }
+    if (s->fill_gz != NULL || senc != (unsigned)oc) {
+        AC_NOTNULL(s->fill_gz);     /* zlib/brotli fail only when out of memory */
+        s->fill_buf = ac_xmalloc(GZ_BUFSZ);
+    }
+    if (s->do_brotli && (senc == GZ_IDENTITY || senc == GZ_GZIP))
+        f |= OBJ_F_BROTLI;
+    if (senc != GZ_IDENTITY || senc != (unsigned)oc || (f & OBJ_F_BROTLI)) {
+        f |= OBJ_F_NEGOTIATE | ((unsigned)oc << OBJ_ORIGENC_SHIFT);
+        if (vary_names_ae(r))
+            f |= OBJ_F_VARY_AE;
+    }
+    *flagsp = f;
+    return senc;
 }
 
 enum step
@@ -1023,6 +1355,7 @@ cache_on_beresp(struct sess *s, size_t r)
     if (resp->status >= 500 && stale_if_error_ok(s))
         return serve_stale_on_error(s, resp->status);
     cache_decide(&s->req, resp, s->req_time, s->resp_time, cp, &s->dec);
+    compress_defaults(s, resp);
     if (s->dec.store && resp->body == H1_BODY_LENGTH &&
         (double)resp->content_length > cp->max_object_size) {
         s->dec.store = false;
@@ -1052,9 +1385,16 @@ cache_on_beresp(struct sess *s, size_t r)
         fetch_start_respbody(s, r);
         return s->fetch_next;
     }
+    unsigned cflags, senc = compress_setup(s, resp, &cflags);
     cache_block_build(resp, cp, s->resp_time, &s->scratch2);
+    if (cflags & OBJ_F_NEGOTIATE)
+        block_strip_coding(&s->scratch2);
     cache_block_seal(&s->scratch2, s->req.path, s->req.host);
     fill_meta(s, resp, &m, tags, AC_ARRAY_LEN(tags));
+    m.flags |= cflags;
+    if (senc != m.encoding || (s->fill_gz != NULL && !s->fill_gz_check))
+        m.size_hint = 0;            /* the stored body is not the origin's length */
+    m.encoding = senc;
     if (store_obj_set_meta(s->busy, &m) != STORE_OK) {
         store_obj_abort(s->busy);
         store_obj_release(&s->busy);
@@ -1082,7 +1422,8 @@ cache_on_beresp(struct sess *s, size_t r)
                 return cache_synth_or_restart(s, a, &res);
             }
         }
-        dlv_begin(s, resp->body == H1_BODY_LENGTH ? resp->content_length : UINT64_MAX);
+        dlv_begin(s, resp->body == H1_BODY_LENGTH && (s->fill_gz == NULL || s->fill_gz_check)
+                         ? resp->content_length : UINT64_MAX);
     }
     s->state = S_FILL;
     return STEP_MORE;
@@ -1091,29 +1432,101 @@ cache_on_beresp(struct sess *s, size_t r)
 enum fill { FILL_MORE, FILL_WAIT, FILL_DONE, FILL_FAIL, FILL_OVERFLOW };
 
 
+/* Bytes into the busy object (after the filter, if any). */
 static enum fill
-fill_append(struct sess *s, const char *p, size_t n)
+store_put(struct sess *s, const char *p, size_t n)
 {
     if (n == 0)
         return FILL_MORE;
-    if ((double)(s->fill_len + n) > s->w->cparams->max_object_size) {
-        /* Too big after all: the object is dropped (its waiters see it
-         * aborted); our client gets the rest straight from the origin. */
+    if ((double)(s->fill_len + n) > s->w->cparams->max_object_size ||
+        store_obj_append(s->busy, p, n) != STORE_OK) {
+        /* Too big after all (or no memory): the object is dropped (its
+         * waiters see it aborted); our client gets the rest straight from
+         * the origin -- unless a filter stands between the two, whose
+         * output the client is being sent: then the response is cut. */
         store_obj_abort(s->busy);
         store_obj_release(&s->busy);
-        s->fill_overflow = true;
-        s->pending_run = AC_SLICE(p, n);
-        return FILL_OVERFLOW;
-    }
-    if (store_obj_append(s->busy, p, n) != STORE_OK) {
-        store_obj_abort(s->busy);
-        store_obj_release(&s->busy);
+        if (s->fill_gz != NULL && !s->fill_gz_check)
+            return FILL_FAIL;
+        if (s->dlv_gz != NULL || s->dlv_alt)
+            return FILL_FAIL;
+        gz_free(&s->fill_gz);       /* a check only: the origin bytes go on as they are */
         s->fill_overflow = true;
         s->pending_run = AC_SLICE(p, n);
         return FILL_OVERFLOW;
     }
     s->fill_len += n;
     return FILL_MORE;
+}
+
+static enum fill
+fill_corrupt(struct sess *s)
+{
+    STAT_INC(s->w, gzip_corrupt);
+    LOG_W("origin %s: " AC_SLICE_FMT ": corrupt %s body; object dropped", s->be->name,
+          AC_SLICE_ARG(s->req.path), store_obj_encoding(s->busy) == GZ_BR ? "brotli" : "gzip");
+    return FILL_FAIL;
+}
+
+/*
+ * Run the fill filter over n origin bytes (n == 0 with flush: drain it).
+ * A checking decoder's output is dropped and the origin bytes stored as
+ * they are, after they decoded: bytes that do not are never stored.
+ */
+static enum fill
+fill_filter(struct sess *s, const char *p, size_t n, enum gz_flush flush)
+{
+    const char *in = p;
+    size_t left = n;
+    enum fill f;
+
+    for (;;) {
+        size_t w = 0, left0 = left;
+        int r = gz_run(s->fill_gz, &in, &left, s->fill_buf, GZ_BUFSZ, &w, flush);
+        if (r == GZ_ERR)
+            return fill_corrupt(s);
+        if (w > 0 && !s->fill_gz_check && (f = store_put(s, s->fill_buf, w)) != FILL_MORE)
+            return f;
+        if (r == GZ_END && flush == GZ_FINISH)
+            break;
+        if (left == 0 && w < GZ_BUFSZ)
+            break;
+        if (w == 0 && left == left0)
+            break;
+    }
+    if (s->fill_gz_check)
+        return store_put(s, p, n);
+    s->fill_gz_dirty = flush == GZ_NOFLUSH && (s->fill_gz_dirty || n > 0);
+    return FILL_MORE;
+}
+
+static enum fill
+fill_append(struct sess *s, const char *p, size_t n)
+{
+    if (n == 0)
+        return FILL_MORE;
+    if (s->fill_gz != NULL)
+        return fill_filter(s, p, n, GZ_NOFLUSH);
+    return store_put(s, p, n);
+}
+
+/* The origin body ended: finish the encoder, or check that the decoder
+ * saw a whole stream (a truncated gzip body is corrupt too). */
+static enum fill
+fill_finish(struct sess *s)
+{
+    enum fill f;
+
+    if (s->fill_gz == NULL)
+        return FILL_MORE;
+    if (s->fill_gz_check || store_obj_encoding(s->busy) == GZ_IDENTITY) {
+        if (!gz_finished(s->fill_gz))
+            return fill_corrupt(s);
+        return FILL_MORE;
+    }
+    if ((f = fill_filter(s, NULL, 0, GZ_FINISH)) != FILL_MORE)
+        return f;
+    return gz_finished(s->fill_gz) ? FILL_MORE : FILL_FAIL;
 }
 
 /* Origin bytes into the busy object, as fast as the origin sends. */
@@ -1126,7 +1539,13 @@ fill_origin(struct sess *s)
 
     for (int reads = 0; reads < 8;) {
         if (fetch_body_done(s)) {
+            if ((f = fill_finish(s)) != FILL_MORE)
+                return f;
             int r = store_obj_complete(s->busy);
+            const struct config_params *p = &s->w->cfg->p;
+            if (r == STORE_OK && (store_obj_flags(s->busy) & OBJ_F_BROTLI) &&
+                (double)s->fill_len <= p->brotli_max_size)
+                (void)brjob_submit(s->busy, (int)p->brotli_level);
             store_obj_release(&s->busy);
             sess_release_origin(s, s->origin_reusable && ac_iobuf_len(b) == 0);
             s->fill_done = true;
@@ -1175,8 +1594,13 @@ fill_origin(struct sess *s)
             b->end = (size_t)n;
             continue;
         }
-        if (n == AC_AGAIN)
+        if (n == AC_AGAIN) {
+            /* Nothing more for now: what the encoder holds goes out, so
+             * clients streaming the busy object are not kept waiting. */
+            if (s->fill_gz_dirty && (f = fill_filter(s, NULL, 0, GZ_SYNC)) != FILL_MORE)
+                return f;
             return FILL_WAIT;
+        }
         if (n == 0 && s->resp.body == H1_BODY_CLOSE) {
             s->origin_eof = true;
             s->origin_reusable = false;

@@ -36,7 +36,11 @@
     X(heuristic_fraction, REAL, 0.1, "heuristic lifetime: this fraction of Date - Last-Modified") \
     X(heuristic_max, DUR, 86400, "cap of a heuristic lifetime") \
     X(max_object_size, SIZE, 134217728, "larger responses stream through and are not stored") \
-    X(max_restarts, UINT, 4, "lookups a request may make (waiting on failed fetches)")
+    X(max_restarts, UINT, 4, "lookups a request may make (waiting on failed fetches)") \
+    X(gzip_level, UINT, 6, "gzip level (1-9) of bodies accel compresses; 0: accel never gzips") \
+    X(brotli_level, UINT, 11, "quality (0-11) of the brotli bodies made in the background") \
+    X(brotli_max_size, SIZE, 8388608, "larger objects get no brotli body (0: no brotli at all)") \
+    X(compress_min_size, SIZE, 1024, "smaller responses (by Content-Length) are not compressed")
 
 enum config_kind { CONFIG_DUR, CONFIG_UINT, CONFIG_SIZE, CONFIG_REAL };
 

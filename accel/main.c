@@ -4,6 +4,7 @@
  */
 #include "ac.h"
 #include "bans.h"
+#include "brjob.h"
 #include "cache.h"
 #include "config.h"
 #include "log.h"
@@ -197,6 +198,7 @@ main(int argc, char **argv)
     wrk_stop_all(ws, cfg.nworkers);
     wrk_destroy_all(&ws, cfg.nworkers);
     pool_backends_fini();
+    brjob_fini();                   /* its object references go before the store */
     if (st != NULL)
         store_close(&st);
     bans_fini();

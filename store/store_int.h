@@ -111,6 +111,13 @@ struct store_obj {
     _Atomic uint64_t soft_at;         /* double bits; 0: no soft purge */
     _Atomic uint64_t ban_seq;         /* newest ban already checked */
     _Atomic int invalid;              /* purged/banned: never (re)write to disk */
+    /* alternate body (another encoding), made after completion by one
+     * builder: alt_state goes NONE -> BUILDING -> READY (or back to NONE,
+     * or FAILED); alt is published once, with a release store, when READY. */
+    _Atomic int alt_state;
+    struct store_body *alt_build;     /* the builder only */
+    struct store_body *_Atomic alt;   /* published alternate body */
+    unsigned alt_enc;                 /* written before alt is published */
     size_t qcharge;                   /* shard: bytes accounted in the queue */
     double expires;                   /* shard: store_obj_expiry() cached once indexed */
     size_t charge;                    /* obj allocation incl. key */
