@@ -29,7 +29,6 @@
 
 
 #include "store_test_util.h"
-}
 
 
 /* ---- fixtures: a fresh directory per test ------------------------------------ */
