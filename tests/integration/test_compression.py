@@ -8,6 +8,7 @@ python3-brotli) and compared byte for byte with what the origin meant.
 import gzip
 import json
 import os
+import random
 import signal
 import socket
 import threading
@@ -349,11 +350,15 @@ def test_policy_turns_compression_on_and_off(origin, start_accel, tmp_path):
 def test_compression_levels_are_parameters(origin, start_accel):
     a1 = start_accel("-p", "gzip_level=1", origins=[origin])
     a9 = start_accel("-p", "gzip_level=9", "-p", "brotli_max_size=0", origins=[origin])
-    origin.on("/lvl", body=BODY, headers=HTML)
+    rnd = random.Random(7)
+    words = [bytes(rnd.choice(b"abcdefghij") for _ in range(rnd.randint(2, 9)))
+             for _ in range(300)]
+    body = b" ".join(rnd.choice(words) for _ in range(40000))
+    origin.on("/lvl", body=body, headers=HTML)
     g1 = a1.get("/lvl", ae("gzip")).body
     g9 = a9.get("/lvl", ae("gzip")).body
-    assert zlib.decompress(g1, 31) == zlib.decompress(g9, 31) == BODY
-    assert len(g9) < len(g1)
+    assert zlib.decompress(g1, 31) == zlib.decompress(g9, 31) == body
+    assert len(g9) < len(g1) * 0.95, (len(g9), len(g1))
     time.sleep(0.3)
     assert a9.get("/lvl", ae("br, gzip")).header("Content-Encoding") == "gzip"  # no brotli
 
@@ -467,3 +472,25 @@ class Dechunker:
                 self.done = True
             self.left = size
         return out
+
+
+@pytest.mark.accel_args("-p", "default_grace=0")
+def test_revalidation_keeps_every_coding_and_the_origin_etag(origin, accel):
+    origin.on("/rv", body=BODY, headers=dict(HTML, **{"Cache-Control": "max-age=1"}))
+    accel.get("/rv", ae("gzip"))
+    time.sleep(1.1)         # stale: the next request revalidates (time is the event)
+    origin.on("/rv", status=304, headers={"Cache-Control": "max-age=60", "ETag": '"v1"',
+                                          "X-Version": "2"})
+    r = accel.get("/rv", ae("br"))
+    assert origin.last("/rv").header("If-None-Match") == '"v1"'     # the origin's own tag
+    assert r.header("X-Cache") == "REVALIDATED"
+    wait_brotli(accel, "/rv")
+    for value, want, tag in (("br", "br", 'W/"v1"'), ("gzip", "gzip", 'W/"v1"'),
+                             (None, None, '"v1"')):
+        r = accel.get("/rv", ae(value))
+        assert (r.header("X-Cache"), r.header("Content-Encoding")) == ("HIT", want)
+        assert r.header("X-Version") == "2" and r.header("ETag") == tag
+        assert decode(r) == BODY
+        assert r.header_all("ETag") == [tag] and r.header_all("Content-Encoding") == \
+            ([want] if want else [])
+    assert origin.count("/rv") == 2
