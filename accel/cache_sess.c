@@ -15,6 +15,7 @@
 
 #include "bans.h"
 #include "brjob.h"
+#include "cache_gz.h"
 #include "http.h"
 
 #include <arpa/inet.h>
@@ -23,24 +24,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 
-/* stale-if-error seconds and must-revalidate travel in the object's flags
- * above the store's own bits (the store keeps flags as given). */
-#define OBJ_F_MUSTREVAL 0x2u
-#define OBJ_SIE_SHIFT 8
-/* Compression (docs/caching.md "Compression"): the object wants a brotli
- * body; its coding is negotiated per request (Content-Encoding, ETag and
- * Vary are sent per request, not stored); the origin's Vary already names
- * Accept-Encoding; the coding the origin sent (the ETag belongs to it). */
-#define OBJ_F_BROTLI 0x4u
-#define OBJ_F_NEGOTIATE 0x8u
-#define OBJ_F_VARY_AE 0x40u
-#define OBJ_ORIGENC_SHIFT 4
-#define OBJ_ORIGENC_MASK 0x30u
-#define OBJ_F_COMPRESS_MASK (OBJ_F_BROTLI | OBJ_F_NEGOTIATE | OBJ_F_VARY_AE | OBJ_ORIGENC_MASK)
 
-#define GZ_BUFSZ (32 * 1024)
-
-enum dlv { DLV_DONE, DLV_DEAD, DLV_ABORTED, DLV_TAIL, DLV_WAIT_WRITE, DLV_WAIT_DATA };
 
 static double
 now_of(const struct sess *s)
@@ -463,36 +447,6 @@ cache_waitobj_step(struct sess *s)
 
 #define OURS(name) (s->n_resp_ops == 0 || !pol_overlay_has(s->resp_ops, s->n_resp_ops, AC_LIT(name)))
 
-/*
- * The representation this request gets (RFC 9110 §12.5.3): for an object
- * whose coding is negotiated, the best of the stored body, its brotli
- * body once made, and identity (decoded on the fly) that the client's
- * Accept-Encoding accepts.  Sets s->dlv_alt and returns the coding; asks
- * for a brotli body when the client would take one and there is none yet.
- */
-static unsigned
-dlv_choose(struct sess *s, bool complete, size_t len)
-{
-    struct store_obj *o = s->obj;
-    unsigned f = store_obj_flags(o), enc = store_obj_encoding(o), altenc = 0;
-    const struct config_params *p = &s->w->cfg->p;
-    struct gz_accept acc;
-    bool alt;
-
-    s->dlv_alt = false;
-    if (!(f & OBJ_F_NEGOTIATE))
-        return enc;
-    alt = store_obj_alt(o, &altenc, NULL);
-    gz_accept_from_headers(s->req.hdrs, s->req.nhdrs, &acc);
-    unsigned e = gz_choose(&acc, GZ_MASK(enc) | GZ_MASK(GZ_IDENTITY) | (alt ? GZ_MASK(altenc) : 0));
-    if ((f & OBJ_F_BROTLI) && !alt && complete && acc.q_br > 0 &&
-        (double)len <= p->brotli_max_size && store_obj_alt_state(o) == STORE_ALT_NONE)
-        (void)brjob_submit(o, (int)p->brotli_level);  /* e.g. after a restart */
-    if (alt && e == altenc && e != enc)
-        s->dlv_alt = true;
-    return e;
-}
-
 /* Build the response head for delivering s->obj and queue it. */
 static void
 dlv_begin(struct sess *s, uint64_t expect_len)
@@ -511,7 +465,7 @@ dlv_begin(struct sess *s, uint64_t expect_len)
     bool head = ac_slice_eq(s->req.method, AC_LIT("HEAD"));
     bool body = !head && status != 204 && status != 304;
     bool negotiate = (flags & OBJ_F_NEGOTIATE) != 0, decode = false;
-    unsigned code = status, enc = dlv_choose(s, complete, len);
+    unsigned code = status, enc = cache_gz_choose(s, complete, len);
     uint64_t first = 0, last = 0;
     double age;
 
@@ -660,9 +614,6 @@ dlv_begin(struct sess *s, uint64_t expect_len)
         s->dlv_end = s->dlv_off;
 }
 
-/* Move object bytes to the client until something blocks.  Body segments
- * are queued behind what is already queued (the head), so a small hit goes
- * out with one writev. */
 /* The body being delivered: the object's own, or its alternate body. */
 static enum store_obj_state
 dlv_state(const struct sess *s, size_t *lenp)
@@ -681,86 +632,14 @@ dlv_read(const struct sess *s, size_t off, struct store_bytes *segs, size_t n)
                       : store_obj_read(s->obj, off, segs, n);
 }
 
-/*
- * Delivery through a decoder (identity for a client that takes neither
- * gzip nor br): decode what has arrived into dlv_buf, queue it as one
- * chunk, and decode more only once it is written, so memory stays at one
- * buffer per client for any body size.  A stored body that does not
- * decode, or ends before its stream does, ends the response with a close
- * (no last chunk): the client never takes it for whole.
- */
-static enum dlv
-deliver_pump_decode(struct sess *s)
-{
-    for (;;) {
-        if (s->niov > 0) {
-            enum step r = sess_flush(s);
-            if (r == STEP_WAIT)
-                return DLV_WAIT_WRITE;
-            if (r == STEP_DONE)
-                return DLV_DEAD;
-            continue;
-        }
-        if (s->dlv_done)
-            return DLV_DONE;
-        size_t len = 0, outn = 0;
-        enum store_obj_state st = store_obj_state(s->obj, &len);
-        int r = GZ_OK;
-        while (outn < GZ_BUFSZ) {
-            struct store_bytes seg = { NULL, 0 };
-            const char *p = NULL;
-            size_t n = 0, w = 0;
-            if (s->dlv_off < len && store_obj_read(s->obj, (size_t)s->dlv_off, &seg, 1) == 1) {
-                p = seg.p;
-                n = (size_t)AC_MIN((uint64_t)seg.len, len - s->dlv_off);
-            }
-            size_t n0 = n;
-            r = gz_run(s->dlv_gz, &p, &n, s->dlv_buf + outn, GZ_BUFSZ - outn, &w, GZ_NOFLUSH);
-            s->dlv_off += n0 - n;
-            outn += w;
-            if (r == GZ_ERR || (w == 0 && n == n0))
-                break;
-        }
-        if (r == GZ_ERR) {
-            STAT_INC(s->w, gzip_corrupt);
-            LOG_W("cached body of " AC_SLICE_FMT " does not decode; response cut",
-                  AC_SLICE_ARG(s->req.path));
-            return DLV_ABORTED;
-        }
-        if (outn > 0) {
-            if (s->dlv_chunked) {
-                int hl = snprintf(s->dlv_chunkhdr, sizeof(s->dlv_chunkhdr), "%zx\r\n", outn);
-                sess_iov_add(s, s->dlv_chunkhdr, (size_t)hl);
-            }
-            sess_iov_add(s, s->dlv_buf, outn);
-            if (s->dlv_chunked)
-                sess_iov_add(s, "\r\n", 2);
-            s->bytes_sent += outn;
-            continue;
-        }
-        if (s->dlv_off < len)
-            return DLV_ABORTED;     /* input the decoder will not take */
-        if (st == STORE_OBJ_ABORTED)
-            return DLV_ABORTED;
-        if (st != STORE_OBJ_COMPLETE)
-            return DLV_WAIT_DATA;
-        if (!gz_finished(s->dlv_gz)) {
-            STAT_INC(s->w, gzip_corrupt);
-            LOG_W("cached body of " AC_SLICE_FMT " ends inside its compressed stream",
-                  AC_SLICE_ARG(s->req.path));
-            return DLV_ABORTED;
-        }
-        if (s->dlv_chunked)
-            sess_iov_add(s, "0\r\n\r\n", 5);
-        s->dlv_done = true;
-    }
-}
-
+/* Move object bytes to the client until something blocks.  Body segments
+ * are queued behind what is already queued (the head), so a small hit goes
+ * out with one writev. */
 static enum dlv
 deliver_pump(struct sess *s)
 {
     if (s->dlv_gz != NULL && !s->dlv_done && s->dlv_end == UINT64_MAX)
-        return deliver_pump_decode(s);
+        return cache_gz_pump(s);
     for (;;) {
         size_t len = 0;
         enum store_obj_state st = dlv_state(s, &len);
@@ -869,21 +748,6 @@ cache_deliver_step(struct sess *s)
     }
 }
 
-static unsigned
-encoding_of(const struct h1_response *r)
-{
-    const struct h1_header *h = h1_header_find(r->hdrs, r->nhdrs, AC_LIT("Content-Encoding"));
-
-    if (h == NULL)
-        return STORE_ENC_IDENTITY;
-    if (ac_slice_caseeq(h->value, AC_LIT("gzip")))
-        return STORE_ENC_GZIP;
-    if (ac_slice_caseeq(h->value, AC_LIT("br")))
-        return STORE_ENC_BR;
-    if (ac_slice_caseeq(h->value, AC_LIT("deflate")))
-        return STORE_ENC_DEFLATE;
-    return STORE_ENC_IDENTITY;
-}
 
 /* Surrogate keys of a response (Surrogate-Key, xkey, Cache-Tag), split on
  * whitespace and commas, into tags[] (at most max). */
@@ -934,7 +798,7 @@ fill_meta(struct sess *s, const struct h1_response *r, struct store_meta *m,
     m->times.ttl = d->ttl;
     m->times.grace = d->grace;
     m->times.keep = d->keep;
-    m->encoding = encoding_of(r);
+    m->encoding = cache_gz_store_encoding(r);
     double sie = d->stale_if_error > 1e6 ? 1e6 : d->stale_if_error;
     m->flags = (d->must_revalidate ? OBJ_F_MUSTREVAL : 0) | ((unsigned)sie << OBJ_SIE_SHIFT);
     m->size_hint = r->body == H1_BODY_LENGTH ? (size_t)r->content_length : 0;
@@ -1005,34 +869,6 @@ cache_on_origin_fail(struct sess *s)
     return false;
 }
 
-/* Drop from a block being built (before cache_block_seal) the fields a
- * negotiated object sends per request: Content-Encoding and ETag. */
-static void
-block_strip_coding(struct ac_buf *b)
-{
-    size_t r = 0, w = 0;
-    bool status_line = true;
-
-    while (r < b->len) {
-        const char *nl = memchr(b->p + r, '\n', b->len - r);
-        size_t ll = nl ? (size_t)(nl - (b->p + r)) + 1 : b->len - r;
-        const char *colon = memchr(b->p + r, ':', ll);
-        bool drop = false;
-        if (!status_line && colon != NULL) {
-            struct ac_slice n = AC_SLICE(b->p + r, (size_t)(colon - (b->p + r)));
-            drop = ac_slice_caseeq(n, AC_LIT("Content-Encoding")) ||
-                   ac_slice_caseeq(n, AC_LIT("ETag"));
-        }
-        status_line = false;
-        if (!drop) {
-            memmove(b->p + w, b->p + r, ll);
-            w += ll;
-        }
-        r += ll;
-    }
-    b->len = w;
-}
-
 /* A 304 answered our revalidation: freshen the stored object. */
 static enum step
 freshen(struct sess *s, size_t r)
@@ -1049,7 +885,7 @@ freshen(struct sess *s, size_t r)
     cache_block_freshen(AC_SLICE(ob.p, ob.len), &s->resp, cp, s->resp_time, &s->scratch2);
     unsigned cflags = store_obj_flags(s->stale) & OBJ_F_COMPRESS_MASK;
     if (cflags & OBJ_F_NEGOTIATE)
-        block_strip_coding(&s->scratch2);   /* a 304's ETag goes to the metadata */
+        cache_gz_strip(&s->scratch2);   /* a 304's ETag goes to the metadata */
     size_t visible_len = s->scratch2.len;
     {
         struct ac_slice u, h;
@@ -1229,118 +1065,6 @@ detach_fill(struct sess *s)
     sess_drive(b);
 }
 
-/* The coding of an origin response (GZ_*), or -1 for one accel leaves
- * alone (deflate, zstd, several codings). */
-static int
-origin_coding(const struct h1_response *r)
-{
-    const struct h1_header *h = h1_header_find(r->hdrs, r->nhdrs, AC_LIT("Content-Encoding"));
-    struct ac_slice v;
-
-    if (h == NULL)
-        return GZ_IDENTITY;
-    v = h->value;
-    while (v.len > 0 && (v.p[0] == ' ' || v.p[0] == '\t'))
-        v.p++, v.len--;
-    while (v.len > 0 && (v.p[v.len - 1] == ' ' || v.p[v.len - 1] == '\t'))
-        v.len--;
-    if (v.len == 0 || ac_slice_caseeq(v, AC_LIT("identity")))
-        return GZ_IDENTITY;
-    if (ac_slice_caseeq(v, AC_LIT("gzip")) || ac_slice_caseeq(v, AC_LIT("x-gzip")))
-        return GZ_GZIP;
-    if (ac_slice_caseeq(v, AC_LIT("br")))
-        return GZ_BR;
-    return -1;
-}
-
-/* Does a Vary field of r name Accept-Encoding already? */
-static bool
-vary_names_ae(const struct h1_response *r)
-{
-    static const char ae[] = "accept-encoding";
-
-    for (unsigned i = 0; i < r->nhdrs; i++) {
-        struct ac_slice v = r->hdrs[i].value;
-        if (!ac_slice_caseeq(r->hdrs[i].name, AC_LIT("Vary")))
-            continue;
-        for (size_t j = 0; j + sizeof(ae) - 1 <= v.len; j++)
-            if (ac_slice_caseeq(AC_SLICE(v.p + j, sizeof(ae) - 1), AC_LIT(ae)))
-                return true;
-    }
-    return false;
-}
-
-/*
- * beresp.do_gzip / do_brotli before vcl_backend_response: on for bodies of
- * compressible types (gz_compressible_type) of at least compress_min_size
- * bytes (or of unknown length) that the origin sent unencoded (gzip: also
- * brotli for gzip ones), unless Cache-Control: no-transform.  do_gunzip:
- * off.  The policy may change all three.
- */
-static void
-compress_defaults(struct sess *s, const struct h1_response *r)
-{
-    const struct config_params *p = &s->w->cfg->p;
-    const struct h1_header *ct = h1_header_find(r->hdrs, r->nhdrs, AC_LIT("Content-Type"));
-    int oc = origin_coding(r);
-    bool text = ct != NULL && gz_compressible_type(ct->value);
-    bool has_body = r->status >= 200 && r->status != 204 && r->status != 206 &&
-                    r->status != 304 && r->body != H1_BODY_NONE;
-    bool big = r->body != H1_BODY_LENGTH || (double)r->content_length >= p->compress_min_size;
-    bool ok = text && has_body && big && !s->dec.no_transform;
-
-    s->do_gunzip = false;
-    s->do_gzip = ok && oc == GZ_IDENTITY && p->gzip_level > 0;
-    s->do_brotli = ok && (oc == GZ_IDENTITY || oc == GZ_GZIP) && p->brotli_max_size > 0 &&
-                   (r->body != H1_BODY_LENGTH || (double)r->content_length <= p->brotli_max_size);
-}
-
-/*
- * After vcl_backend_response, for a response to store: choose the stored
- * coding and set up the filter between the origin body and the object:
- * gzip it (do_gzip), gunzip it (do_gunzip), or only check an encoded body
- * (a corrupt one is never stored).  Returns the stored coding; *flagsp gets
- * the object's compression flags.  no-transform (RFC 9110 §7.7): stored
- * and served exactly as sent.
- */
-static unsigned
-compress_setup(struct sess *s, const struct h1_response *r, unsigned *flagsp)
-{
-    const struct config_params *p = &s->w->cfg->p;
-    int oc = origin_coding(r);
-    unsigned senc, f = 0;
-
-    *flagsp = 0;
-    if (oc < 0 || s->dec.no_transform)
-        return encoding_of(r);
-    senc = (unsigned)oc;
-    if (oc == GZ_GZIP && s->do_gunzip) {
-        s->fill_gz = gz_new(GZ_K_GZIP_DEC, 0, 0);
-        senc = GZ_IDENTITY;
-        STAT_INC(s->w, gzip_gunzipped);
-    } else if (oc == GZ_GZIP || oc == GZ_BR) {
-        s->fill_gz = gz_new(oc == GZ_GZIP ? GZ_K_GZIP_DEC : GZ_K_BR_DEC, 0, 0);
-        s->fill_gz_check = true;
-    } else if (s->do_gzip) {
-        s->fill_gz = gz_new(GZ_K_GZIP_ENC, (int)p->gzip_level, 0);
-        senc = GZ_GZIP;
-        STAT_INC(s->w, gzip_stored);
-    }
-    if (s->fill_gz != NULL || senc != (unsigned)oc) {
-        AC_NOTNULL(s->fill_gz);     /* zlib/brotli fail only when out of memory */
-        s->fill_buf = ac_xmalloc(GZ_BUFSZ);
-    }
-    if (s->do_brotli && (senc == GZ_IDENTITY || senc == GZ_GZIP))
-        f |= OBJ_F_BROTLI;
-    if (senc != GZ_IDENTITY || senc != (unsigned)oc || (f & OBJ_F_BROTLI)) {
-        f |= OBJ_F_NEGOTIATE | ((unsigned)oc << OBJ_ORIGENC_SHIFT);
-        if (vary_names_ae(r))
-            f |= OBJ_F_VARY_AE;
-    }
-    *flagsp = f;
-    return senc;
-}
-
 enum step
 cache_on_beresp(struct sess *s, size_t r)
 {
@@ -1355,7 +1079,7 @@ cache_on_beresp(struct sess *s, size_t r)
     if (resp->status >= 500 && stale_if_error_ok(s))
         return serve_stale_on_error(s, resp->status);
     cache_decide(&s->req, resp, s->req_time, s->resp_time, cp, &s->dec);
-    compress_defaults(s, resp);
+    cache_gz_defaults(s, resp);
     if (s->dec.store && resp->body == H1_BODY_LENGTH &&
         (double)resp->content_length > cp->max_object_size) {
         s->dec.store = false;
@@ -1385,10 +1109,10 @@ cache_on_beresp(struct sess *s, size_t r)
         fetch_start_respbody(s, r);
         return s->fetch_next;
     }
-    unsigned cflags, senc = compress_setup(s, resp, &cflags);
+    unsigned cflags, senc = cache_gz_setup(s, resp, &cflags);
     cache_block_build(resp, cp, s->resp_time, &s->scratch2);
     if (cflags & OBJ_F_NEGOTIATE)
-        block_strip_coding(&s->scratch2);
+        cache_gz_strip(&s->scratch2);
     cache_block_seal(&s->scratch2, s->req.path, s->req.host);
     fill_meta(s, resp, &m, tags, AC_ARRAY_LEN(tags));
     m.flags |= cflags;
