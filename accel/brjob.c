@@ -32,7 +32,8 @@ static struct {
     pthread_cond_t cond;
     struct job *head, *tail;
     unsigned depth;
-    bool started, stopping;
+    bool started;
+    _Atomic bool stopping;          /* also read by a job in progress */
     pthread_t thr;
     _Atomic uint64_t made, failed, refused, bytes_in, bytes_out;
 } q = { .mtx = PTHREAD_MUTEX_INITIALIZER, .cond = PTHREAD_COND_INITIALIZER };
@@ -86,6 +87,10 @@ brjob_make(struct store_obj *o, int level)
     }
     while (off < len) {
         struct store_bytes seg;
+        if (atomic_load_explicit(&q.stopping, memory_order_relaxed)) {
+            retry = true;       /* shutting down: not this object's fault */
+            goto done;
+        }
         if (store_obj_read(o, off, &seg, 1) == 0)
             goto done;
         size_t take = AC_MIN(seg.len, len - off);
@@ -235,4 +240,5 @@ brjob_fini(void)
     q.tail = NULL;
     q.depth = 0;
     q.started = false;
+    q.stopping = false;             /* a later submit may start it again */
 }
