@@ -191,21 +191,41 @@ def bad_crc_gzip():
     return bytes(good)
 
 
-@pytest.mark.parametrize("kind", ["garbage", "bad-crc"])
+@pytest.mark.parametrize("kind", ["garbage", "bad-crc", "br-garbage"])
 @pytest.mark.parametrize("chunked", [False, True], ids=["length", "chunked"])
 @pytest.mark.parametrize("client_ae", ["gzip", None])
 def test_corrupt_origin_gzip_is_never_served_as_complete(origin, accel, kind, chunked,
                                                          client_ae):
-    body = corrupt_gzip() if kind == "garbage" else bad_crc_gzip()
+    coding = "gzip"
+    if kind == "garbage":
+        body = corrupt_gzip()
+    elif kind == "bad-crc":
+        body = bad_crc_gzip()
+    else:
+        good = brotli.compress(BODY)
+        body = good[:len(good) // 2] + os.urandom(64) + good[len(good) // 2 + 64:]
+        coding = "br"
     origin.on("/bad", body=body, chunked=chunked, chunk_size=4096,
-              headers=dict(HTML, **{"Content-Encoding": "gzip"}))
+              headers=dict(HTML, **{"Content-Encoding": coding}))
     with pytest.raises(IncompleteResponse):
         accel.get("/bad", ae(client_ae))
-    accel.wait_stderr(r"corrupt gzip body; object dropped")
+    accel.wait_stderr(r"corrupt (gzip|brotli) body; object dropped")
     # not stored: the next request goes to the origin again
     with pytest.raises(IncompleteResponse):
         accel.get("/bad", ae(client_ae))
     assert origin.count("/bad") == 2
+
+
+def test_http10_client_gets_identity_ended_by_close(origin, accel):
+    origin.on("/old", body=BODY, headers=HTML)
+    accel.get("/old", ae("gzip"))
+    with accel.conn() as c:
+        c.send(build_request("GET", "/old", version="HTTP/1.0"))
+        head = c.read_head()
+        assert head.status == 200 and head.header("Content-Encoding") is None
+        assert head.header("Transfer-Encoding") is None
+        assert head.header("Content-Length") is None
+        assert c.read_until_close() == BODY
 
 
 def test_head_and_304_carry_the_headers_of_the_chosen_coding(origin, accel):
