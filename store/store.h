@@ -328,8 +328,9 @@ size_t store_obj_read(const struct store_obj *o, size_t off, struct store_bytes 
  * in another encoding (accel: a brotli body beside the gzip one), made
  * after the object completed, off the request path.  It lives and dies
  * with the object, so purges, bans, eviction and replacement remove it with
- * the object; a 304 freshening shares it with the new object.  The disk
- * tier does not persist it (the object's own body and encoding are).
+ * the object; a 304 freshening shares it with the new object.  With a disk
+ * tier, publishing it writes the object again (if it is still indexed),
+ * and a disk hit brings it back.
  *
  * store_obj_alt_begin() claims the right to build it: STORE_OK exactly once
  * per object (until a cancel with retry), STORE_ESTATE when it is built,

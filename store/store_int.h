@@ -260,11 +260,16 @@ int store_ban_restore(struct store *st, uint64_t seq, double time, struct store_
 #define STORE_REC_HDR 16
 #define STORE_REC_MAX_TAGS 4096
 
+#define STORE_REC_F_ALT 0x1u /* header flag: an alternate body follows the body */
+#define STORE_REC_ALT_FIXED 12 /* alt encoding u8 | pad u8 | pad u16 | alt len u64 */
+
 struct store_record {
     uint64_t ban_seq;
     unsigned status, encoding, flags;
+    unsigned alt_encoding;       /* with alt.p != NULL */
     struct store_times times;
     struct store_bytes key, selector, headers, etag, last_modified, body;
+    struct store_bytes alt;      /* the alternate body; p NULL: none */
     size_t ntags;
     struct store_bytes tags_raw; /* ntags x (u16 len, bytes), validated */
 };
@@ -279,6 +284,11 @@ size_t store_record_encode(const struct store_obj *o, uint64_t ban_seq, const st
 int store_record_decode(const void *buf, size_t len, struct store_record *r);
 /* Tag i of a decoded record (walks; for few tags). */
 struct store_bytes store_record_tag(const struct store_record *r, size_t i);
+/* Sets and publishes o's alternate body from bytes (a record's), without
+ * reclaiming memory (the caller may be inside a disk read).  0 or ENOMEM. */
+int store_obj_alt_restore(struct store_obj *o, unsigned encoding, struct store_bytes b);
+/* Under no lock: is o in the index?  Takes the shard lock. */
+bool store_index_linked(struct store_obj *o, bool enqueue_for_disk);
 /* Builds a complete, unlinked object (refcnt 1) from a decoded record. */
 struct store_obj *store_obj_from_record(struct store *st, const uint8_t digest[STORE_DIGEST_LEN],
                                         const struct store_record *r);

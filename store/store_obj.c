@@ -574,8 +574,30 @@ store_obj_alt_publish(struct store_obj *o, unsigned encoding)
     atomic_store_explicit(&o->alt, o->alt_build, memory_order_release);
     o->alt_build = NULL;
     atomic_store_explicit(&o->alt_state, STORE_ALT_READY, memory_order_release);
+    /* written again, now with its alternate body, if it is still the one
+     * in the index (an object replaced meanwhile must not overwrite its
+     * successor on disk) */
+    if (o->st->disk != NULL)
+        (void)store_index_linked(o, true);
     /* the object grew: let eviction see it (it may be over the limit now) */
     store_mem_reclaim(o->st, (unsigned)(store_shard_of(o->st, o->digest) - o->st->shards));
+    return STORE_OK;
+}
+
+int
+store_obj_alt_restore(struct store_obj *o, unsigned encoding, struct store_bytes b)
+{
+    struct store_body *nb = body_new(o->st);
+
+    if (nb == NULL)
+        return STORE_ENOMEM;
+    if (b.len > 0 && body_append(nb, b.len, b.p, b.len) != STORE_OK) {
+        body_release(&nb);
+        return STORE_ENOMEM;
+    }
+    o->alt_enc = encoding;
+    atomic_store_explicit(&o->alt, nb, memory_order_release);
+    atomic_store(&o->alt_state, STORE_ALT_READY);
     return STORE_OK;
 }
 
