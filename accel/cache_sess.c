@@ -1146,8 +1146,12 @@ cache_on_beresp(struct sess *s, size_t r)
                 return cache_synth_or_restart(s, a, &res);
             }
         }
-        dlv_begin(s, resp->body == H1_BODY_LENGTH && (s->fill_gz == NULL || s->fill_gz_check)
-                         ? resp->content_length : UINT64_MAX);
+        /* With a filter (even one that only checks), no Content-Length
+         * before the body is through it: a gzip body that turns out
+         * truncated must not reach this client as a whole response either
+         * (chunked, it ends without its last chunk). */
+        dlv_begin(s, resp->body == H1_BODY_LENGTH && s->fill_gz == NULL ? resp->content_length
+                                                                        : UINT64_MAX);
     }
     s->state = S_FILL;
     return STEP_MORE;
