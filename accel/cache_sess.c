@@ -14,6 +14,8 @@
 #include "sess.h"
 
 #include "bans.h"
+#include "brjob.h"
+#include "cache_gz.h"
 #include "http.h"
 
 #include <arpa/inet.h>
@@ -22,12 +24,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 
-/* stale-if-error seconds and must-revalidate travel in the object's flags
- * above the store's own bits (the store keeps flags as given). */
-#define OBJ_F_MUSTREVAL 0x2u
-#define OBJ_SIE_SHIFT 8
 
-enum dlv { DLV_DONE, DLV_DEAD, DLV_ABORTED, DLV_TAIL, DLV_WAIT_WRITE, DLV_WAIT_DATA };
 
 static double
 now_of(const struct sess *s)
@@ -105,6 +102,12 @@ cache_sess_reset(struct sess *s)
     s->fill_done = s->fill_overflow = false;
     s->fill_len = 0;
     s->pending_run = AC_SLICE(NULL, 0);
+    gz_free(&s->fill_gz);
+    gz_free(&s->dlv_gz);
+    free(s->fill_buf);
+    free(s->dlv_buf);
+    s->fill_buf = s->dlv_buf = NULL;
+    s->fill_gz_check = s->fill_gz_dirty = s->dlv_alt = false;
 }
 
 static bool
@@ -442,12 +445,15 @@ cache_waitobj_step(struct sess *s)
     return STEP_WAIT;
 }
 
+#define OURS(name) (s->n_resp_ops == 0 || !pol_overlay_has(s->resp_ops, s->n_resp_ops, AC_LIT(name)))
+
 /* Build the response head for delivering s->obj and queue it. */
 static void
 dlv_begin(struct sess *s, uint64_t expect_len)
 {
     struct store_obj *o = s->obj;
     unsigned status = store_obj_status(o);
+    unsigned flags = store_obj_flags(o), stored_enc = store_obj_encoding(o);
     struct store_bytes blk = store_obj_headers(o);
     struct store_bytes et = store_obj_etag(o), lm = store_obj_last_modified(o);
     struct ac_slice block = cache_block_visible(AC_SLICE(blk.p, blk.len));
@@ -458,7 +464,8 @@ dlv_begin(struct sess *s, uint64_t expect_len)
     bool complete = store_obj_state(o, &len) == STORE_OBJ_COMPLETE;
     bool head = ac_slice_eq(s->req.method, AC_LIT("HEAD"));
     bool body = !head && status != 204 && status != 304;
-    unsigned code = status;
+    bool negotiate = (flags & OBJ_F_NEGOTIATE) != 0, decode = false;
+    unsigned code = status, enc = cache_gz_choose(s, complete, len);
     uint64_t first = 0, last = 0;
     double age;
 
@@ -469,6 +476,27 @@ dlv_begin(struct sess *s, uint64_t expect_len)
     store_obj_times(o, &tm);
     age = now_of(s) - tm.insert;
     ac_buf_reset(t);
+    if (s->dlv_alt)
+        (void)store_obj_alt(o, NULL, &len);     /* complete, final length */
+    else if (enc != stored_enc) {
+        decode = true;          /* identity, decoded from the stored body */
+        complete = false;       /* its length is not known in advance */
+        expect_len = UINT64_MAX;
+    }
+    if (negotiate && etag.len > 0 && OURS("ETag")) {
+        /* The ETag is the origin's, for the coding the origin sent; any
+         * other coding is another representation: a weak validator
+         * (RFC 9110 §8.8.1), so If-Range never matches it. */
+        bool strong = enc == ((flags & OBJ_ORIGENC_MASK) >> OBJ_ORIGENC_SHIFT);
+        bool weak_already = etag.len >= 2 && etag.p[0] == 'W' && etag.p[1] == '/';
+        ac_buf_catstr(t, "ETag: ");
+        size_t at = t->len;
+        if (!strong && !weak_already)
+            ac_buf_catstr(t, "W/");
+        ac_buf_cats(t, etag);
+        etag = AC_SLICE(t->p + at, t->len - at);    /* valid until t grows */
+        ac_buf_cat(t, "\r\n", 2);
+    }
     if (status == 200 && cache_not_modified(&s->req, etag, lmod)) {
         code = 304;
         body = false;
@@ -499,8 +527,22 @@ dlv_begin(struct sess *s, uint64_t expect_len)
         if (s->dlv_chunked)
             ac_buf_catstr(t, "Transfer-Encoding: chunked\r\n");
     }
+    if (negotiate) {
+        /* a 304 carries the validators and Vary, not the coding (RFC 9110 §15.4.5) */
+        if (enc != GZ_IDENTITY && code != 304 && OURS("Content-Encoding"))
+            ac_buf_catstr(t, enc == GZ_BR ? "Content-Encoding: br\r\n" : "Content-Encoding: gzip\r\n");
+        if (!(flags & OBJ_F_VARY_AE) && OURS("Vary"))
+            ac_buf_catstr(t, "Vary: Accept-Encoding\r\n");
+    }
+    if (decode && body && code == status) {
+        s->dlv_gz = gz_new(stored_enc == GZ_BR ? GZ_K_BR_DEC : GZ_K_GZIP_DEC, 0, 0);
+        AC_NOTNULL(s->dlv_gz);      /* zlib/brotli fail only when out of memory */
+        s->dlv_buf = ac_xmalloc(GZ_BUFSZ);
+        STAT_INC(s->w, gzip_decoded);
+    }
+    if (s->dlv_alt && body)
+        STAT_INC(s->w, brotli_delivered);
     /* accel's own fields, unless the policy set or unset them in vcl_deliver */
-#define OURS(name) (s->n_resp_ops == 0 || !pol_overlay_has(s->resp_ops, s->n_resp_ops, AC_LIT(name)))
     if (OURS("Age"))
         ac_buf_printf(t, "Age: %lld\r\n", (long long)(age > 0 ? floor(age) : 0));
     if (OURS("Via"))
@@ -510,7 +552,6 @@ dlv_begin(struct sess *s, uint64_t expect_len)
     if (OURS("Cache-Status"))
         ac_buf_printf(t, "Cache-Status: accel; %s; ttl=%lld\r\n", s->cstatus ? s->cstatus : "hit",
                       (long long)floor(tm.insert + tm.ttl - now_of(s)));
-#undef OURS
     if (s->w->stopping)
         s->keepalive = false;
     if (!s->keepalive)
@@ -573,17 +614,35 @@ dlv_begin(struct sess *s, uint64_t expect_len)
         s->dlv_end = s->dlv_off;
 }
 
+/* The body being delivered: the object's own, or its alternate body. */
+static enum store_obj_state
+dlv_state(const struct sess *s, size_t *lenp)
+{
+    if (s->dlv_alt) {
+        (void)store_obj_alt(s->obj, NULL, lenp);
+        return STORE_OBJ_COMPLETE;
+    }
+    return store_obj_state(s->obj, lenp);
+}
+
+static size_t
+dlv_read(const struct sess *s, size_t off, struct store_bytes *segs, size_t n)
+{
+    return s->dlv_alt ? store_obj_alt_read(s->obj, off, segs, n)
+                      : store_obj_read(s->obj, off, segs, n);
+}
+
 /* Move object bytes to the client until something blocks.  Body segments
  * are queued behind what is already queued (the head), so a small hit goes
  * out with one writev. */
 static enum dlv
 deliver_pump(struct sess *s)
 {
-    struct store_obj *o = s->obj;
-
+    if (s->dlv_gz != NULL && !s->dlv_done && s->dlv_end == UINT64_MAX)
+        return cache_gz_pump(s);
     for (;;) {
         size_t len = 0;
-        enum store_obj_state st = store_obj_state(o, &len);
+        enum store_obj_state st = dlv_state(s, &len);
         uint64_t avail = AC_MIN((uint64_t)len, s->dlv_end);
 
         /* as many runs as fit behind what is queued (a chunk-size line and
@@ -592,7 +651,7 @@ deliver_pump(struct sess *s)
         size_t maxseg = s->niov + 3 <= SESS_NIOV ? AC_MIN(4, (size_t)(SESS_NIOV - s->niov - 2)) : 0;
         if (!s->dlv_done && s->dlv_off < avail && maxseg > 0) {
             struct store_bytes segs[4];
-            size_t n = store_obj_read(o, (size_t)s->dlv_off, segs, maxseg);
+            size_t n = dlv_read(s, (size_t)s->dlv_off, segs, maxseg);
             uint64_t total = 0;
             int first_iov = s->niov;
             for (size_t i = 0; i < n && s->dlv_off + total < avail; i++) {
@@ -693,21 +752,6 @@ cache_deliver_step(struct sess *s)
     }
 }
 
-static unsigned
-encoding_of(const struct h1_response *r)
-{
-    const struct h1_header *h = h1_header_find(r->hdrs, r->nhdrs, AC_LIT("Content-Encoding"));
-
-    if (h == NULL)
-        return STORE_ENC_IDENTITY;
-    if (ac_slice_caseeq(h->value, AC_LIT("gzip")))
-        return STORE_ENC_GZIP;
-    if (ac_slice_caseeq(h->value, AC_LIT("br")))
-        return STORE_ENC_BR;
-    if (ac_slice_caseeq(h->value, AC_LIT("deflate")))
-        return STORE_ENC_DEFLATE;
-    return STORE_ENC_IDENTITY;
-}
 
 /* Surrogate keys of a response (Surrogate-Key, xkey, Cache-Tag), split on
  * whitespace and commas, into tags[] (at most max). */
@@ -758,7 +802,7 @@ fill_meta(struct sess *s, const struct h1_response *r, struct store_meta *m,
     m->times.ttl = d->ttl;
     m->times.grace = d->grace;
     m->times.keep = d->keep;
-    m->encoding = encoding_of(r);
+    m->encoding = cache_gz_store_encoding(r);
     double sie = d->stale_if_error > 1e6 ? 1e6 : d->stale_if_error;
     m->flags = (d->must_revalidate ? OBJ_F_MUSTREVAL : 0) | ((unsigned)sie << OBJ_SIE_SHIFT);
     m->size_hint = r->body == H1_BODY_LENGTH ? (size_t)r->content_length : 0;
@@ -843,6 +887,9 @@ freshen(struct sess *s, size_t r)
     int pr;
 
     cache_block_freshen(AC_SLICE(ob.p, ob.len), &s->resp, cp, s->resp_time, &s->scratch2);
+    unsigned cflags = store_obj_flags(s->stale) & OBJ_F_COMPRESS_MASK;
+    if (cflags & OBJ_F_NEGOTIATE)
+        cache_gz_strip(&s->scratch2);   /* a 304's ETag goes to the metadata */
     size_t visible_len = s->scratch2.len;
     {
         struct ac_slice u, h;
@@ -890,6 +937,9 @@ freshen(struct sess *s, size_t r)
         m.ntags = AC_MIN(nt, AC_ARRAY_LEN(tags));
     }
     m.encoding = store_obj_encoding(s->stale);
+    m.flags |= cflags;
+    if (m.etag.len == 0 && (cflags & OBJ_F_NEGOTIATE))
+        m.etag = store_obj_etag(s->stale);  /* kept out of the block, not dropped */
     if (store_obj_set_meta(s->busy, &m) != STORE_OK ||
         store_obj_freshen(s->busy, s->stale) != STORE_OK) {
         free(mh);
@@ -1008,6 +1058,12 @@ detach_fill(struct sess *s)
     b->origin_reusable = s->origin_reusable;
     b->origin_eof = s->origin_eof;
     b->fill_len = s->fill_len;
+    b->fill_gz = s->fill_gz;        /* the filter state goes with the fill */
+    b->fill_buf = s->fill_buf;
+    b->fill_gz_check = s->fill_gz_check;
+    b->fill_gz_dirty = s->fill_gz_dirty;
+    s->fill_gz = NULL;
+    s->fill_buf = NULL;
     b->state = S_FILL;
     store_obj_release(&s->obj);
     sess_drive(b);
@@ -1027,6 +1083,7 @@ cache_on_beresp(struct sess *s, size_t r)
     if (resp->status >= 500 && stale_if_error_ok(s))
         return serve_stale_on_error(s, resp->status);
     cache_decide(&s->req, resp, s->req_time, s->resp_time, cp, &s->dec);
+    cache_gz_defaults(s, resp);
     if (s->dec.store && resp->body == H1_BODY_LENGTH &&
         (double)resp->content_length > cp->max_object_size) {
         s->dec.store = false;
@@ -1056,9 +1113,16 @@ cache_on_beresp(struct sess *s, size_t r)
         fetch_start_respbody(s, r);
         return s->fetch_next;
     }
+    unsigned cflags, senc = cache_gz_setup(s, resp, &cflags);
     cache_block_build(resp, cp, s->resp_time, &s->scratch2);
+    if (cflags & OBJ_F_NEGOTIATE)
+        cache_gz_strip(&s->scratch2);
     cache_block_seal(&s->scratch2, s->req.path, s->req.host);
     fill_meta(s, resp, &m, tags, AC_ARRAY_LEN(tags));
+    m.flags |= cflags;
+    if (senc != m.encoding || (s->fill_gz != NULL && !s->fill_gz_check))
+        m.size_hint = 0;            /* the stored body is not the origin's length */
+    m.encoding = senc;
     if (store_obj_set_meta(s->busy, &m) != STORE_OK) {
         store_obj_abort(s->busy);
         store_obj_release(&s->busy);
@@ -1086,7 +1150,12 @@ cache_on_beresp(struct sess *s, size_t r)
                 return cache_synth_or_restart(s, a, &res);
             }
         }
-        dlv_begin(s, resp->body == H1_BODY_LENGTH ? resp->content_length : UINT64_MAX);
+        /* With a filter (even one that only checks), no Content-Length
+         * before the body is through it: a gzip body that turns out
+         * truncated must not reach this client as a whole response either
+         * (chunked, it ends without its last chunk). */
+        dlv_begin(s, resp->body == H1_BODY_LENGTH && s->fill_gz == NULL ? resp->content_length
+                                                                        : UINT64_MAX);
     }
     s->state = S_FILL;
     return STEP_MORE;
@@ -1095,29 +1164,101 @@ cache_on_beresp(struct sess *s, size_t r)
 enum fill { FILL_MORE, FILL_WAIT, FILL_DONE, FILL_FAIL, FILL_OVERFLOW };
 
 
+/* Bytes into the busy object (after the filter, if any). */
 static enum fill
-fill_append(struct sess *s, const char *p, size_t n)
+store_put(struct sess *s, const char *p, size_t n)
 {
     if (n == 0)
         return FILL_MORE;
-    if ((double)(s->fill_len + n) > s->w->cparams->max_object_size) {
-        /* Too big after all: the object is dropped (its waiters see it
-         * aborted); our client gets the rest straight from the origin. */
+    if ((double)(s->fill_len + n) > s->w->cparams->max_object_size ||
+        store_obj_append(s->busy, p, n) != STORE_OK) {
+        /* Too big after all (or no memory): the object is dropped (its
+         * waiters see it aborted); our client gets the rest straight from
+         * the origin -- unless a filter stands between the two, whose
+         * output the client is being sent: then the response is cut. */
         store_obj_abort(s->busy);
         store_obj_release(&s->busy);
-        s->fill_overflow = true;
-        s->pending_run = AC_SLICE(p, n);
-        return FILL_OVERFLOW;
-    }
-    if (store_obj_append(s->busy, p, n) != STORE_OK) {
-        store_obj_abort(s->busy);
-        store_obj_release(&s->busy);
+        if (s->fill_gz != NULL && !s->fill_gz_check)
+            return FILL_FAIL;
+        if (s->dlv_gz != NULL || s->dlv_alt)
+            return FILL_FAIL;
+        gz_free(&s->fill_gz);       /* a check only: the origin bytes go on as they are */
         s->fill_overflow = true;
         s->pending_run = AC_SLICE(p, n);
         return FILL_OVERFLOW;
     }
     s->fill_len += n;
     return FILL_MORE;
+}
+
+static enum fill
+fill_corrupt(struct sess *s)
+{
+    STAT_INC(s->w, gzip_corrupt);
+    LOG_W("origin %s: " AC_SLICE_FMT ": corrupt %s body; object dropped", s->be->name,
+          AC_SLICE_ARG(s->req.path), store_obj_encoding(s->busy) == GZ_BR ? "brotli" : "gzip");
+    return FILL_FAIL;
+}
+
+/*
+ * Run the fill filter over n origin bytes (n == 0 with flush: drain it).
+ * A checking decoder's output is dropped and the origin bytes stored as
+ * they are, after they decoded: bytes that do not are never stored.
+ */
+static enum fill
+fill_filter(struct sess *s, const char *p, size_t n, enum gz_flush flush)
+{
+    const char *in = p;
+    size_t left = n;
+    enum fill f;
+
+    for (;;) {
+        size_t w = 0, left0 = left;
+        int r = gz_run(s->fill_gz, &in, &left, s->fill_buf, GZ_BUFSZ, &w, flush);
+        if (r == GZ_ERR)
+            return fill_corrupt(s);
+        if (w > 0 && !s->fill_gz_check && (f = store_put(s, s->fill_buf, w)) != FILL_MORE)
+            return f;
+        if (r == GZ_END && flush == GZ_FINISH)
+            break;
+        if (left == 0 && w < GZ_BUFSZ)
+            break;
+        if (w == 0 && left == left0)
+            break;
+    }
+    if (s->fill_gz_check)
+        return store_put(s, p, n);
+    s->fill_gz_dirty = flush == GZ_NOFLUSH && (s->fill_gz_dirty || n > 0);
+    return FILL_MORE;
+}
+
+static enum fill
+fill_append(struct sess *s, const char *p, size_t n)
+{
+    if (n == 0)
+        return FILL_MORE;
+    if (s->fill_gz != NULL)
+        return fill_filter(s, p, n, GZ_NOFLUSH);
+    return store_put(s, p, n);
+}
+
+/* The origin body ended: finish the encoder, or check that the decoder
+ * saw a whole stream (a truncated gzip body is corrupt too). */
+static enum fill
+fill_finish(struct sess *s)
+{
+    enum fill f;
+
+    if (s->fill_gz == NULL)
+        return FILL_MORE;
+    if (s->fill_gz_check || store_obj_encoding(s->busy) == GZ_IDENTITY) {
+        if (!gz_finished(s->fill_gz))
+            return fill_corrupt(s);
+        return FILL_MORE;
+    }
+    if ((f = fill_filter(s, NULL, 0, GZ_FINISH)) != FILL_MORE)
+        return f;
+    return gz_finished(s->fill_gz) ? FILL_MORE : FILL_FAIL;
 }
 
 /* Origin bytes into the busy object, as fast as the origin sends. */
@@ -1130,7 +1271,13 @@ fill_origin(struct sess *s)
 
     for (int reads = 0; reads < 8;) {
         if (fetch_body_done(s)) {
+            if ((f = fill_finish(s)) != FILL_MORE)
+                return f;
             int r = store_obj_complete(s->busy);
+            const struct config_params *p = &s->w->cfg->p;
+            if (r == STORE_OK && (store_obj_flags(s->busy) & OBJ_F_BROTLI) &&
+                (double)s->fill_len <= p->brotli_max_size)
+                (void)brjob_submit(s->busy, (int)p->brotli_level);
             store_obj_release(&s->busy);
             sess_release_origin(s, s->origin_reusable && ac_iobuf_len(b) == 0);
             s->fill_done = true;
@@ -1179,8 +1326,13 @@ fill_origin(struct sess *s)
             b->end = (size_t)n;
             continue;
         }
-        if (n == AC_AGAIN)
+        if (n == AC_AGAIN) {
+            /* Nothing more for now: what the encoder holds goes out, so
+             * clients streaming the busy object are not kept waiting. */
+            if (s->fill_gz_dirty && (f = fill_filter(s, NULL, 0, GZ_SYNC)) != FILL_MORE)
+                return f;
             return FILL_WAIT;
+        }
         if (n == 0 && s->resp.body == H1_BODY_CLOSE) {
             s->origin_eof = true;
             s->origin_reusable = false;

@@ -41,7 +41,11 @@
     X(backend_sick_time, DUR, 5, "how long such a backend stays sick before it is tried again") \
     X(backend_queue_timeout, DUR, 1, "wait for a backend's max_connections slot, then 503") \
     X(tls_handshake_timeout, DUR, 10, "deadline for a client's TLS handshake") \
-    X(tls_ticket_rotate, DUR, 3600, "TLS session ticket keys are replaced this often")
+    X(tls_ticket_rotate, DUR, 3600, "TLS session ticket keys are replaced this often") \
+    X(gzip_level, UINT, 6, "gzip level (1-9) of bodies accel compresses; 0: accel never gzips") \
+    X(brotli_level, UINT, 11, "quality (0-11) of the brotli bodies made in the background") \
+    X(brotli_max_size, SIZE, 8388608, "larger objects get no brotli body (0: no brotli at all)") \
+    X(compress_min_size, SIZE, 1024, "smaller responses (by Content-Length) are not compressed")
 
 enum config_kind { CONFIG_DUR, CONFIG_UINT, CONFIG_SIZE, CONFIG_REAL };
 

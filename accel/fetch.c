@@ -60,8 +60,7 @@ cache_fetch_drops(struct ac_slice n)
            ac_slice_caseeq(n, AC_LIT("If-Modified-Since")) ||
            ac_slice_caseeq(n, AC_LIT("If-Match")) ||
            ac_slice_caseeq(n, AC_LIT("If-Unmodified-Since")) ||
-           /* XXX(#7): until accel decodes gzip itself, cache fetches ask
-            * for identity so one stored body serves every client. */
+           /* accel negotiates codings itself (see fetch_build_bereq) */
            ac_slice_caseeq(n, AC_LIT("Accept-Encoding"));
 }
 
@@ -147,6 +146,18 @@ fetch_build_bereq(struct sess *s)
         if (s->bereq_ops[i].value.p == NULL)
             continue;
         ac_buf_field(b, s->bereq_ops[i].name, s->bereq_ops[i].value);
+    }
+    if (cachefetch && !(s->n_bereq_ops &&
+                        pol_overlay_has(s->bereq_ops, s->n_bereq_ops, AC_LIT("Accept-Encoding")))) {
+        /* One stored body serves every client, so a cache fetch asks for
+         * gzip, not for what this client said (as Varnish does); accel
+         * decodes for clients without gzip.  Only when this client takes
+         * gzip, though: an answer that turns out uncacheable is relayed as
+         * it comes, and must be one this client can read. */
+        struct gz_accept acc;
+        gz_accept_from_headers(req->hdrs, req->nhdrs, &acc);
+        if (acc.q_gzip > 0)
+            ac_buf_catstr(b, "Accept-Encoding: gzip\r\n");
     }
     s->revalidating = false;
     if (cachefetch && s->stale != NULL) {

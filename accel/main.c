@@ -4,6 +4,7 @@
  */
 #include "ac.h"
 #include "bans.h"
+#include "brjob.h"
 #include "cache.h"
 #include "config.h"
 #include "log.h"
@@ -298,6 +299,7 @@ main(int argc, char **argv)
     wrk_destroy_all(&ws, cfg.nworkers);
     pool_set_release(&bset);
     tls_server_fini();
+    brjob_fini();                   /* its object references go before the store */
     if (st != NULL)
         store_close(&st);
     bans_fini();

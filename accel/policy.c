@@ -416,9 +416,9 @@ op_get_var(void *priv, enum vcl_var var, struct vcl_value *out)
     case VCL_VAR_BERESP_AGE: out->u.d = s->dec.initial_age; break;
     case VCL_VAR_BERESP_UNCACHEABLE: out->u.b = s->vcl_uncacheable; break;
     case VCL_VAR_BERESP_DO_STREAM: out->u.b = true; break;
-    case VCL_VAR_BERESP_DO_GZIP:
-    case VCL_VAR_BERESP_DO_GUNZIP:
-    case VCL_VAR_BERESP_DO_BROTLI: out->u.b = false; break;
+    case VCL_VAR_BERESP_DO_GZIP: out->u.b = s->do_gzip; break;
+    case VCL_VAR_BERESP_DO_GUNZIP: out->u.b = s->do_gunzip; break;
+    case VCL_VAR_BERESP_DO_BROTLI: out->u.b = s->do_brotli; break;
     case VCL_VAR_BERESP_BACKEND_NAME:
         out->u.s = s->be ? (struct vcl_str){ s->be->name, strlen(s->be->name) } : VCL_LIT("");
         break;
@@ -535,9 +535,14 @@ op_set_var(void *priv, enum vcl_var var, const struct vcl_value *v)
         s->bto[FETCH_TMO_BETWEEN_BYTES] = v->u.d > 0 ? v->u.d : 0.001;
         return 0;
     case VCL_VAR_BERESP_DO_GZIP:
+        s->do_gzip = v->u.b;        /* applied when the fill starts (cache_sess.c) */
+        return 0;
     case VCL_VAR_BERESP_DO_GUNZIP:
+        s->do_gunzip = v->u.b;
+        return 0;
     case VCL_VAR_BERESP_DO_BROTLI:
-        return 0;   /* XXX(#7): compression is not built yet */
+        s->do_brotli = v->u.b;
+        return 0;
     case VCL_VAR_BERESP_STATUS:
         if (v->u.i < 100 || v->u.i > 999)
             return -1;

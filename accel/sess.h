@@ -17,6 +17,7 @@
 #include "pool.h"
 #include "wrk.h"
 #include "cache.h"
+#include "gz.h"
 #include "policy.h"
 #include "store.h"
 
@@ -165,6 +166,15 @@ struct sess {
     bool fill_done, fill_overflow;
     uint64_t fill_len;
     struct ac_slice pending_run;    /* decoded bytes not stored (overflow) */
+    /* compression (cache_sess.c, gz.c) */
+    bool do_gzip, do_gunzip, do_brotli; /* beresp.do_*: defaults, then the policy */
+    struct gz_stream *fill_gz;      /* origin body -> object filter, or NULL */
+    bool fill_gz_check;             /* fill_gz only checks origin gzip (output dropped) */
+    bool fill_gz_dirty;             /* encoder holds input not yet flushed */
+    char *fill_buf;                 /* GZ output for fill_gz */
+    struct gz_stream *dlv_gz;       /* object -> client decoder, or NULL */
+    char *dlv_buf;                  /* decoded bytes queued for the client */
+    bool dlv_alt;                   /* delivering the object's alternate body */
 
     /* policy (policy.c) */
     struct vcl_program *prog;       /* this request's program (a reference), or NULL */

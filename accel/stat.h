@@ -35,7 +35,12 @@
     X(cache_revalidated, "objects freshened by a 304") \
     X(cache_bgfetch, "background refreshes started") \
     X(cache_uncacheable, "responses not stored") \
-    X(cache_invalidated, "objects invalidated by unsafe methods")
+    X(cache_invalidated, "objects invalidated by unsafe methods") \
+    X(gzip_stored, "objects gzip-compressed by accel while filling") \
+    X(gzip_gunzipped, "objects stored decompressed (beresp.do_gunzip)") \
+    X(gzip_decoded, "deliveries decompressed on the fly (client takes neither gzip nor br)") \
+    X(gzip_corrupt, "corrupt gzip or brotli bodies (origin or stored) refused") \
+    X(brotli_delivered, "deliveries of an object's brotli body")
 
 struct stats {
 #define X(name, help) uint64_t name;

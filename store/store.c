@@ -728,6 +728,27 @@ store_lookup(struct store *st, const struct store_lookup *lk, struct store_obj *
  * applies to it), replacement of same-selector variants, eviction queue.
  * Returns true when o stays indexed (and may go to disk).
  */
+/*
+ * Is o (still) in the index?  With enqueue_for_disk, a linked object is
+ * queued for the disk tier under the same shard lock, so a newer object
+ * that replaces it (which completes, and then queues itself, under this
+ * lock too) is always written after it: the disk never ends up with the
+ * older one.
+ */
+bool
+store_index_linked(struct store_obj *o, bool enqueue_for_disk)
+{
+    struct store_shard *sh = store_shard_of(o->st, o->digest);
+    bool linked;
+
+    STORE_ZERO(pthread_mutex_lock(&sh->mtx));
+    linked = o->head != NULL && !atomic_load(&o->invalid);
+    if (linked && enqueue_for_disk && o->st->disk != NULL)
+        store_disk_enqueue(o->st, o);
+    STORE_ZERO(pthread_mutex_unlock(&sh->mtx));
+    return linked;
+}
+
 bool
 store_index_complete(struct store_obj *o)
 {

@@ -321,6 +321,43 @@ enum store_obj_state store_obj_state(const struct store_obj *o, size_t *lenp);
 size_t store_obj_read(const struct store_obj *o, size_t off, struct store_bytes *segs,
                       size_t nsegs);
 
+/* ---- alternate body: a second encoding of a complete object ------------- */
+
+/*
+ * An object may carry one alternate body beside its own: the same content
+ * in another encoding (accel: a brotli body beside the gzip one), made
+ * after the object completed, off the request path.  It lives and dies
+ * with the object, so purges, bans, eviction and replacement remove it with
+ * the object; a 304 freshening shares it with the new object.  With a disk
+ * tier, publishing it writes the object again (if it is still indexed),
+ * and a disk hit brings it back.
+ *
+ * store_obj_alt_begin() claims the right to build it: STORE_OK exactly once
+ * per object (until a cancel with retry), STORE_ESTATE when it is built,
+ * being built, failed, or the object is not complete.  The builder then
+ * appends (STORE_ENOMEM), and ends with store_obj_alt_publish() (readers see
+ * it from then on) or store_obj_alt_cancel() (retry: true lets a later
+ * begin try again; false marks it failed for good).  Hold a reference on o
+ * while building.
+ */
+int store_obj_alt_begin(struct store_obj *o);
+int store_obj_alt_append(struct store_obj *o, const void *p, size_t len);
+int store_obj_alt_publish(struct store_obj *o, unsigned encoding);
+void store_obj_alt_cancel(struct store_obj *o, bool retry);
+
+/*
+ * True when o has a published alternate body; *encp gets its encoding and
+ * *lenp its (final) length.  Lock-free, any thread.
+ */
+bool store_obj_alt(const struct store_obj *o, unsigned *encp, size_t *lenp);
+/* Bytes of the alternate body from off, as store_obj_read(); 0 when none. */
+size_t store_obj_alt_read(const struct store_obj *o, size_t off, struct store_bytes *segs,
+                          size_t nsegs);
+enum store_alt_state { STORE_ALT_NONE = 0, STORE_ALT_BUILDING = 1, STORE_ALT_READY = 2,
+                       STORE_ALT_FAILED = 3 };
+/* Alternate-body state (STORE_ALT_*), for tests and listings. */
+int store_obj_alt_state(const struct store_obj *o);
+
 /* ---- waiters ------------------------------------------------------------ */
 
 struct store_waiter;

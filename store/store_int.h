@@ -111,6 +111,13 @@ struct store_obj {
     _Atomic uint64_t soft_at;         /* double bits; 0: no soft purge */
     _Atomic uint64_t ban_seq;         /* newest ban already checked */
     _Atomic int invalid;              /* purged/banned: never (re)write to disk */
+    /* alternate body (another encoding), made after completion by one
+     * builder: alt_state goes NONE -> BUILDING -> READY (or back to NONE,
+     * or FAILED); alt is published once, with a release store, when READY. */
+    _Atomic int alt_state;
+    struct store_body *alt_build;     /* the builder only */
+    struct store_body *_Atomic alt;   /* published alternate body */
+    unsigned alt_enc;                 /* written before alt is published */
     size_t qcharge;                   /* shard: bytes accounted in the queue */
     double expires;                   /* shard: store_obj_expiry() cached once indexed */
     size_t charge;                    /* obj allocation incl. key */
@@ -253,11 +260,16 @@ int store_ban_restore(struct store *st, uint64_t seq, double time, struct store_
 #define STORE_REC_HDR 16
 #define STORE_REC_MAX_TAGS 4096
 
+#define STORE_REC_F_ALT 0x1u /* header flag: an alternate body follows the body */
+#define STORE_REC_ALT_FIXED 12 /* alt encoding u8 | pad u8 | pad u16 | alt len u64 */
+
 struct store_record {
     uint64_t ban_seq;
     unsigned status, encoding, flags;
+    unsigned alt_encoding;       /* with alt.p != NULL */
     struct store_times times;
     struct store_bytes key, selector, headers, etag, last_modified, body;
+    struct store_bytes alt;      /* the alternate body; p NULL: none */
     size_t ntags;
     struct store_bytes tags_raw; /* ntags x (u16 len, bytes), validated */
 };
@@ -272,6 +284,11 @@ size_t store_record_encode(const struct store_obj *o, uint64_t ban_seq, const st
 int store_record_decode(const void *buf, size_t len, struct store_record *r);
 /* Tag i of a decoded record (walks; for few tags). */
 struct store_bytes store_record_tag(const struct store_record *r, size_t i);
+/* Sets and publishes o's alternate body from bytes (a record's), without
+ * reclaiming memory (the caller may be inside a disk read).  0 or ENOMEM. */
+int store_obj_alt_restore(struct store_obj *o, unsigned encoding, struct store_bytes b);
+/* Under no lock: is o in the index?  Takes the shard lock. */
+bool store_index_linked(struct store_obj *o, bool enqueue_for_disk);
 /* Builds a complete, unlinked object (refcnt 1) from a decoded record. */
 struct store_obj *store_obj_from_record(struct store *st, const uint8_t digest[STORE_DIGEST_LEN],
                                         const struct store_record *r);

@@ -96,6 +96,9 @@ store_obj_release(struct store_obj **op)
     }
     b = atomic_load(&o->body);
     body_release(&b);
+    b = atomic_load(&o->alt);
+    body_release(&b);
+    body_release(&o->alt_build);
     store_mem_uncharge(o->st, o->charge);
     o->magic = 0;
     free(o);
@@ -358,20 +361,29 @@ store_obj_freshness(const struct store_obj *o, double now)
 /* ---- body ---------------------------------------------------------------- */
 
 static struct store_body *
+body_new(struct store *st)
+{
+    struct store_body *b = calloc(1, sizeof(*b));
+
+    if (b == NULL)
+        return NULL;
+    b->magic = STORE_BODY_MAGIC;
+    atomic_init(&b->refcnt, 1);
+    b->st = st;
+    atomic_init(&b->charge, sizeof(*b));
+    store_mem_charge(st, sizeof(*b));
+    return b;
+}
+
+static struct store_body *
 body_get(struct store_obj *o)
 {
     struct store_body *b = atomic_load_explicit(&o->body, memory_order_acquire);
 
     if (b != NULL)
         return b;
-    b = calloc(1, sizeof(*b));
-    if (b == NULL)
+    if ((b = body_new(o->st)) == NULL)
         return NULL;
-    b->magic = STORE_BODY_MAGIC;
-    atomic_init(&b->refcnt, 1);
-    b->st = o->st;
-    atomic_init(&b->charge, sizeof(*b));
-    store_mem_charge(o->st, sizeof(*b));
     atomic_store_explicit(&o->body, b, memory_order_release);
     return b;
 }
@@ -392,13 +404,13 @@ store_obj_body_len(const struct store_obj *o)
  * between 64 bytes and 256 KiB.
  */
 static size_t
-seg_size(const struct store_mblock *m, size_t have, size_t want)
+seg_size(size_t size_hint, size_t have, size_t want)
 {
     size_t cap = want;
 
-    if (m->size_hint > have && m->size_hint - have > cap)
-        cap = m->size_hint - have;
-    else if (m->size_hint <= have && cap < have)
+    if (size_hint > have && size_hint - have > cap)
+        cap = size_hint - have;
+    else if (size_hint <= have && cap < have)
         cap = have;
     if (cap < 64)
         cap = 64;
@@ -407,21 +419,17 @@ seg_size(const struct store_mblock *m, size_t have, size_t want)
     return cap;
 }
 
-int
-store_obj_body_append(struct store_obj *o, const void *p, size_t len)
+static int
+body_append(struct store_body *b, size_t size_hint, const void *p, size_t len)
 {
     const char *src = p;
-    struct store_mblock *m = store_obj_meta(o);
-    struct store_body *b = body_get(o);
 
-    if (b == NULL)
-        return STORE_ENOMEM;
     while (len > 0) {
         struct store_seg *t = b->tail;
         size_t n, have = atomic_load_explicit(&b->len, memory_order_relaxed);
 
         if (t == NULL || t->used == t->cap) {
-            size_t cap = seg_size(m, have, len);
+            size_t cap = seg_size(size_hint, have, len);
 
             t = malloc(sizeof(*t) + cap);
             if (t == NULL)
@@ -430,7 +438,7 @@ store_obj_body_append(struct store_obj *o, const void *p, size_t len)
             t->cap = cap;
             t->used = 0;
             atomic_fetch_add_explicit(&b->charge, sizeof(*t) + cap, memory_order_relaxed);
-            store_mem_charge(o->st, sizeof(*t) + cap);
+            store_mem_charge(b->st, sizeof(*t) + cap);
             if (b->tail != NULL)
                 atomic_store_explicit(&b->tail->next, t, memory_order_release);
             else
@@ -447,6 +455,17 @@ store_obj_body_append(struct store_obj *o, const void *p, size_t len)
         atomic_store_explicit(&b->len, have + n, memory_order_release);
     }
     return STORE_OK;
+}
+
+int
+store_obj_body_append(struct store_obj *o, const void *p, size_t len)
+{
+    struct store_mblock *m = store_obj_meta(o);
+    struct store_body *b = body_get(o);
+
+    if (b == NULL)
+        return STORE_ENOMEM;
+    return body_append(b, m->size_hint, p, len);
 }
 
 int
@@ -480,20 +499,17 @@ store_obj_state(const struct store_obj *o, size_t *lenp)
     return (enum store_obj_state)s;
 }
 
-size_t
-store_obj_read(const struct store_obj *o, size_t off, struct store_bytes *segs, size_t nsegs)
+static size_t
+body_read(const struct store_body *b, size_t off, struct store_bytes *segs, size_t nsegs)
 {
-    struct store_body *b;
     struct store_seg *s;
     size_t len, pos = 0, n = 0;
 
-    STORE_CHECK_OBJ(o, STORE_OBJ_MAGIC);
-    b = atomic_load_explicit(&((struct store_obj *)o)->body, memory_order_acquire);
     if (b == NULL)
         return 0;
-    len = atomic_load_explicit(&b->len, memory_order_acquire);
-    for (s = atomic_load_explicit(&b->first, memory_order_acquire); s != NULL && pos < len &&
-                                                                     n < nsegs;
+    len = atomic_load_explicit(&((struct store_body *)b)->len, memory_order_acquire);
+    for (s = atomic_load_explicit(&((struct store_body *)b)->first, memory_order_acquire);
+         s != NULL && pos < len && n < nsegs;
          s = atomic_load_explicit(&s->next, memory_order_acquire)) {
         size_t used = len - pos < s->cap ? len - pos : s->cap;
 
@@ -507,6 +523,123 @@ store_obj_read(const struct store_obj *o, size_t off, struct store_bytes *segs, 
         pos += used;
     }
     return n;
+}
+
+size_t
+store_obj_read(const struct store_obj *o, size_t off, struct store_bytes *segs, size_t nsegs)
+{
+    STORE_CHECK_OBJ(o, STORE_OBJ_MAGIC);
+    return body_read(atomic_load_explicit(&((struct store_obj *)o)->body, memory_order_acquire),
+                     off, segs, nsegs);
+}
+
+/* ---- alternate body ------------------------------------------------------ */
+
+int
+store_obj_alt_begin(struct store_obj *o)
+{
+    int expect = STORE_ALT_NONE;
+
+    STORE_CHECK_OBJ(o, STORE_OBJ_MAGIC);
+    if (atomic_load(&o->state) != STORE_OBJ_COMPLETE || store_obj_meta(o) == NULL)
+        return STORE_ESTATE;
+    if (!atomic_compare_exchange_strong(&o->alt_state, &expect, STORE_ALT_BUILDING))
+        return STORE_ESTATE;
+    STORE_ASSERT(o->alt_build == NULL);
+    return STORE_OK;
+}
+
+int
+store_obj_alt_append(struct store_obj *o, const void *p, size_t len)
+{
+    STORE_CHECK_OBJ(o, STORE_OBJ_MAGIC);
+    if (atomic_load(&o->alt_state) != STORE_ALT_BUILDING)
+        return STORE_ESTATE;
+    if (len == 0)
+        return STORE_OK;
+    if (o->alt_build == NULL && (o->alt_build = body_new(o->st)) == NULL)
+        return STORE_ENOMEM;
+    return body_append(o->alt_build, 0, p, len);
+}
+
+int
+store_obj_alt_publish(struct store_obj *o, unsigned encoding)
+{
+    STORE_CHECK_OBJ(o, STORE_OBJ_MAGIC);
+    if (atomic_load(&o->alt_state) != STORE_ALT_BUILDING)
+        return STORE_ESTATE;
+    if (o->alt_build == NULL && (o->alt_build = body_new(o->st)) == NULL)
+        return STORE_ENOMEM;
+    o->alt_enc = encoding;
+    atomic_store_explicit(&o->alt, o->alt_build, memory_order_release);
+    o->alt_build = NULL;
+    atomic_store_explicit(&o->alt_state, STORE_ALT_READY, memory_order_release);
+    /* written again, now with its alternate body, if it is still the one
+     * in the index (an object replaced meanwhile must not overwrite its
+     * successor on disk) */
+    if (o->st->disk != NULL)
+        (void)store_index_linked(o, true);
+    /* the object grew: let eviction see it (it may be over the limit now) */
+    store_mem_reclaim(o->st, (unsigned)(store_shard_of(o->st, o->digest) - o->st->shards));
+    return STORE_OK;
+}
+
+int
+store_obj_alt_restore(struct store_obj *o, unsigned encoding, struct store_bytes b)
+{
+    struct store_body *nb = body_new(o->st);
+
+    if (nb == NULL)
+        return STORE_ENOMEM;
+    if (b.len > 0 && body_append(nb, b.len, b.p, b.len) != STORE_OK) {
+        body_release(&nb);
+        return STORE_ENOMEM;
+    }
+    o->alt_enc = encoding;
+    atomic_store_explicit(&o->alt, nb, memory_order_release);
+    atomic_store(&o->alt_state, STORE_ALT_READY);
+    return STORE_OK;
+}
+
+void
+store_obj_alt_cancel(struct store_obj *o, bool retry)
+{
+    STORE_CHECK_OBJ(o, STORE_OBJ_MAGIC);
+    if (atomic_load(&o->alt_state) != STORE_ALT_BUILDING)
+        return;
+    body_release(&o->alt_build);
+    atomic_store(&o->alt_state, retry ? STORE_ALT_NONE : STORE_ALT_FAILED);
+}
+
+bool
+store_obj_alt(const struct store_obj *o, unsigned *encp, size_t *lenp)
+{
+    struct store_body *b;
+
+    STORE_CHECK_OBJ(o, STORE_OBJ_MAGIC);
+    b = atomic_load_explicit(&((struct store_obj *)o)->alt, memory_order_acquire);
+    if (b == NULL)
+        return false;
+    if (encp != NULL)
+        *encp = o->alt_enc;
+    if (lenp != NULL)
+        *lenp = atomic_load_explicit(&b->len, memory_order_acquire);
+    return true;
+}
+
+size_t
+store_obj_alt_read(const struct store_obj *o, size_t off, struct store_bytes *segs, size_t nsegs)
+{
+    STORE_CHECK_OBJ(o, STORE_OBJ_MAGIC);
+    return body_read(atomic_load_explicit(&((struct store_obj *)o)->alt, memory_order_acquire),
+                     off, segs, nsegs);
+}
+
+int
+store_obj_alt_state(const struct store_obj *o)
+{
+    STORE_CHECK_OBJ(o, STORE_OBJ_MAGIC);
+    return atomic_load(&((struct store_obj *)o)->alt_state);
 }
 
 static int
@@ -545,6 +678,14 @@ store_obj_freshen(struct store_obj *o, const struct store_obj *old)
     if (b != NULL) {
         atomic_fetch_add(&b->refcnt, 1);
         atomic_store_explicit(&o->body, b, memory_order_release);
+    }
+    b = atomic_load_explicit(&((struct store_obj *)old)->alt, memory_order_acquire);
+    if (b != NULL) {
+        /* the alternate body is the same content in another encoding */
+        atomic_fetch_add(&b->refcnt, 1);
+        o->alt_enc = old->alt_enc;
+        atomic_store_explicit(&o->alt, b, memory_order_release);
+        atomic_store(&o->alt_state, STORE_ALT_READY);
     }
     return finish(o);
 }

@@ -83,8 +83,9 @@ getd(const uint8_t *p)
     return d;
 }
 
-size_t
-store_record_size(const struct store_obj *o)
+/* Size without the alternate body (which may be published at any time). */
+static size_t
+base_size(const struct store_obj *o)
 {
     const struct store_mblock *m = store_obj_meta(o);
     size_t n = STORE_REC_HDR + FIXED_LEN, i;
@@ -103,17 +104,51 @@ store_record_size(const struct store_obj *o)
 }
 
 size_t
+store_record_size(const struct store_obj *o)
+{
+    size_t n = base_size(o), alen = 0;
+
+    if (n == 0 || !store_obj_alt(o, NULL, &alen))
+        return n;
+    n += STORE_REC_ALT_FIXED + alen;
+    return n - STORE_REC_HDR > UINT32_MAX ? base_size(o) : n;
+}
+
+/* Copies len bytes of a body (segments from read()) to *p. */
+static void
+put_body(uint8_t **p, const struct store_obj *o, size_t blen,
+         size_t (*read)(const struct store_obj *, size_t, struct store_bytes *, size_t))
+{
+    struct store_bytes segs[64];
+    size_t i, n, off = 0;
+
+    while (off < blen && (n = read(o, off, segs, 64)) > 0) {
+        for (i = 0; i < n && off < blen; i++) {
+            size_t k = segs[i].len < blen - off ? segs[i].len : blen - off;
+
+            memcpy(*p, segs[i].p, k);
+            *p += k;
+            off += k;
+        }
+    }
+}
+
+size_t
 store_record_encode(const struct store_obj *o, uint64_t ban_seq, const struct store_times *tp,
                     void *buf, size_t len)
 {
     const struct store_mblock *m = store_obj_meta(o);
     uint8_t *start = buf, *p = start + STORE_REC_HDR, *h = start;
-    struct store_bytes segs[64];
-    size_t i, n, off = 0, blen = store_obj_body_len(o);
+    size_t i, blen = store_obj_body_len(o), base = base_size(o), alen = 0;
     struct store_times t = *tp;
+    unsigned aenc = 0;
+    /* len is what store_record_size() said: with the alternate body when
+     * it saw one (published bodies never change), without it otherwise */
+    bool with_alt = len > base;
 
     STORE_NOTNULL(m);
-    STORE_ASSERT(len == store_record_size(o));
+    STORE_ASSERT(len == base || (store_obj_alt(o, &aenc, &alen) &&
+                                 len == base + STORE_REC_ALT_FIXED + alen));
     put64(&p, ban_seq);
     put16(&p, (uint16_t)m->status);
     *p++ = (uint8_t)m->encoding;
@@ -141,19 +176,18 @@ store_record_encode(const struct store_obj *o, uint64_t ban_seq, const struct st
         put16(&p, (uint16_t)m->tags[i].len);
         putb(&p, m->tags[i]);
     }
-    while (off < blen && (n = store_obj_read(o, off, segs, 64)) > 0) {
-        for (i = 0; i < n && off < blen; i++) {
-            size_t k = segs[i].len < blen - off ? segs[i].len : blen - off;
-
-            memcpy(p, segs[i].p, k);
-            p += k;
-            off += k;
-        }
+    put_body(&p, o, blen, store_obj_read);
+    if (with_alt) {
+        *p++ = (uint8_t)aenc;
+        *p++ = 0;
+        put16(&p, 0);
+        put64(&p, alen);
+        put_body(&p, o, alen, store_obj_alt_read);
     }
     STORE_ASSERT((size_t)(p - start) == len);
     put32(&h, STORE_REC_MAGIC);
     put16(&h, STORE_REC_VERSION);
-    put16(&h, 0);
+    put16(&h, with_alt ? STORE_REC_F_ALT : 0);
     put32(&h, (uint32_t)(len - STORE_REC_HDR));
     put32(&h, (uint32_t)crc32(0L, start + STORE_REC_HDR, (uInt)(len - STORE_REC_HDR)));
     return len;
@@ -183,7 +217,8 @@ store_record_decode(const void *buf, size_t len, struct store_record *r)
     memset(r, 0, sizeof(*r));
     if (buf == NULL || len < STORE_REC_HDR + FIXED_LEN)
         return -1;
-    if (get32(b) != STORE_REC_MAGIC || get16(b + 4) != STORE_REC_VERSION || get16(b + 6) != 0)
+    if (get32(b) != STORE_REC_MAGIC || get16(b + 4) != STORE_REC_VERSION ||
+        (get16(b + 6) & ~STORE_REC_F_ALT) != 0)
         return -1;
     if ((size_t)get32(b + 8) != len - STORE_REC_HDR)
         return -1;
@@ -235,8 +270,20 @@ store_record_decode(const void *buf, size_t len, struct store_record *r)
         }
     }
     r->tags_raw.len = (size_t)(p - (const uint8_t *)r->tags_raw.p);
-    if (blen != left || take(&p, &left, (size_t)blen, &r->body))
+    if (blen > left || take(&p, &left, (size_t)blen, &r->body))
         return -1;
+    if (get16(b + 6) & STORE_REC_F_ALT) {
+        uint64_t alen;
+
+        if (left < STORE_REC_ALT_FIXED || p[1] != 0 || get16(p + 2) != 0)
+            return -1;
+        r->alt_encoding = p[0];
+        alen = get64(p + 4);
+        p += STORE_REC_ALT_FIXED;
+        left -= STORE_REC_ALT_FIXED;
+        if (alen != left || take(&p, &left, (size_t)alen, &r->alt))
+            return -1;
+    }
     return left == 0 ? 0 : -1;
 }
 
@@ -294,6 +341,8 @@ store_obj_from_record(struct store *st, const uint8_t digest[STORE_DIGEST_LEN],
     if (store_obj_meta_copy(o, &m) != 0)
         goto fail;
     if (r->body.len > 0 && store_obj_body_append(o, r->body.p, r->body.len) != 0)
+        goto fail;
+    if (r->alt.p != NULL && store_obj_alt_restore(o, r->alt_encoding, r->alt) != 0)
         goto fail;
     atomic_store(&o->ban_seq, r->ban_seq);
     atomic_store_explicit(&o->state, STORE_OBJ_COMPLETE, memory_order_release);

@@ -110,5 +110,6 @@ get_obj(struct store *st, const char *key, double now, char *buf, size_t bufsz, 
     }
     store_obj_release(&o);
     return r;
+}
 
 #endif /* STORE_TEST_UTIL_H */

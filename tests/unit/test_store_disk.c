@@ -29,7 +29,6 @@
 
 
 #include "store_test_util.h"
-}
 
 
 /* ---- fixtures: a fresh directory per test ------------------------------------ */
@@ -692,6 +691,86 @@ concurrent_disk_readers_and_writer(void **state)
     assert_int_equal(s.disk_corrupt, 0);
 }
 
+/* A complete object for key, encoding gzip, body b; returned with a reference. */
+static struct store_obj *
+put_keep(struct store *st, const char *key, const char *b, double now)
+{
+    struct store_lookup lk = { B(key), now, NULL, NULL,
+                               STORE_LOOKUP_CREATE | STORE_LOOKUP_FORCE_MISS };
+    struct store_obj *o = NULL;
+    struct store_meta m;
+
+    assert_int_equal(store_lookup(st, &lk, &o, NULL), STORE_MISS_CREATED);
+    test_meta(&m, now, 100, NULL);
+    m.encoding = STORE_ENC_GZIP;
+    assert_int_equal(store_obj_set_meta(o, &m), STORE_OK);
+    assert_int_equal(store_obj_append(o, b, strlen(b)), STORE_OK);
+    assert_int_equal(store_obj_complete(o), STORE_OK);
+    return o;
+}
+
+static void
+alt_is(struct store_obj *o, const char *want)
+{
+    unsigned enc = 0;
+    size_t len = 0;
+    struct store_bytes seg;
+
+    assert_true(store_obj_alt(o, &enc, &len));
+    assert_int_equal(enc, STORE_ENC_BR);
+    assert_int_equal(len, strlen(want));
+    assert_int_equal(store_obj_alt_read(o, 0, &seg, 1), 1);
+    assert_memory_equal(seg.p, want, len);
+}
+
+static void
+alternate_body_is_written_again_and_survives_reopen(void **state)
+{
+    struct fx *f = *state;
+    struct store_lookup lk = { B("/alt"), 1010, NULL, NULL, 0 };
+    struct store_obj *o, *old, *h = NULL;
+    struct store_stats s;
+
+    assert_int_equal(open_store(f, 64 << 20, 0, NULL), STORE_OK);
+    o = put_keep(f->st, "/alt", "gzip-body", 1000);
+    assert_int_equal(store_sync(f->st), STORE_OK);
+    assert_int_equal(store_obj_alt_begin(o), STORE_OK);
+    assert_int_equal(store_obj_alt_append(o, "brotli-", 7), STORE_OK);
+    assert_int_equal(store_obj_alt_append(o, "body", 4), STORE_OK);
+    assert_int_equal(store_obj_alt_publish(o, STORE_ENC_BR), STORE_OK);
+    store_obj_release(&o);
+    /* an object replaced before its alternate body is published is not
+     * written again: it would overwrite its successor */
+    old = put_keep(f->st, "/old", "v1", 1000);
+    o = put_keep(f->st, "/old", "v2", 1001);
+    assert_int_equal(store_obj_alt_begin(old), STORE_OK);
+    assert_int_equal(store_obj_alt_append(old, "stale", 5), STORE_OK);
+    assert_int_equal(store_obj_alt_publish(old, STORE_ENC_BR), STORE_OK);
+    store_obj_release(&old);
+    store_obj_release(&o);
+    assert_int_equal(store_sync(f->st), STORE_OK);
+    store_close(&f->st);
+
+    assert_int_equal(open_store(f, 64 << 20, 0, NULL), STORE_OK);
+    assert_int_equal(store_lookup(f->st, &lk, &h, NULL), STORE_HIT);
+    assert_int_equal(store_obj_encoding(h), STORE_ENC_GZIP);
+    alt_is(h, "brotli-body");
+    assert_int_equal(store_obj_alt_state(h), STORE_ALT_READY);
+    assert_int_equal(store_obj_alt_begin(h), STORE_ESTATE);
+    store_obj_release(&h);
+    lk.key = B("/old");
+    assert_int_equal(store_lookup(f->st, &lk, &h, NULL), STORE_HIT);
+    {
+        struct store_bytes seg;
+        assert_int_equal(store_obj_read(h, 0, &seg, 1), 1);
+        assert_memory_equal(seg.p, "v2", 2);
+    }
+    assert_false(store_obj_alt(h, NULL, NULL));
+    store_obj_release(&h);
+    store_stats(f->st, &s);
+    assert_int_equal(s.disk_corrupt, 0);
+}
+
 int
 main(void)
 {
@@ -708,6 +787,8 @@ main(void)
         cmocka_unit_test_setup_teardown(corrupt_ban_record_bans_everything_older, setup, teardown),
         cmocka_unit_test_setup_teardown(housekeeping_expires_disk_records, setup, teardown),
         cmocka_unit_test_setup_teardown(concurrent_disk_readers_and_writer, setup, teardown),
+        cmocka_unit_test_setup_teardown(alternate_body_is_written_again_and_survives_reopen, setup,
+                                        teardown),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);
