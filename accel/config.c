@@ -147,13 +147,55 @@ config_parse_addr(const char *spec, const char *default_host, struct config_addr
     return 0;
 }
 
+/* -b HOST:PORT, or https://HOST[:PORT][/] for an origin spoken to over TLS
+ * (port 443 by default; HOST is the SNI name and must be in its
+ * certificate). */
+static int
+parse_origin(const char *arg, struct config_addr *a, char *err, size_t errlen)
+{
+    char spec[300], name[256];
+    const char *rest, *e, *pc;
+    size_t n;
+
+    if (strncasecmp(arg, "http://", 7) == 0)
+        arg += 7;
+    if (strncasecmp(arg, "https://", 8) != 0)
+        return config_parse_addr(arg, "127.0.0.1", a, err, errlen);
+    rest = arg + 8;
+    n = strcspn(rest, "/");
+    if (n == 0 || n >= sizeof(name) || (rest[n] == '/' && rest[n + 1] != '\0'))
+        return fail(err, errlen, "-b '%s': expected https://HOST[:PORT]", arg);
+    memcpy(spec, rest, n);
+    spec[n] = '\0';
+    /* the port is after the last ':' unless that is inside [IPv6] */
+    e = strrchr(spec, ']');
+    pc = strrchr(e ? e : spec, ':');
+    if (spec[0] == '[' && e == NULL)
+        return fail(err, errlen, "-b '%s': missing ']'", arg);
+    snprintf(name, sizeof(name), "%.*s", (int)(pc ? (size_t)(pc - spec) : n), spec);
+    if (pc == NULL)
+        snprintf(spec + n, sizeof(spec) - n, ":443");
+    if (config_parse_addr(spec, "127.0.0.1", a, err, errlen) != 0)
+        return -1;
+    if (name[0] == '[') {               /* [::1] -> ::1 for the certificate check */
+        memmove(name, name + 1, strlen(name));
+        name[strlen(name) - 1] = '\0';
+    }
+    free(a->spec);
+    a->spec = ac_xstrdup(arg);
+    a->tls = true;
+    a->name = ac_xstrdup(name);
+    return 0;
+}
+
 void
 config_usage(FILE *f)
 {
     fprintf(f,
         "usage: accel [options]\n"
         "  -a ADDR:PORT[,tls]  listen address (repeatable; default 127.0.0.1:8080)\n"
-        "  -b HOST:PORT        origin server (repeatable: round robin)\n"
+        "  -b HOST:PORT        origin server (repeatable: round robin);\n"
+        "                      https://HOST[:PORT] for TLS to the origin\n"
         "  -f FILE             vcl-lite policy file\n"
         "  -s SPEC             storage: mem=SIZE (default 256m), disk=PATH[,size=SIZE],\n"
         "                      or none (no cache: a plain reverse proxy)\n"
@@ -180,6 +222,8 @@ config_usage(FILE *f)
             "TLS 1.2 cipher list (OpenSSL syntax)");
     fprintf(f, "  %-22s %-10s %s\n", "tls_ciphersuites", "(OpenSSL)",
             "TLS 1.3 cipher suites (OpenSSL syntax)");
+    fprintf(f, "  %-22s %-10s %s\n", "origin_ca_file", "(system)",
+            "CA file (PEM) trusted for -b https:// origins");
 #define X(name, kind, def, help) fprintf(f, "  %-22s %-10.10g %s\n", #name, (double)(def), help);
     CONFIG_PARAMS(X)
 #undef X
@@ -204,6 +248,11 @@ set_param(struct config *cfg, const char *arg, char *err, size_t errlen)
     if (nl == 11 && memcmp(arg, "tls_ciphers", 11) == 0) {
         free(cfg->tls_ciphers);
         cfg->tls_ciphers = ac_xstrdup(eq + 1);
+        return 0;
+    }
+    if (nl == 14 && memcmp(arg, "origin_ca_file", 14) == 0) {
+        free(cfg->origin_ca_file);
+        cfg->origin_ca_file = ac_xstrdup(eq + 1);
         return 0;
     }
     if (nl == 16 && memcmp(arg, "tls_ciphersuites", 16) == 0) {
@@ -313,7 +362,7 @@ config_parse(struct config *cfg, int argc, char **argv, char *err, size_t errlen
             break;
         }
         case 'b':
-            if (config_parse_addr(optarg, "127.0.0.1", &a, err, errlen) != 0)
+            if (parse_origin(optarg, &a, err, errlen) != 0)
                 return -1;
             add_addr(&cfg->backend, &cfg->nbackend, &a);
             break;
@@ -438,8 +487,11 @@ config_free(struct config *cfg)
 {
     for (unsigned i = 0; i < cfg->nlisten; i++)
         free(cfg->listen[i].spec);
-    for (unsigned i = 0; i < cfg->nbackend; i++)
+    for (unsigned i = 0; i < cfg->nbackend; i++) {
         free(cfg->backend[i].spec);
+        free(cfg->backend[i].name);
+    }
+    free(cfg->origin_ca_file);
     for (unsigned i = 0; i < cfg->nstorage; i++)
         free(cfg->storage[i]);
     free(cfg->listen);

@@ -59,7 +59,8 @@ struct config_addr {
     char *spec;                         /* as given, for messages */
     struct sockaddr_storage ss;
     socklen_t len;
-    bool tls;                           /* ",tls" suffix (issue 9) */
+    bool tls;                           /* ",tls" listener; https:// origin (-b) */
+    char *name;                         /* -b https://NAME: for SNI and the certificate check */
     bool admin;                         /* -T: the admin listener */
 };
 
@@ -92,6 +93,7 @@ struct config {
     unsigned ncerts;
     char *tls_ciphers;                  /* -p tls_ciphers=LIST (TLS 1.2; NULL: default) */
     char *tls_ciphersuites;             /* -p tls_ciphersuites=LIST (TLS 1.3; NULL: default) */
+    char *origin_ca_file;               /* -p origin_ca_file=PEM for -b https:// (NULL: system store) */
     char *user;                         /* -u USER: drop privileges after start-up */
     struct config_params p;
 };

@@ -66,6 +66,18 @@ pool_set_from_config(const struct config *cfg, char *err, size_t errlen)
         be->len = cfg->backend[i].len;
         sock_ntop_port((struct sockaddr *)&be->ss, be->name, sizeof(be->name));
         snprintf(be->vname, sizeof(be->vname), "%s", be->name);
+        if (cfg->backend[i].tls) {      /* -b https://NAME[:PORT] */
+            char terr[256];
+            be->ssl = be->ssl_sni = be->ssl_verify_host = true;
+            be->host = ac_xstrdup(cfg->backend[i].name);
+            be->tls_name = be->host;
+            be->tls_ctx = tls_client_ctx(cfg->origin_ca_file, true, terr, sizeof(terr));
+            if (be->tls_ctx == NULL) {
+                snprintf(err, errlen, "-b %s: %s", cfg->backend[i].spec, terr);
+                pool_set_release(&ps);
+                return NULL;
+            }
+        }
     }
     return ps;
 }

@@ -10,7 +10,7 @@ import pytest
 from client import request, wait_until
 from origin import Origin
 from policy_common import start_policy
-from tlscerts import make_pki
+from tlscerts import make_leaf, make_pki
 
 
 @pytest.fixture(scope="module")
@@ -137,5 +137,25 @@ def test_probes_speak_tls(start_accel, tmp_path, pki):
         wait_until(lambda: a.get("/x").status == 503, 10, "the probe to mark it sick")
         o.on("/health", status=200, body=b"ok")
         wait_until(lambda: a.get("/x").status == 200, 10, "the probe to mark it healthy")
+    finally:
+        o.stop()
+
+
+def test_command_line_https_origin(start_accel, tmp_path, pki):
+    # a certificate for the address itself, so -b needs no DNS name
+    make_leaf(pki.dir, "ip", ["localhost,IP:127.0.0.1"])
+    o = tls_origin(pki, "ip")
+    try:
+        o.on("/x", status=200, headers={"Cache-Control": "max-age=60"}, body=b"via -b https")
+        a = start_accel("-b", "https://127.0.0.1:%d" % o.port, "-p", "origin_ca_file=" + pki.ca,
+                        origins=[])
+        r = a.get("/x")
+        assert r.status == 200 and r.body == b"via -b https"
+        assert a.get("/x").header("X-Cache").startswith("HIT")
+        assert o.sni == [None]                      # no SNI for an address (RFC 6066)
+        # without the CA pin the system store does not know the test root
+        b = start_accel("-b", "https://127.0.0.1:%d/" % o.port, origins=[])
+        assert b.get("/x").status == 502
+        assert o.count("/x") == 1
     finally:
         o.stop()
