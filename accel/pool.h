@@ -198,8 +198,8 @@ void pool_wait_leave(struct pool_waiter *qw);
 /* An idle connection to be, or NULL.  The caller owns it (and its slot). */
 struct oconn *pool_get_idle(struct wrk *w, const struct backend *be);
 /* A new connection (connect in progress: oc->connecting).  NULL with errno.
- * This is the one place an origin connection is made: TLS (#9) goes here,
- * after the TCP connect completes (see fetch_connect). */
+ * This is the one place an origin connection is made; an .ssl backend's TLS
+ * handshake follows the TCP connect (fetch_connect, oc->handshaking). */
 struct oconn *pool_connect(struct wrk *w, const struct backend *be);
 /* Give a healthy, idle-able connection back to the pool (or close it when
  * the pool is full, the worker is stopping or be's set was replaced).
