@@ -202,6 +202,20 @@ admin_request(struct sess *s)
         first = false;
         STORE_STATS_LIST(X)
 #undef X
+        /* every worker's counters, summed (workers are one array) */
+        struct stats sum;
+        const struct wrk *w0 = s->w - s->w->id;
+        memset(&sum, 0, sizeof(sum));
+        for (unsigned i = 0; i < s->w->cfg->nworkers; i++)
+            stats_accumulate(&sum, &w0[i].stats);
+        ac_buf_catstr(body, "}, \"counters\": {");
+        first = true;
+#define X(name, help) \
+        ac_buf_printf(body, "%s\"%s\": %llu", first ? "" : ", ", #name, \
+                      (unsigned long long)sum.name); \
+        first = false;
+        STAT_COUNTERS(X)
+#undef X
         ac_buf_catstr(body, "}, \"backends\": ");
         pool_stats_json(pool_worker_set(s->w), body);
         ac_buf_catstr(body, "}");

@@ -246,5 +246,5 @@ cache_after_unsafe(struct sess *s)
                             now_of(s), &n) == STORE_OK)
             total += n;
     }
-    s->w->stats.cache_invalidated += total;
+    STAT_ADD(s->w, cache_invalidated, total);
 }

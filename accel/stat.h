@@ -48,6 +48,22 @@ struct stats {
 #undef X
 };
 
-#define STAT_INC(w, name) ((w)->stats.name++)
+/* Only the owning worker writes its counters: a relaxed load and store
+ * (plain instructions, no lock prefix) keep readers on other threads (the
+ * admin listener's GET /stats) free of data races. */
+#define STAT_ADD(w, name, n)                                                                 \
+    __atomic_store_n(&(w)->stats.name,                                                       \
+                     __atomic_load_n(&(w)->stats.name, __ATOMIC_RELAXED) + (uint64_t)(n),    \
+                     __ATOMIC_RELAXED)
+#define STAT_INC(w, name) STAT_ADD(w, name, 1)
+
+/* Add one worker's counters (read from any thread) into sum. */
+static inline void
+stats_accumulate(struct stats *sum, const struct stats *one)
+{
+#define X(name, help) sum->name += __atomic_load_n(&one->name, __ATOMIC_RELAXED);
+    STAT_COUNTERS(X)
+#undef X
+}
 
 #endif /* AC_STAT_H */

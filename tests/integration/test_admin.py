@@ -82,6 +82,14 @@ def test_admin_stats_and_unknown_route(origin, start_accel, tmp_path):
     cached(origin, a, "/s")
     r, j = admin(port, "GET", "/stats", secret=None)
     assert r.status == 200 and j["store"]["mem_objects"] >= 1 and j["store"]["mem_hits"] >= 1
+    # the workers' counters, summed over workers
+    c = j["counters"]
+    assert c["client_req"] >= 2 and c["cache_miss"] >= 1 and c["cache_hit"] >= 1
+    assert c["backend_req"] >= 1 and c["resp_502"] == 0
+    for _ in range(3):
+        a.get("/s")
+    r, j2 = admin(port, "GET", "/stats", secret=None)
+    assert j2["counters"]["cache_hit"] >= c["cache_hit"] + 3
     r, j = admin(port, "GET", "/nope", secret=None)
     assert r.status == 404 and "routes" in j
     # the admin port never proxies
