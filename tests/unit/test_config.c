@@ -80,10 +80,13 @@ static void
 explain_after_admin_secret_keeps_the_secret(void **state)
 {
     struct config cfg;
-    char err[256] = "", path[] = "/tmp/accel-test-config-XXXXXX";
-    int fd = mkstemp(path);
+    char err[256] = "", path[512];
+    const char *tmp = getenv("TMPDIR");
+    int fd;
 
     (void)state;
+    snprintf(path, sizeof(path), "%s/accel-test-config-XXXXXX", tmp != NULL ? tmp : "/tmp");
+    fd = mkstemp(path);
     assert_true(fd >= 0);
     assert_int_equal(write(fd, "s3cret\n", 7), 7);
     close(fd);
