@@ -230,6 +230,10 @@ def test_plain_http_and_garbage_on_tls_port(origin, start_accel, pki):
     a.wait_stderr(r"TLS handshake failed")                 # logged at debug level
     with TLSConn(a.tls, "a.test", pki.ca) as c:
         assert c.request("GET", "/").status == 200
+    a.signal(signal.SIGTERM)                                # the counters, summed at exit
+    assert a.wait_exit() == 0
+    m = re.search(r"tls: (\d+) handshakes \((\d+) resumed\), (\d+) failed", a.stderr())
+    assert m and (int(m.group(1)), int(m.group(3))) == (1, 2), a.stderr()[-1500:]
 
 
 def _client_hello():
