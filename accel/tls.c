@@ -548,17 +548,6 @@ tls_server_init(const struct config *cfg, char *err, size_t errlen)
     return 0;
 }
 
-bool
-tls_server_ready(void)
-{
-    bool r;
-
-    AC_ZERO(pthread_mutex_lock(&tls_mtx));
-    r = tls_cur != NULL;
-    AC_ZERO(pthread_mutex_unlock(&tls_mtx));
-    return r;
-}
-
 int
 tls_server_reload(char *err, size_t errlen)
 {
