@@ -296,6 +296,16 @@ main(int argc, char **argv)
     LOG_I("signal %d: draining (up to %gs)", sig, cfg.p.drain_timeout);
     wrk_stop_all(ws, cfg.nworkers);
     probe_stop();
+    if (cfg.ncerts > 0) {
+        /* the workers have stopped: their counters can be read */
+        unsigned long long hs = 0, res = 0, fail = 0;
+        for (unsigned i = 0; i < cfg.nworkers; i++) {
+            hs += ws[i].stats.tls_handshake;
+            res += ws[i].stats.tls_resumed;
+            fail += ws[i].stats.tls_handshake_fail;
+        }
+        LOG_I("tls: %llu handshakes (%llu resumed), %llu failed", hs, res, fail);
+    }
     wrk_destroy_all(&ws, cfg.nworkers);
     pool_set_release(&bset);
     tls_server_fini();

@@ -921,8 +921,16 @@ step_finish(struct sess *s)
     s->logged = false;
     s->restarts = 0;
     s->prog_restart_exhausted = false;
-    if (s->relay.data != NULL)
-        s->relay.start = s->relay.end = 0;
+    /* An idle keep-alive connection keeps no big buffers: the relay buffer
+     * (relay_buffer, 64 KiB) is made again by the next fetch, and a read
+     * buffer grown for a request body shrinks back when it is empty.  (With
+     * TLS, handshakes dirty the heap, so a kept buffer costs its full size
+     * in RSS: 57 KiB per idle TLS connection before, nginx 19 KiB.) */
+    ac_iobuf_free(&s->relay);
+    if (ac_iobuf_len(&s->rbuf) == 0 && s->rbuf.cap > 4096) {
+        ac_iobuf_free(&s->rbuf);
+        ac_iobuf_init(&s->rbuf, 4096);
+    }
     /* TLS may hold decrypted bytes: poll first only when OpenSSL has none */
     s->poll_first = !conn_is_tls(&s->c) || !tls_conn_pending(&s->c);
     s->state = S_HEAD;

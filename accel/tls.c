@@ -50,6 +50,8 @@ struct tls_cert {
     char **names;                   /* lower case DNS names (SAN, else CN) */
     unsigned nnames;
     char *file;                     /* for messages */
+    unsigned keytypes;              /* 1 RSA, 2 ECDSA, 4 other: certificates in ctx */
+    unsigned merged_into;           /* j + 1: loaded into certs[j].ctx (ctx NULL) */
 };
 
 /* Immutable after build; freed when the last reference goes (the global
@@ -259,7 +261,7 @@ certset_find(struct tls_certset *set, struct ac_slice host)
     for (int pass = 0; pass < 2; pass++) {
         for (unsigned i = 0; i < set->ncerts; i++) {
             struct tls_cert *c = &set->certs[i];
-            for (unsigned j = 0; j < c->nnames; j++) {
+            for (unsigned j = 0; c->ctx != NULL && j < c->nnames; j++) {
                 struct ac_slice n = AC_SLICE(c->names[j], strlen(c->names[j]));
                 bool wild = n.len > 1 && n.p[0] == '*';
                 if (wild == (pass == 1) && tls_name_match(n, host))
@@ -409,12 +411,66 @@ cert_spec(const char *spec, char *cert, size_t clen, char *key, size_t klen)
     }
 }
 
-/* Read every -c into a new set; NULL with err when any file is bad. */
+/* Load a chain file and its key into ctx (a second call with another key
+ * type adds a second certificate: OpenSSL keeps one per type).  0 or -1. */
+static int
+ctx_load(SSL_CTX *ctx, const char *cert, const char *key, char *err, size_t errlen)
+{
+    char what[2 * PATH_MAX + 64];
+
+    /* The chain file: leaf first, then intermediates, all sent. */
+    if (SSL_CTX_use_certificate_chain_file(ctx, cert) != 1) {
+        snprintf(what, sizeof(what), "certificate %s", cert);
+        ssl_errstr(err, errlen, what);
+        return -1;
+    }
+    if (SSL_CTX_use_PrivateKey_file(ctx, key, SSL_FILETYPE_PEM) != 1) {
+        snprintf(what, sizeof(what), "private key %s", key);
+        ssl_errstr(err, errlen, what);
+        return -1;
+    }
+    if (SSL_CTX_check_private_key(ctx) != 1) {
+        snprintf(what, sizeof(what), "private key %s does not match %s", key, cert);
+        ssl_errstr(err, errlen, what);
+        return -1;
+    }
+    return 0;
+}
+
+static unsigned
+key_type_bit(X509 *x)
+{
+    int id = EVP_PKEY_get_base_id(X509_get0_pubkey(x));
+
+    return id == EVP_PKEY_RSA ? 1u : id == EVP_PKEY_EC ? 2u : 4u;
+}
+
+static bool
+same_names(const struct tls_cert *a, const struct tls_cert *b)
+{
+    if (a->nnames != b->nnames || a->nnames == 0)
+        return false;
+    for (unsigned i = 0; i < a->nnames; i++) {
+        bool found = false;
+        for (unsigned j = 0; j < b->nnames && !found; j++)
+            found = strcmp(a->names[i], b->names[j]) == 0;
+        if (!found)
+            return false;
+    }
+    return true;
+}
+
+/*
+ * Read every -c into a new set; NULL with err when any file is bad.  A
+ * certificate for exactly the names of an earlier one, with another key
+ * type (RSA beside ECDSA), joins the earlier one's context, so OpenSSL
+ * picks per client: ECDSA for those that take it, RSA for the others.
+ */
 static struct tls_certset *
 certset_build(const struct config *cfg, char *err, size_t errlen)
 {
     struct tls_certset *set = ac_xcalloc(1, sizeof(*set));
-    char cert[PATH_MAX], key[PATH_MAX], what[2 * PATH_MAX + 64];
+    char cert[PATH_MAX], key[PATH_MAX];
 
     set->magic = TLS_CERTSET_MAGIC;
     atomic_init(&set->refs, 1);
@@ -425,27 +481,27 @@ certset_build(const struct config *cfg, char *err, size_t errlen)
         c->file = ac_xstrdup(cert);
         set->ncerts++;
         c->ctx = server_ctx_new(cfg, err, errlen);
-        if (c->ctx == NULL)
+        if (c->ctx == NULL || ctx_load(c->ctx, cert, key, err, errlen) != 0)
             goto fail;
-        /* The chain file: leaf first, then intermediates, all sent. */
-        if (SSL_CTX_use_certificate_chain_file(c->ctx, cert) != 1) {
-            snprintf(what, sizeof(what), "certificate %s", cert);
-            ssl_errstr(err, errlen, what);
-            goto fail;
-        }
-        if (SSL_CTX_use_PrivateKey_file(c->ctx, key, SSL_FILETYPE_PEM) != 1) {
-            snprintf(what, sizeof(what), "private key %s", key);
-            ssl_errstr(err, errlen, what);
-            goto fail;
-        }
-        if (SSL_CTX_check_private_key(c->ctx) != 1) {
-            snprintf(what, sizeof(what), "private key %s does not match %s", key, cert);
-            ssl_errstr(err, errlen, what);
-            goto fail;
-        }
         cert_names(c, SSL_CTX_get0_certificate(c->ctx));
-        SSL_CTX_set_tlsext_servername_callback(c->ctx, on_servername);
-        SSL_CTX_set_tlsext_servername_arg(c->ctx, set);
+        c->keytypes = key_type_bit(SSL_CTX_get0_certificate(c->ctx));
+        for (unsigned j = 0; j < i; j++) {
+            struct tls_cert *e = &set->certs[j];
+            if (e->ctx == NULL || (e->keytypes & c->keytypes) || c->keytypes == 4u ||
+                !same_names(c, e))
+                continue;
+            if (ctx_load(e->ctx, cert, key, err, errlen) != 0)
+                goto fail;
+            e->keytypes |= c->keytypes;
+            c->merged_into = j + 1;
+            SSL_CTX_free(c->ctx);
+            c->ctx = NULL;              /* names kept for the log; never matched */
+            break;
+        }
+        if (c->ctx != NULL) {
+            SSL_CTX_set_tlsext_servername_callback(c->ctx, on_servername);
+            SSL_CTX_set_tlsext_servername_arg(c->ctx, set);
+        }
     }
     return set;
 fail:
@@ -463,8 +519,12 @@ certset_log(const struct tls_certset *set)
         for (unsigned j = 0; j < c->nnames && off < sizeof(names); j++)
             off += (size_t)snprintf(names + off, sizeof(names) - off, "%s%s", j ? " " : "",
                                     c->names[j]);
-        LOG_I("tls: certificate %s for %s%s", c->file, names[0] ? names : "(no DNS name)",
-              i == 0 ? " (default)" : "");
+        if (c->merged_into)
+            LOG_I("tls: certificate %s for %s (%s, beside %s)", c->file, names,
+                  c->keytypes == 1u ? "RSA" : "ECDSA", set->certs[c->merged_into - 1].file);
+        else
+            LOG_I("tls: certificate %s for %s%s", c->file, names[0] ? names : "(no DNS name)",
+                  i == 0 ? " (default)" : "");
     }
 }
 
@@ -486,17 +546,6 @@ tls_server_init(const struct config *cfg, char *err, size_t errlen)
     tls_keys_born = wall_now();
     AC_ZERO(pthread_mutex_unlock(&tls_mtx));
     return 0;
-}
-
-bool
-tls_server_ready(void)
-{
-    bool r;
-
-    AC_ZERO(pthread_mutex_lock(&tls_mtx));
-    r = tls_cur != NULL;
-    AC_ZERO(pthread_mutex_unlock(&tls_mtx));
-    return r;
 }
 
 int

@@ -53,8 +53,6 @@ int tls_server_init(const struct config *cfg, char *err, size_t errlen);
 int tls_server_reload(char *err, size_t errlen);
 /* Release the server state (after the workers stopped). */
 void tls_server_fini(void);
-/* Has tls_server_init loaded certificates? */
-bool tls_server_ready(void);
 
 /*
  * Make c (an accepted, non-blocking socket) a TLS server connection: the

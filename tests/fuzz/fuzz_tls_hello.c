@@ -26,35 +26,48 @@
 
 static struct config cfg;
 static char *specs[2];
+static char paths[4][320];
+static char dir[256];
+
+/* The certificates are only needed while loading them: leave no files. */
+static void
+remove_files(void)
+{
+    for (int i = 0; i < 4; i++)
+        unlink(paths[i]);
+    rmdir(dir);
+}
 
 int
 LLVMFuzzerInitialize(int *argc, char ***argv)
 {
-    static char dir[] = "/tmp/accel-fuzz-tls-XXXXXX";
-    char a[128], ak[128], b[128], bk[128], err[256];
+    const char *tmp = getenv("TMPDIR");
+    char *a = paths[0], *ak = paths[1], *b = paths[2], *bk = paths[3], err[256];
 
     (void)argc;
     (void)argv;
+    snprintf(dir, sizeof(dir), "%s/accel-fuzz-tls-XXXXXX", tmp != NULL ? tmp : "/tmp");
     signal(SIGPIPE, SIG_IGN);
     if (mkdtemp(dir) == NULL)
         abort();
-    snprintf(a, sizeof(a), "%s/a.pem", dir);
-    snprintf(ak, sizeof(ak), "%s/a.key", dir);
-    snprintf(b, sizeof(b), "%s/b.pem", dir);
-    snprintf(bk, sizeof(bk), "%s/b.key", dir);
+    snprintf(a, sizeof(paths[0]), "%s/a.pem", dir);
+    snprintf(ak, sizeof(paths[0]), "%s/a.key", dir);
+    snprintf(b, sizeof(paths[0]), "%s/b.pem", dir);
+    snprintf(bk, sizeof(paths[0]), "%s/b.key", dir);
     if (!tls_test_make_cert(a, ak, "a.test", "DNS:a.test", false) ||
         !tls_test_make_cert(b, bk, "b.test", "DNS:b.test,DNS:*.w.test", false))
         abort();
-    specs[0] = malloc(300);
-    specs[1] = malloc(300);
-    snprintf(specs[0], 300, "%s,%s", a, ak);
-    snprintf(specs[1], 300, "%s,%s", b, bk);
+    specs[0] = malloc(700);
+    specs[1] = malloc(700);
+    snprintf(specs[0], 700, "%s,%s", a, ak);
+    snprintf(specs[1], 700, "%s,%s", b, bk);
     cfg.magic = CONFIG_MAGIC;
     cfg.certs = specs;
     cfg.ncerts = 2;
     cfg.p.tls_ticket_rotate = 3600;
     if (tls_server_init(&cfg, err, sizeof(err)) != 0)
         abort();
+    remove_files();
     return 0;
 }
 

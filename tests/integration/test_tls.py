@@ -102,6 +102,27 @@ def test_sni_picks_certificate_exact_wildcard_and_default(origin, start_accel, p
         TLSConn(a.tls, "a.b.w.test", pki.ca)
 
 
+def test_rsa_and_ecdsa_certificates_for_the_same_name(origin, start_accel, pki, tmp_path):
+    d = str(tmp_path)
+    for f in ("int.pem", "int.key"):
+        shutil.copy(os.path.join(pki.dir, f), d)
+    crt, key = make_leaf(d, "ar", ["a.test"], "rsa")
+    a = start_tls(start_accel, pki, origins=[origin], certs=("a", "%s,%s" % (crt, key), "b"))
+    a.wait_stderr(r"certificate \S*ar\.pem for a\.test \(RSA, beside \S*a\.pem\)")
+    # clients that take ECDSA get it; the others get RSA, for the same name
+    out = s_client(a.tls, "-servername", "a.test", stdin=REQ)
+    assert "Server public key is 256 bit" in out and "HTTP/1.1 200" in out, out[-800:]
+    out = s_client(a.tls, "-servername", "a.test", "-sigalgs", "rsa_pss_rsae_sha256", stdin=REQ)
+    assert "Server public key is 2048 bit" in out and "HTTP/1.1 200" in out, out[-800:]
+    out = s_client(a.tls, "-servername", "a.test", "-tls1_2", "-cipher",
+                   "ECDHE-RSA-AES128-GCM-SHA256", stdin=REQ)
+    assert "Server public key is 2048 bit" in out and "HTTP/1.1 200" in out, out[-800:]
+    with TLSConn(a.tls, "a.test", pki.ca) as c:             # the RSA chain verifies too
+        assert c.peer_names() == ["a.test"]
+    with TLSConn(a.tls, "b.test", pki.ca) as c:             # other names are untouched
+        assert c.peer_names() == ["b.test"]
+
+
 def test_old_protocols_and_weak_ciphers_are_refused(origin, start_accel, pki):
     a = start_tls(start_accel, pki, origins=[origin])
     for proto in ("-tls1", "-tls1_1"):
@@ -209,6 +230,10 @@ def test_plain_http_and_garbage_on_tls_port(origin, start_accel, pki):
     a.wait_stderr(r"TLS handshake failed")                 # logged at debug level
     with TLSConn(a.tls, "a.test", pki.ca) as c:
         assert c.request("GET", "/").status == 200
+    a.signal(signal.SIGTERM)                                # the counters, summed at exit
+    assert a.wait_exit() == 0
+    m = re.search(r"tls: (\d+) handshakes \((\d+) resumed\), (\d+) failed", a.stderr())
+    assert m and (int(m.group(1)), int(m.group(3))) == (1, 2), a.stderr()[-1500:]
 
 
 def _client_hello():

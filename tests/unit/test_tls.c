@@ -22,8 +22,8 @@
 #include <unistd.h>
 
 struct fixture {
-    char dir[64];
-    char a_crt[128], a_key[128], b_crt[128], b_key[128], ca[128];
+    char dir[256];
+    char a_crt[320], a_key[320], b_crt[320], b_key[320], ca[320];
     char *specs[2];
     struct config cfg;
     SSL_CTX *cctx;
@@ -52,7 +52,9 @@ group_setup(void **state)
     FILE *f;
 
     (void)state;
-    snprintf(fx->dir, sizeof(fx->dir), "/tmp/accel-test-tls-XXXXXX");
+    const char *tmp = getenv("TMPDIR");
+
+    snprintf(fx->dir, sizeof(fx->dir), "%s/accel-test-tls-XXXXXX", tmp != NULL ? tmp : "/tmp");
     assert_non_null(mkdtemp(fx->dir));
     snprintf(fx->a_crt, sizeof(fx->a_crt), "%s/a.pem", fx->dir);
     snprintf(fx->a_key, sizeof(fx->a_key), "%s/a.key", fx->dir);
@@ -70,8 +72,8 @@ group_setup(void **state)
     cat_file(f, fx->b_crt);
     fclose(f);
     for (int i = 0; i < 2; i++) {
-        fx->specs[i] = malloc(300);
-        snprintf(fx->specs[i], 300, "%s,%s", i ? fx->b_crt : fx->a_crt, i ? fx->b_key : fx->a_key);
+        fx->specs[i] = malloc(700);
+        snprintf(fx->specs[i], 700, "%s,%s", i ? fx->b_crt : fx->a_crt, i ? fx->b_key : fx->a_key);
     }
     fx->cfg.magic = CONFIG_MAGIC;
     fx->cfg.certs = fx->specs;

@@ -1,0 +1,111 @@
+/*
+ * test_config.c -- the command line: TLS listeners and certificates (-a
+ * ADDR:PORT,tls, -c, -u, the tls_* parameters) and option interplay.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+
+#include <cmocka.h>
+
+#include "config.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <unistd.h>
+
+#define ARGV(...) ((char *[]){ "accel", __VA_ARGS__, NULL })
+#define ARGC(...) ((int)(sizeof((char *[]){ "accel", __VA_ARGS__ }) / sizeof(char *)))
+#define PARSE(cfg, err, ...) \
+    config_parse((cfg), ARGC(__VA_ARGS__), ARGV(__VA_ARGS__), (err), sizeof(err))
+
+static void
+tls_listener_needs_a_certificate(void **state)
+{
+    struct config cfg;
+    char err[256] = "";
+
+    (void)state;
+    assert_int_equal(PARSE(&cfg, err, "-a", "127.0.0.1:8443,tls", "-b", "127.0.0.1:9"), -1);
+    assert_non_null(strstr(err, "needs a certificate"));
+    config_free(&cfg);
+}
+
+static void
+tls_listener_and_certificates_are_kept_in_order(void **state)
+{
+    struct config cfg;
+    char err[256] = "";
+
+    (void)state;
+    assert_int_equal(PARSE(&cfg, err, "-a", "127.0.0.1:8080", "-a", "127.0.0.1:8443,tls", "-c",
+                           "a.pem,a.key", "-c", "b.pem", "-u", "nobody", "-p",
+                           "tls_handshake_timeout=2s", "-p", "tls_ticket_rotate=10m", "-p",
+                           "tls_ciphers=ECDHE-ECDSA-AES128-GCM-SHA256", "-p",
+                           "tls_ciphersuites=TLS_AES_128_GCM_SHA256", "-b", "127.0.0.1:9"),
+                     0);
+    assert_int_equal(cfg.nlisten, 2);
+    assert_false(cfg.listen[0].tls);
+    assert_true(cfg.listen[1].tls);
+    assert_int_equal(cfg.ncerts, 2);
+    assert_string_equal(cfg.certs[0], "a.pem,a.key");
+    assert_string_equal(cfg.certs[1], "b.pem");
+    assert_string_equal(cfg.user, "nobody");
+    assert_true(cfg.p.tls_handshake_timeout == 2.0);
+    assert_true(cfg.p.tls_ticket_rotate == 600.0);
+    assert_string_equal(cfg.tls_ciphers, "ECDHE-ECDSA-AES128-GCM-SHA256");
+    assert_string_equal(cfg.tls_ciphersuites, "TLS_AES_128_GCM_SHA256");
+    config_free(&cfg);
+}
+
+static void
+bad_tls_arguments_are_refused(void **state)
+{
+    struct config cfg;
+    char err[256] = "";
+
+    (void)state;
+    assert_int_equal(PARSE(&cfg, err, "-c", ",key.pem"), -1);
+    assert_non_null(strstr(err, "-c"));
+    config_free(&cfg);
+    assert_int_equal(PARSE(&cfg, err, "-a", "127.0.0.1:8443,ssl"), -1);
+    assert_non_null(strstr(err, "unknown option"));
+    config_free(&cfg);
+    assert_int_equal(PARSE(&cfg, err, "-c", "a.pem", "-p", "tls_ticket_rotate=0"), -1);
+    assert_non_null(strstr(err, "tls_ticket_rotate"));
+    config_free(&cfg);
+}
+
+static void
+explain_after_admin_secret_keeps_the_secret(void **state)
+{
+    struct config cfg;
+    char err[256] = "", path[512];
+    const char *tmp = getenv("TMPDIR");
+    int fd;
+
+    (void)state;
+    snprintf(path, sizeof(path), "%s/accel-test-config-XXXXXX", tmp != NULL ? tmp : "/tmp");
+    fd = mkstemp(path);
+    assert_true(fd >= 0);
+    assert_int_equal(write(fd, "s3cret\n", 7), 7);
+    close(fd);
+    /* -x used to free the -S secret and leave the pointer behind */
+    assert_int_equal(PARSE(&cfg, err, "-S", path, "-x", "builtin"), 0);
+    assert_string_equal(cfg.admin_secret, "s3cret");
+    config_free(&cfg);
+    unlink(path);
+}
+
+int
+main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(tls_listener_needs_a_certificate),
+        cmocka_unit_test(tls_listener_and_certificates_are_kept_in_order),
+        cmocka_unit_test(bad_tls_arguments_are_refused),
+        cmocka_unit_test(explain_after_admin_secret_keeps_the_secret),
+    };
+
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
