@@ -1,6 +1,7 @@
 /*
  * test_config.c -- the command line: TLS listeners and certificates (-a
- * ADDR:PORT,tls, -c, -u, the tls_* parameters) and option interplay.
+ * ADDR:PORT,tls, -c, -u, the tls_* parameters), https:// origins (-b) and
+ * option interplay.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -9,6 +10,7 @@
 #include <cmocka.h>
 
 #include "config.h"
+#include "conn.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -97,6 +99,41 @@ explain_after_admin_secret_keeps_the_secret(void **state)
     unlink(path);
 }
 
+static void
+https_origins_keep_their_name_and_default_to_443(void **state)
+{
+    struct config cfg;
+    char err[256] = "", a[64];
+
+    (void)state;
+    assert_int_equal(PARSE(&cfg, err, "-b", "https://127.0.0.1", "-b", "https://127.0.0.1:8443/",
+                           "-b", "https://[::1]:9443", "-b", "http://127.0.0.1:81", "-b",
+                           "127.0.0.1:82", "-p", "origin_ca_file=ca.pem"),
+                     0);
+    assert_int_equal(cfg.nbackend, 5);
+    assert_true(cfg.backend[0].tls);
+    assert_string_equal(cfg.backend[0].name, "127.0.0.1");
+    assert_string_equal(sock_ntop_port((struct sockaddr *)&cfg.backend[0].ss, a, sizeof(a)),
+                        "127.0.0.1:443");
+    assert_string_equal(cfg.backend[1].name, "127.0.0.1");
+    assert_string_equal(sock_ntop_port((struct sockaddr *)&cfg.backend[1].ss, a, sizeof(a)),
+                        "127.0.0.1:8443");
+    assert_string_equal(cfg.backend[2].name, "::1");    /* no brackets for the check */
+    assert_false(cfg.backend[3].tls);
+    assert_null(cfg.backend[3].name);
+    assert_false(cfg.backend[4].tls);
+    assert_string_equal(cfg.origin_ca_file, "ca.pem");
+    config_free(&cfg);
+    assert_int_equal(PARSE(&cfg, err, "-b", "https://host/path"), -1);
+    assert_non_null(strstr(err, "https://HOST[:PORT]"));
+    config_free(&cfg);
+    assert_int_equal(PARSE(&cfg, err, "-b", "https://"), -1);
+    config_free(&cfg);
+    assert_int_equal(PARSE(&cfg, err, "-b", "https://[::1"), -1);
+    assert_non_null(strstr(err, "]"));
+    config_free(&cfg);
+}
+
 int
 main(void)
 {
@@ -105,6 +142,7 @@ main(void)
         cmocka_unit_test(tls_listener_and_certificates_are_kept_in_order),
         cmocka_unit_test(bad_tls_arguments_are_refused),
         cmocka_unit_test(explain_after_admin_secret_keeps_the_secret),
+        cmocka_unit_test(https_origins_keep_their_name_and_default_to_443),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);
