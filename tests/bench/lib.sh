@@ -1,10 +1,11 @@
 # shellcheck shell=bash
 # tests/bench/lib.sh - helpers shared by the benchmark scripts; sourced, never run.
 #
-#   WORKERS=... PORT_BASE=... MAX_SECONDS=...     # the script's own defaults first
+#   PORT_BASE="${PORT_BASE:-...}"                 # the script's own defaults first
 #   . "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 #
-# Part 1 (every script): the common knobs, logging, tool checks, the run
+# Part 1 (every script): the common knobs (ROUNDS, DURATION, PIN, CLIENT_CPUS,
+# SERVER_CPUS, TARGETS, ACCEL, NGINX), logging, tool checks, the run
 # directory with its PID-based cleanup, CPU pinning prefixes, free ports,
 # readiness waits, nginx start-up, the private accel copy, wrk output parsing,
 # CPU-time sampling, medians and table cells.
@@ -250,6 +251,8 @@ ratio() { awk -v a="$1" -v b="$2" 'BEGIN{ if (a!="nan" && a!="" && b!="nan" && b
 # ================================================================ the wrk matrix
 # matrix_setup SCRIPT RUN-NAME: knobs, tool and target checks, run dir, OUT, TL.
 matrix_setup() {
+  WORKERS="${WORKERS:-2}"
+  MAX_SECONDS="${MAX_SECONDS:-270}"
   THREADS="${THREADS:-1}"
   SIZES="${SIZES:-1k 64k}"
   CONNS="${CONNS:-50 200}"

@@ -35,9 +35,7 @@
 # The shared logic (servers, wrk runs, CPU sampling, tables) is in lib.sh.
 set -u -o pipefail
 
-WORKERS="${WORKERS:-2}"
 PORT_BASE="${PORT_BASE:-23000}"
-MAX_SECONDS="${MAX_SECONDS:-270}"
 # shellcheck source=tests/bench/lib.sh
 . "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 matrix_setup pool_bench.sh accel-pool-bench
