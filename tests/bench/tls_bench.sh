@@ -32,79 +32,30 @@
 #
 # Every process this script starts is recorded by PID and stopped at exit
 # (TERM, then KILL). Nothing is stopped by name.
+# The shared logic (ports, server start/stop, wrk runs, CPU sampling, medians)
+# is in lib.sh.
 set -u -o pipefail
 
-HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
-REPO="$(cd "$HERE/../.." && pwd)"
 WORKERS="${WORKERS:-1}"
-ROUNDS="${ROUNDS:-3}"
-DURATION="${DURATION:-5}"
-PIN="${PIN:-0}"
-CLIENT_CPUS="${CLIENT_CPUS:-0}"
-SERVER_CPUS="${SERVER_CPUS:-1}"
 PORT_BASE="${PORT_BASE:-25100}"
-TARGETS="${TARGETS:-accel nginx}"
+MAX_SECONDS="${MAX_SECONDS:-300}"
+# shellcheck source=tests/bench/lib.sh
+. "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 CERTS="${CERTS:-ecdsa rsa}"
 LOADS="${LOADS:-ka res full}"
 SCLIENTS="${SCLIENTS:-4}"
-ACCEL="${ACCEL:-$REPO/build/accel}"
-MAX_SECONDS="${MAX_SECONDS:-300}"
-NGINX="${NGINX:-$(command -v nginx || echo /usr/sbin/nginx)}"
 INVOCATION="WORKERS=$WORKERS ROUNDS=$ROUNDS DURATION=$DURATION PIN=$PIN tests/bench/tls_bench.sh"
 
-log() { printf '[%s] %s\n' "$(date +%T)" "$*" >&2; }
-die() { log "$*"; exit 1; }
-for t in wrk curl openssl "$NGINX"; do
-  command -v "$t" >/dev/null 2>&1 || { echo "missing tool: $t (sh scripts/deps.sh bench)" >&2; exit 2; }
-done
+bench_need wrk curl openssl "$NGINX"
 [ -x "$ACCEL" ] || { echo "no accel binary at $ACCEL (make)" >&2; exit 2; }
 
-RUN="$(mktemp -d -t accel-tls-bench.XXXXXX)"
-chmod 755 "$RUN"
-mkdir -p "$RUN/docs" "$RUN/out" "$RUN/origin-tmp" "$RUN/proxy-tmp"
-PIDS=()
-declare -A PORT=()
-
-# shellcheck disable=SC2317  # invoked by the EXIT trap
-cleanup() {
-  local p alive
-  for p in "${PIDS[@]}"; do kill -TERM "$p" 2>/dev/null; done
-  for _ in 1 2 3 4 5 6 7 8 9 10; do
-    alive=0
-    for p in "${PIDS[@]}"; do kill -0 "$p" 2>/dev/null && alive=1; done
-    [ "$alive" = 0 ] && break
-    sleep 0.5
-  done
-  for p in "${PIDS[@]}"; do kill -KILL "$p" 2>/dev/null; done
-  if [ "${KEEP:-0}" = 1 ]; then log "kept $RUN"; else rm -rf "$RUN"; fi
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
-
-SRV=(); CLI=()
-if [ "$PIN" = 1 ]; then SRV=(taskset -c "$SERVER_CPUS"); CLI=(taskset -c "$CLIENT_CPUS"); fi
-
-port_busy() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
-base=$PORT_BASE; found=0
-for _ in $(seq 1 20); do
-  if ! port_busy "$base" && ! port_busy $((base + 1)) && ! port_busy $((base + 2)); then found=1; break; fi
-  base=$((base + 10))
-done
-[ $found = 1 ] || die "no free ports from $PORT_BASE; set PORT_BASE"
-ORIGIN_PORT=$base; PORT[nginx]=$((base + 1)); PORT[accel]=$((base + 2))
-
-wait_https() {  # wait_https PORT SECONDS
-  local deadline=$(( $(date +%s) + $2 ))
-  while [ "$(date +%s)" -lt "$deadline" ]; do
-    curl -sk -o /dev/null --max-time 2 "https://127.0.0.1:$1/1k.bin" && return 0
-    sleep 0.2
-  done
-  return 1
-}
+bench_init accel-tls-bench
+mkdir -p "$RUN/out" "$RUN/origin-tmp" "$RUN/proxy-tmp"
+bench_ports 3
+ORIGIN_PORT=$BASE; PORT[nginx]=$((BASE + 1)); PORT[accel]=$((BASE + 2))
 
 # ---------------------------------------------------------------- certificates, content
-head -c 1024 /dev/urandom > "$RUN/docs/1k.bin"
-chmod -R a+rX "$RUN/docs"
+bench_docs 1k
 openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 -subj /CN=bench.test \
   -addext subjectAltName=DNS:bench.test -keyout "$RUN/ecdsa.key" -out "$RUN/ecdsa.pem" 2>/dev/null \
   || die "openssl: ECDSA certificate"
@@ -168,14 +119,12 @@ http {
 EOF
 }
 
-cp "$ACCEL" "$RUN/accel-bin" || die "cannot copy $ACCEL"   # others may rebuild build/accel
-ACCEL_GIT="$(git -C "$REPO" describe --always --dirty 2>/dev/null || echo unknown)"
-"${SRV[@]}" "$NGINX" -p "$RUN" -c "$RUN/origin.conf" -g 'daemon off;' >"$RUN/origin.stdout" 2>&1 &
-PIDS+=($!)
+bench_private_accel
+start_nginx origin
 
 declare -A SPID=()
 start_servers() {  # start_servers CERT: (re)start both proxies with that certificate
-  local c=$1 t p
+  local c=$1 t
   for t in $TARGETS; do
     if [ -n "${SPID[$t]:-}" ]; then kill -TERM "${SPID[$t]}" 2>/dev/null; wait "${SPID[$t]}" 2>/dev/null; fi
   done
@@ -183,31 +132,20 @@ start_servers() {  # start_servers CERT: (re)start both proxies with that certif
   for t in $TARGETS; do
     case $t in
       nginx) nginx_conf "$c" > "$RUN/proxy.conf"; rm -rf "$RUN/nginx-cache"
-             "${SRV[@]}" "$NGINX" -p "$RUN" -c "$RUN/proxy.conf" -g 'daemon off;' >"$RUN/proxy.stdout" 2>&1 & ;;
-      accel) "${SRV[@]}" "$RUN/accel-bin" -a "127.0.0.1:${PORT[accel]},tls" -c "$RUN/$c.pem,$RUN/$c.key" \
-                 -b "127.0.0.1:$ORIGIN_PORT" -w "$WORKERS" >"$RUN/accel.stdout" 2>>"$RUN/accel.stderr" & ;;
+             start_nginx proxy; SPID[nginx]=${SRVPID[proxy]} ;;
+      accel) "${SRV[@]}" "$ACCEL" -a "127.0.0.1:${PORT[accel]},tls" -c "$RUN/$c.pem,$RUN/$c.key" \
+                 -b "127.0.0.1:$ORIGIN_PORT" -w "$WORKERS" >"$RUN/accel.stdout" 2>>"$RUN/accel.stderr" &
+             PIDS+=($!); SPID[accel]=$! ;;
     esac
-    p=$!; PIDS+=("$p"); SPID[$t]=$p
   done
   for t in $TARGETS; do
-    wait_https "${PORT[$t]}" 20 || { KEEP=1; tail -n 20 "$RUN/accel.stderr" "$RUN/proxy.err" >&2; die "$t did not come up"; }
+    wait_http "https://127.0.0.1:${PORT[$t]}/1k.bin" 20 || { KEEP=1; tail -n 20 "$RUN/accel.stderr" "$RUN/proxy.err" >&2; die "$t did not come up"; }
     for _ in 1 2 3; do curl -sk -o /dev/null "https://127.0.0.1:${PORT[$t]}/1k.bin"; done   # warm the cache
     curl -sk -o "$RUN/check" "https://127.0.0.1:${PORT[$t]}/1k.bin"
     cmp -s "$RUN/check" "$RUN/docs/1k.bin" || die "$t: /1k.bin differs from the origin's file"
   done
 }
 
-CLK_TCK=$(getconf CLK_TCK 2>/dev/null || echo 100)
-tree_pids() { local c; echo "$1"; for c in $(ps -o pid= --ppid "$1" 2>/dev/null); do tree_pids "$c"; done; }
-tree_ticks() {  # utime+stime of a process tree (all threads, nginx workers), clock ticks
-  local p sum=0 v
-  for p in $(tree_pids "$1"); do
-    v=$(awk '{ sub(/^.*\) /, ""); print $12 + $13 }' "/proc/$p/stat" 2>/dev/null)
-    sum=$((sum + ${v:-0}))
-  done
-  echo "$sum"
-}
-median() { sort -g | awk '{a[NR]=$1} END{ if (NR==0) {print "nan"; exit}; if (NR%2) print a[(NR+1)/2]; else print (a[NR/2]+a[NR/2+1])/2 }'; }
 read -r -a TL <<< "$TARGETS"
 RAW="$RUN/out/raw.tsv"
 : > "$RAW"
@@ -221,10 +159,8 @@ for c in $CERTS; do
     w="$c-$l"
     hdr=(); [ "$l" = res ] && hdr=(-H "Connection: close")
     for r in $(seq 1 "$ROUNDS"); do
-      n=${#TL[@]}
-      for k in $(seq 0 $((n - 1))); do
-        t=${TL[$(( (k + r + wi) % n ))]}
-        if [ $(( $(date +%s) - START )) -gt "$MAX_SECONDS" ]; then SKIPPED=$((SKIPPED + 1)); continue; fi
+      for t in $(rotation "$r" "$wi"); do
+        budget_spent "$w" "$t" "$r" && continue
         f="$RUN/out/$w.$t.r$r.txt"
         k0=$(tree_ticks "${SPID[$t]}")
         if [ "$l" = full ]; then
@@ -240,14 +176,12 @@ for c in $CERTS; do
           rps=$(awk -v n="$nreq" -v d="$DURATION" 'BEGIN{printf "%.0f", n/d}')
           : > "$f"
         else
-          "${CLI[@]}" timeout $((DURATION + 15)) wrk -t1 -c50 -d"${DURATION}s" --timeout 5s "${hdr[@]}" \
-              "https://127.0.0.1:${PORT[$t]}/1k.bin" > "$f" 2>&1
+          run_wrk "$f" -t1 -c50 "${hdr[@]}" "https://127.0.0.1:${PORT[$t]}/1k.bin"
           k1=$(tree_ticks "${SPID[$t]}")
-          rps=$(awk '/^Requests\/sec/{printf "%.0f", $2}' "$f")
-          nreq=$(awk '/ requests in /{print $1}' "$f")
+          rps=$(wrk_rps "$f"); nreq=$(wrk_nreq "$f")
         fi
-        us=$(awk -v a="$k0" -v b="$k1" -v n="${nreq:-0}" -v hz="$CLK_TCK" 'BEGIN{ if (n>0) printf "%.0f", (b-a)/hz*1e6/n; else print "nan" }')
-        errs=$(awk '/Socket errors/{gsub(/,/,""); s=$4+$6+$8+$10} /Non-2xx/{s+=$5} END{print s+0}' "$f")
+        us=$(us_per_req "$k0" "$k1" "$nreq" %.0f)
+        errs=$(wrk_errs "$f" | awk -F'\t' '{print $1+$2+$3+$4+$5}')
         echo -e "$w\t$t\t$r\t${rps:-0}\t$errs\t$us" >> "$RAW"
         log "$w $t r$r: ${rps:-?} req/s, $t CPU ${us} us/req (errors $errs)"
         kill -0 "${SPID[$t]}" 2>/dev/null || die "$t died during $w"
@@ -258,7 +192,6 @@ for c in $CERTS; do
 done
 ELAPSED=$(( $(date +%s) - START ))
 
-col() { awk -F'\t' -v w="$1" -v t="$2" -v c="${3:-4}" '$1==w && $2==t {print $c}' "$RAW"; }
 echo
 echo "PIN=$PIN, $(nproc) CPUs, $WORKERS worker(s) each, ${DURATION} s x $ROUNDS round(s), median; $(date -u +%FT%TZ)"
 echo
@@ -267,11 +200,8 @@ echo "|---|---:|---:|---:|---:|---:|---:|"
 for c in $CERTS; do for l in $LOADS; do
   w="$c-$l"; a=$(col "$w" accel | median); g=$(col "$w" nginx | median)
   ua=$(col "$w" accel 6 | median); ug=$(col "$w" nginx 6 | median)
-  printf '| %s | %s | %s | %s | %s | %s | %s |\n' "$w" \
-    "$(awk -v x="$a" 'BEGIN{ if (x=="nan") print "-"; else printf "%.0f", x }')" \
-    "$(awk -v x="$g" 'BEGIN{ if (x=="nan") print "-"; else printf "%.0f", x }')" \
-    "$(awk -v a="$a" -v b="$g" 'BEGIN{ if (a!="nan" && b!="nan" && b+0>0) printf "%.2f", a/b; else print "-" }')" \
-    "$ua" "$ug" "$(awk -v a="$ug" -v b="$ua" 'BEGIN{ if (a!="nan" && b!="nan" && b+0>0) printf "%.2f", a/b; else print "-" }')"
+  printf '| %s | %s | %s | %s | %s | %s | %s |\n' "$w" "$(fmt0 "$a")" "$(fmt0 "$g")" "$(ratio "$a" "$g")" \
+    "$ua" "$ug" "$(ratio "$ug" "$ua")"
 done; done
 echo
 echo "Command: \`$INVOCATION\` (loop ${ELAPSED} s$([ $SKIPPED -gt 0 ] && echo ", $SKIPPED run(s) skipped"); accel tree $ACCEL_GIT)"
