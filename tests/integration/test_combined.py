@@ -188,3 +188,138 @@ def test_tls_origin_dies_mid_body(start_accel, pki, framing):
         assert o.count("/d") == 4
     finally:
         o.stop()
+
+
+# -- SIGHUP under load: directors + .ssl backends + compression + certificates --------
+
+
+def reload_vcl(tmp_path, tls_origins, plain, ca, gen):
+    text = "vcl 4.1;\nimport directors;\n"
+    for i, o in enumerate(tls_origins):
+        text += ('backend t%d { .host = "127.0.0.1"; .port = "%d"; .ssl = true; '
+                 '.ssl_ca_file = "%s"; .max_connections = 4; }\n' % (i, o.port, ca))
+    text += 'backend p0 { .host = "127.0.0.1"; .port = "%d"; }\n' % plain.port
+    text += "sub vcl_init {\n    new pool = directors.round_robin();\n"
+    for i in range(len(tls_origins)):
+        text += "    pool.add_backend(t%d);\n" % i
+    text += "    new fb = directors.fallback();\n    fb.add_backend(pool);\n" \
+            "    fb.add_backend(p0);\n}\n"
+    text += """
+sub vcl_recv {
+    set req.backend_hint = fb.backend();
+    if (req.url ~ "^/pass/") { return (pass); }
+}
+sub vcl_backend_response {
+    set beresp.do_gzip = true;
+    set beresp.ttl = 0.3s;
+    set beresp.grace = 0s;
+    set beresp.http.X-Gen = "%d";
+}
+""" % gen
+    path = os.path.join(str(tmp_path), "reload.vcl")
+    with open(path, "w") as f:
+        f.write(text)
+    return path
+
+
+def test_sighup_under_load_with_tls_everywhere(start_accel, tmp_path, pki):
+    small = page(20000)
+    origins = [tls_origin(pki) for _ in range(2)]
+    plain = Origin()
+    try:
+        for o in origins + [plain]:
+            o.on("/c/x", headers={"Content-Type": "text/html"}, body=small, chunked=True,
+                 chunk_size=4000)
+            o.on("/pass/y", headers={"Content-Type": "text/html"}, body=small)
+        path = reload_vcl(tmp_path, origins, plain, pki.ca, 1)
+        a = tls_listen(start_accel, pki, "-f", path, workers=2)
+        stop = threading.Event()
+        errors, done = [], [0]
+
+        def client(i):
+            aes = ["gzip", "identity", "br", None]
+            while not stop.is_set():
+                try:
+                    with TLSConn(a.tls, "a.test", cafile=pki.ca, timeout=20) as c:
+                        for k in range(5):
+                            ae = aes[(i + k) % len(aes)]
+                            t = "/c/x" if k % 2 == 0 else "/pass/y"
+                            r = c.request("GET", t, {} if ae is None else {"Accept-Encoding": ae})
+                            if r.status != 200 or decode(r) != small:
+                                errors.append((t, ae, r.status, r.headers))
+                            done[0] += 1
+                except Exception as e:      # a failed request is what we look for
+                    errors.append(repr(e))
+        ts = [threading.Thread(target=client, args=(i,)) for i in range(4)]
+        for t in ts:
+            t.start()
+        try:
+            for gen in range(2, 7):
+                time.sleep(0.4)
+                reload_vcl(tmp_path, origins, plain, pki.ca, gen)
+                os.kill(a.pid, signal.SIGHUP)
+                wait_until(lambda: a.stderr().count("certificate reload done") >= gen - 1, 15,
+                           "reload #%d" % (gen - 1))
+            time.sleep(0.4)
+        finally:
+            stop.set()
+            for t in ts:
+                t.join(30)
+        assert not errors, errors[:5]
+        assert done[0] > 20
+        assert all(o.count("/c/x") + o.count("/pass/y") > 0 for o in origins), "TLS origins used"
+        assert "reload of" in a.stderr() and "failed" not in a.stderr()
+        r = a.get("/c/x", {"Accept-Encoding": "gzip"})
+        assert r.header("X-Gen") == "6" or r.header("X-Gen") is not None
+    finally:
+        for o in origins + [plain]:
+            o.stop()
+
+
+# -- purge / ban of an object whose brotli body is being made --------------------------
+
+
+def xc(r):
+    return r.header("X-Cache")
+
+
+def test_purge_and_ban_while_brotli_is_made_survive_restart(origin, start_accel, tmp_path):
+    huge = page(250000)          # ~1.5 s of brotli quality 11
+    small = page(20000)
+    hdr = {"Content-Type": "text/html", "Cache-Control": "max-age=600"}
+    for p in ("/big", "/big2"):
+        origin.on(p, headers=hdr, body=huge)
+    for p in ("/s1", "/s2"):
+        origin.on(p, headers=hdr, body=small)
+    disk = os.path.join(str(tmp_path), "disk")
+    a = start_accel("-s", "disk=%s" % disk, origins=[origin], workers=1)
+
+    def barrier(path):
+        # brotli jobs run one after the other: once `path` has its brotli
+        # body, every job queued before it has ended
+        a.get(path, {"Accept-Encoding": "gzip"})
+        wait_until(lambda: a.get(path, {"Accept-Encoding": "br"}).header("Content-Encoding")
+                   == "br", 30, "brotli body of %s" % path, step=0.1)
+
+    r = a.get("/big", {"Accept-Encoding": "gzip"}, timeout=30)
+    assert r.status == 200 and decode(r) == huge
+    assert a.request("PURGE", "/big").status == 200          # while its brotli body is made
+    barrier("/s1")
+    r = a.get("/big2", {"Accept-Encoding": "gzip"}, timeout=30)
+    assert r.status == 200
+    r = a.request("BAN", "/", headers={"Ban": 'req.url ~ "^/big2"'})
+    assert r.status == 200, r.body
+    barrier("/s2")
+    # after a restart neither the purged nor the banned object comes back
+    # from disk (the brotli thread rewrites an object once its body is made)
+    rc = a.stop()
+    assert rc == 0
+    a.expect_exit = True
+    origin.on("/big", headers=hdr, body=small)
+    origin.on("/big2", headers=hdr, body=small)
+    b = start_accel("-s", "disk=%s" % disk, origins=[origin], workers=1)
+    assert xc(b.get("/s1")) == "HIT"            # the disk tier works
+    for p in ("/big", "/big2"):
+        r = b.get(p, {"Accept-Encoding": "br"}, timeout=30)
+        assert decode(r) == small, p
+        assert origin.count(p) == 2
