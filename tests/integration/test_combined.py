@@ -323,3 +323,111 @@ def test_purge_and_ban_while_brotli_is_made_survive_restart(origin, start_accel,
         r = b.get(p, {"Accept-Encoding": "br"}, timeout=30)
         assert decode(r) == small, p
         assert origin.count(p) == 2
+
+
+# -- pools with TLS origins: handshake failures, max_connections, sick pools ---------
+
+
+def admin_stats(port):
+    import json
+    from client import request
+    r = request(port, "GET", "/stats")
+    assert r.status == 200, r.body
+    return {b["name"]: b for b in json.loads(r.body.decode())["backends"]}
+
+
+def test_tls_handshake_failures_move_count_and_free_slots(start_accel, tmp_path, pki):
+    from client import free_port
+    plain = tls_origin(pki, "b")    # a certificate for b.test: verification fails
+    good = tls_origin(pki)
+    silent = socket.socket()    # accepts TCP (backlog) and never answers a ClientHello
+    silent.bind(("127.0.0.1", 0))
+    silent.listen(16)
+    try:
+        for o, p in ((plain, "/p"), (good, "/p"), (good, "/m/p")):
+            o.on(p, headers={"Content-Type": "text/html", "Cache-Control": "no-store"},
+                 body=page(30000), delay=0.2)
+        ca = pki.ca
+        text = ("import directors;\n"
+                'backend bad { .host = "127.0.0.1"; .port = "%d"; .ssl = true; '
+                '.ssl_ca_file = "%s"; .max_connections = 1; }\n'
+                'backend mute { .host = "127.0.0.1"; .port = "%d"; .ssl = true; '
+                '.ssl_ca_file = "%s"; .max_connections = 1; .connect_timeout = 0.3s; }\n'
+                'backend good { .host = "127.0.0.1"; .port = "%d"; .ssl = true; '
+                '.ssl_ca_file = "%s"; .max_connections = 2; }\n'
+                "sub vcl_init {\n    new f1 = directors.fallback();\n"
+                "    f1.add_backend(bad);\n    f1.add_backend(good);\n"
+                "    new f2 = directors.fallback();\n"
+                "    f2.add_backend(mute);\n    f2.add_backend(good);\n}\n"
+                "sub vcl_recv {\n    if (req.url ~ \"^/m\") { set req.backend_hint = f2.backend(); }\n"
+                "    else { set req.backend_hint = f1.backend(); }\n    return (pass);\n}\n"
+                % (plain.port, ca, silent.getsockname()[1], ca, good.port, ca))
+        admin = free_port()
+        a = start_policy(start_accel, tmp_path, text, backends=[],
+                         args=("-T", "127.0.0.1:%d" % admin, "-p", "backend_queue_timeout=5"))
+        # concurrent requests: 2 slots on good, queueing for the rest
+        out = [None] * 6
+
+        def run(i):
+            try:
+                out[i] = a.get("/p" if i % 2 else "/m/p", {"Accept-Encoding": "gzip"}, timeout=30)
+            except Exception as e:  # reported below
+                out[i] = e
+        ts = [threading.Thread(target=run, args=(i,)) for i in range(len(out))]
+        for t in ts:
+            t.start()
+        for t in ts:
+            t.join(40)
+        for r in out:
+            assert not isinstance(r, Exception), r
+            assert r.status == 200, (r.status, r.body[:200])
+        st = admin_stats(admin)
+        assert st["bad"]["fail"] >= 1 and st["mute"]["fail"] >= 1
+        assert st["bad"]["healthy"] is False or st["bad"]["fail"] < 3
+        wait_until(lambda: all(b["busy"] == 0 for b in admin_stats(admin).values()), 10,
+                   "every slot given back")
+        assert good.count("/p") == 3 and good.count("/m/p") == 3
+        assert plain.count("/p") == 0 and plain.connections >= 1
+        assert "TLS handshake" in a.stderr()
+    finally:
+        silent.close()
+        plain.stop()
+        good.stop()
+
+
+def test_sick_tls_pool_serves_stale_compressed_variants(start_accel, tmp_path, pki):
+    o = tls_origin(pki)
+    try:
+        body = page(50000)
+        o.on("/health", body=b"ok")
+        o.on("/page", headers={"Content-Type": "text/html", "ETag": '"s1"',
+                               "Cache-Control": "max-age=1, stale-if-error=60"},
+             body=body, chunked=True)
+        text = ('probe hp { .url = "/health"; .interval = 0.2s; .timeout = 1s; .window = 2; '
+                '.threshold = 2; .initial = 2; }\n'
+                "import directors;\n"
+                'backend b0 { .host = "127.0.0.1"; .port = "%d"; .ssl = true; '
+                '.ssl_ca_file = "%s"; .probe = hp; }\n'
+                "sub vcl_init {\n    new pool = directors.round_robin();\n"
+                "    pool.add_backend(b0);\n}\n"
+                "sub vcl_recv {\n    set req.backend_hint = pool.backend();\n}\n"
+                % (o.port, pki.ca))
+        a = start_policy(start_accel, tmp_path, text, backends=[], args=("-p", "default_grace=0"))
+        r = a.get("/page", {"Accept-Encoding": "gzip"})
+        assert r.status == 200 and decode(r) == body
+        wait_until(lambda: a.get("/page", {"Accept-Encoding": "br"}).header("Content-Encoding")
+                   == "br", 20, "brotli body")
+        o.on("/health", status=500)
+        a.wait_stderr(r"backend b0 \(\S+\): sick", timeout=10)
+        time.sleep(1.2)             # stale now
+        n = o.count("/page")
+        for ae, want in (("gzip", "gzip"), ("br", "br"), ("identity", None), (None, None)):
+            r = a.get("/page", {} if ae is None else {"Accept-Encoding": ae})
+            assert r.status == 200, (ae, r.status)
+            assert r.header("Content-Encoding") == want, (ae, r.headers)
+            assert decode(r) == body
+        r = a.get("/page", {"Accept-Encoding": "gzip", "Range": "bytes=0-99"})
+        assert r.status == 206 and len(r.body) == 100
+        assert o.count("/page") == n
+    finally:
+        o.stop()
