@@ -431,3 +431,135 @@ def test_sick_tls_pool_serves_stale_compressed_variants(start_accel, tmp_path, p
         assert o.count("/page") == n
     finally:
         o.stop()
+
+
+# -- storm: many clients, misbehaving TLS and plain origins, purges, bans, reloads ---
+
+
+def storm_vcl(tmp_path, t, p, ca, gen):
+    text = ("vcl 4.1;\nimport directors;\n"
+            'backend t0 { .host = "127.0.0.1"; .port = "%d"; .ssl = true; .ssl_ca_file = "%s"; '
+            '.max_connections = 6; .first_byte_timeout = 2s; .between_bytes_timeout = 1s; }\n'
+            'backend p0 { .host = "127.0.0.1"; .port = "%d"; .max_connections = 6; '
+            '.first_byte_timeout = 2s; .between_bytes_timeout = 1s; }\n'
+            'backend tb { .host = "127.0.0.1"; .port = "%d"; .ssl = true; .ssl_ca_file = "%s"; '
+            '.first_byte_timeout = 2s; .between_bytes_timeout = 1s; }\n'
+            'backend pb { .host = "127.0.0.1"; .port = "%d"; '
+            '.first_byte_timeout = 2s; .between_bytes_timeout = 1s; }\n'
+            "sub vcl_init {\n    new rr = directors.round_robin();\n"
+            "    rr.add_backend(t0);\n    rr.add_backend(p0);\n"
+            "    new bad = directors.round_robin();\n"
+            "    bad.add_backend(tb);\n    bad.add_backend(pb);\n}\n"
+            "sub vcl_recv {\n    set req.backend_hint = rr.backend();\n"
+            '    if (req.url ~ "^/(bad|pass)/") { set req.backend_hint = bad.backend(); }\n'
+            '    if (req.method == "PURGE") { return (purge); }\n'
+            '    if (req.url ~ "^/pass/") { return (pass); }\n}\n'
+            "sub vcl_backend_response {\n    set beresp.grace = 2s;\n"
+            '    set beresp.http.X-Gen = "%d";\n}\n' % (t.port, ca, p.port, t.port, ca, p.port, gen))
+    path = os.path.join(str(tmp_path), "storm.vcl")
+    with open(path, "w") as f:
+        f.write(text)
+    return path
+
+
+def test_storm(start_accel, tmp_path, pki):
+    t = tls_origin(pki)
+    p = Origin()
+    bodies = {}
+    try:
+        for o in (t, p):
+            for i in range(6):
+                b = page(5000 + 40000 * i)
+                bodies["/c/%d" % i] = b
+                o.on("/c/%d" % i, headers={"Content-Type": "text/html",
+                                           "Cache-Control": "max-age=1"},
+                     body=b, chunked=i % 2 == 0, chunk_size=3000)
+            o.on("/bad/trunc", headers=HTML, body=BIG, truncate_after=50000, chunked=True)
+            o.on("/bad/reset", reset=True)
+            o.on("/bad/slow", headers=HTML, body=BIG, stall_after=20000)
+            o.on("/bad/gzip", headers={"Content-Type": "text/html", "Content-Encoding": "gzip",
+                                       "Cache-Control": "max-age=5"}, body=b"\x1f\x8bnot gzip" * 100)
+            o.on("/pass/x", headers={"Content-Type": "text/html"}, body=BIG[:30000])
+        path = storm_vcl(tmp_path, t, p, pki.ca, 1)
+        a = tls_listen(start_accel, pki, "-f", path, workers=2)
+        stop = threading.Event()
+        errors, counts = [], {"ok": 0, "bad": 0}
+
+        def good_client(i):
+            aes = ["gzip", "br", "identity", None, "gzip, br"]
+            k = 0
+            while not stop.is_set():
+                try:
+                    c = TLSConn(a.tls, "a.test", cafile=pki.ca, timeout=20) if i % 2 else \
+                        a.conn(timeout=20)
+                    with c:
+                        for _ in range(4):
+                            k += 1
+                            path_ = "/c/%d" % (k % 6)
+                            ae = aes[k % len(aes)]
+                            r = c.request("GET", path_, {} if ae is None else
+                                          {"Accept-Encoding": ae})
+                            if r.status != 200 or decode(r) != bodies[path_]:
+                                errors.append((path_, ae, r.status))
+                            counts["ok"] += 1
+                            if r.header("Connection") == "close":
+                                break
+                except Exception as e:      # a failed good request is what we look for
+                    errors.append(repr(e))
+
+        def bad_client(i):
+            k = 0
+            while not stop.is_set():
+                k += 1
+                target = ["/bad/trunc", "/bad/reset", "/bad/slow", "/bad/gzip", "/pass/x"][k % 5]
+                try:
+                    c = TLSConn(a.tls, "a.test", cafile=pki.ca, timeout=5) if i % 2 else \
+                        a.conn(timeout=5)
+                    with c:
+                        c.send(build_request("GET", target, {"Accept-Encoding": "gzip"}))
+                        if k % 3 == 0:
+                            continue            # leave at once
+                        c.read_response()
+                except Exception:
+                    pass                        # these may fail any way they like
+                counts["bad"] += 1
+
+        def invalidator():
+            k = 0
+            while not stop.is_set():
+                k += 1
+                try:
+                    if k % 2:
+                        a.request("PURGE", "/c/%d" % (k % 6))
+                    else:
+                        a.request("BAN", "/", headers={"Ban": 'req.url ~ "^/c/%d"' % (k % 6)})
+                except Exception as e:
+                    errors.append("invalidation: %r" % e)
+                time.sleep(0.05)
+
+        ts = [threading.Thread(target=good_client, args=(i,)) for i in range(4)]
+        ts += [threading.Thread(target=bad_client, args=(i,)) for i in range(3)]
+        ts.append(threading.Thread(target=invalidator))
+        for th in ts:
+            th.start()
+        try:
+            for gen in range(2, 5):
+                time.sleep(1.5)
+                storm_vcl(tmp_path, t, p, pki.ca, gen)
+                os.kill(a.pid, signal.SIGHUP)
+                wait_until(lambda: a.stderr().count("certificate reload done") >= gen - 1, 20,
+                           "reload #%d" % (gen - 1))
+            time.sleep(1.0)
+        finally:
+            stop.set()
+            for th in ts:
+                th.join(30)
+        assert not errors, errors[:5]
+        assert counts["ok"] > 20 and counts["bad"] > 10
+        # still healthy afterwards
+        with TLSConn(a.tls, "a.test", cafile=pki.ca) as c:
+            r = c.request("GET", "/c/3", {"Accept-Encoding": "br"})
+            assert r.status == 200 and decode(r) == bodies["/c/3"]
+    finally:
+        t.stop()
+        p.stop()
