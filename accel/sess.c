@@ -843,7 +843,11 @@ sess_release_origin(struct sess *s, bool reusable)
 {
     if (s->oc == NULL)
         return;
-    if (reusable && ac_iobuf_len(&s->relay) == 0 && !s->w->stopping)
+    /* Bytes after the response (in the relay buffer, or decrypted and
+     * kept inside OpenSSL, where no socket readiness will ever show them
+     * to the idle watcher) would be read as the next request's response. */
+    if (reusable && ac_iobuf_len(&s->relay) == 0 && !s->w->stopping &&
+        !(conn_is_tls(&s->oc->c) && tls_conn_pending(&s->oc->c)))
         pool_put(&s->oc);
     else
         pool_close(&s->oc);

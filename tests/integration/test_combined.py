@@ -563,3 +563,70 @@ def test_storm(start_accel, tmp_path, pki):
     finally:
         t.stop()
         p.stop()
+
+
+# -- a pooled TLS origin connection with bytes left inside OpenSSL ---------------------
+
+
+def test_bytes_after_a_tls_response_never_answer_the_next_request(start_accel, pki):
+    """An origin sends its answer and, in the same TLS record, bytes nobody
+    asked for (here: a whole second response).  With relay_buffer = 4096 and
+    an answer of exactly 4096 bytes, the extra bytes stay decrypted inside
+    OpenSSL: no socket readiness tells the idle pool about them, so the
+    connection must not be reused, or they answer the next request (and are
+    cached)."""
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    ctx.load_cert_chain(pki.cert("ip"), pki.key("ip"))
+    ls = socket.socket()
+    ls.bind(("127.0.0.1", 0))
+    ls.listen(8)
+    socks = []
+    head = b"HTTP/1.1 200 OK\r\nCache-Control: no-store\r\nContent-Length: %d\r\n\r\n"
+    n = 4096 - len(head % 1000)
+    first = (head % n) + b"a" * n
+    evil = b"HTTP/1.1 200 OK\r\nContent-Length: 4\r\nCache-Control: max-age=60\r\n\r\nEVIL"
+
+    def serve(raw):
+        try:
+            s = ctx.wrap_socket(raw, server_side=True)
+            socks.append(s)
+            buf = b""
+            while True:
+                while b"\r\n\r\n" not in buf:
+                    d = s.recv(65536)
+                    if not d:
+                        return
+                    buf += d
+                req, _, buf = buf.partition(b"\r\n\r\n")
+                if req.split(b" ")[1] == b"/a":
+                    s.sendall(first + evil)         # one TLS record
+                else:
+                    s.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 4\r\n"
+                              b"Cache-Control: max-age=60\r\n\r\ngood")
+        except OSError:
+            pass
+
+    def accept():
+        while True:
+            try:
+                raw, _ = ls.accept()
+            except OSError:
+                return
+            socks.append(raw)
+            threading.Thread(target=serve, args=(raw,), daemon=True).start()
+    threading.Thread(target=accept, daemon=True).start()
+    try:
+        a = start_accel("-b", "https://127.0.0.1:%d" % ls.getsockname()[1],
+                        "-p", "origin_ca_file=" + pki.ca, "-p", "relay_buffer=4096", workers=1)
+        r = a.get("/a")
+        assert r.status == 200 and r.body == b"a" * n
+        r = a.get("/b")
+        assert r.body == b"good"
+        assert a.get("/b").body == b"good"
+    finally:
+        ls.close()
+        for s in socks:
+            try:
+                s.close()
+            except OSError:
+                pass
