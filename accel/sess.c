@@ -132,6 +132,11 @@ sess_free(struct sess *s)
     ev_timer_stop(w->loop, &s->tmr);
     if (s->oc != NULL)
         pool_close(&s->oc);
+    /* Dropped in the middle of a request (an origin that cut the body, a
+     * timeout, the drain): no close_notify, or a client reading a body
+     * delimited by the close (HTTP/1.0) would take it for whole. */
+    if (s->c.fd >= 0 && s->state != S_HEAD && s->state != S_TLS && s->state != S_CLOSE)
+        tls_conn_abort(&s->c);
     if (s->c.fd >= 0)
         conn_close(&s->c);
     ac_iobuf_free(&s->rbuf);

@@ -769,6 +769,13 @@ tls_conn_pending(const struct conn *c)
     return SSL_has_pending(t->ssl) || !SSL_is_init_finished(t->ssl);
 }
 
+void
+tls_conn_abort(struct conn *c)
+{
+    if (c->ops == &conn_tls_ops)
+        tconn(c)->failed = true;    /* send_close_notify() skips it */
+}
+
 bool
 tls_conn_resumed(const struct conn *c)
 {

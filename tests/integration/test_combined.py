@@ -630,3 +630,45 @@ def test_bytes_after_a_tls_response_never_answer_the_next_request(start_accel, p
                 s.close()
             except OSError:
                 pass
+
+
+# -- a cut response to an HTTP/1.0 client over TLS ends without close_notify --------
+
+
+def h10_over_tls(port, pki, target, ae):
+    """GET target as HTTP/1.0 (the body ends with the close) over TLS;
+    (bytes, "clean" | "unclean" | "reset") -- clean: close_notify came."""
+    ctx = client_context(pki.ca)
+    ctx.options &= ~ssl.OP_IGNORE_UNEXPECTED_EOF       # Python sets it by default
+    raw = socket.create_connection(("127.0.0.1", port), timeout=10)
+    s = ctx.wrap_socket(raw, server_hostname="a.test", suppress_ragged_eofs=False)
+    data = b""
+    try:
+        s.sendall(b"GET %s HTTP/1.0\r\nAccept-Encoding: %s\r\n\r\n" % (target.encode(), ae))
+        while True:
+            d = s.recv(65536)
+            if not d:
+                return data, "clean"
+            data += d
+    except ssl.SSLError as e:       # SSLEOFError, or UNEXPECTED_EOF_WHILE_READING
+        if "EOF" not in str(e):
+            raise
+        return data, "unclean"
+    except ConnectionResetError:
+        return data, "reset"
+    finally:
+        s.close()
+
+
+def test_cut_body_to_http10_tls_client_is_an_unclean_close(origin, start_accel, pki):
+    nostore = {"Content-Type": "text/html", "Cache-Control": "no-store"}
+    origin.on("/whole", headers=nostore, body=BIG, chunked=True)
+    origin.on("/cut", headers=nostore, body=BIG, chunked=True, truncate_after=50000)
+    origin.on("/cut-cached", headers=HTML, body=BIG, chunked=True, truncate_after=50000)
+    a = tls_listen(start_accel, pki, origins=[origin])
+    for ae in (b"identity", b"gzip"):
+        data, how = h10_over_tls(a.tls, pki, "/whole", ae)
+        assert how == "clean" and data.endswith(BIG[-1000:]), (ae, how)     # a pass: as sent
+        for target in ("/cut", "/cut-cached"):
+            data, how = h10_over_tls(a.tls, pki, target, ae)
+            assert how != "clean", (target, ae, len(data))
