@@ -1,9 +1,14 @@
 """Cross-feature checks: compression (issue 7), origin pools (issue 8) and
 TLS (issue 9) together.  Compressed variants delivered to TLS clients (slow
-readers, HEAD, ranges, pipelining), compressible bodies from TLS origins
-with waiters on the busy object, origins dying mid-body over TLS, reloads
-under load with directors + .ssl backends + certificates, purges while a
-brotli body is being made."""
+readers, HEAD, ranges, 304, pipelining), compressible bodies from TLS
+origins with waiters on the busy object, TLS origins dying mid-body (a
+close-delimited body needs the origin's close_notify to be whole), TLS
+handshake failures in directors with max_connections, a sick TLS pool
+serving stale variants, reloads under load with directors + .ssl backends +
+certificates, purges and bans while a brotli body is made (across a
+restart), a storm for the sanitizer builds, bytes left inside OpenSSL after
+an origin's response (never pooled), and a cut body to an HTTP/1.0 TLS
+client (no close_notify)."""
 
 import os
 import signal
