@@ -207,7 +207,9 @@ def reload_vcl(tmp_path, tls_origins, plain, ca, gen):
     text = "vcl 4.1;\nimport directors;\n"
     for i, o in enumerate(tls_origins):
         text += ('backend t%d { .host = "127.0.0.1"; .port = "%d"; .ssl = true; '
-                 '.ssl_ca_file = "%s"; .max_connections = 4; }\n' % (i, o.port, ca))
+                 '.ssl_ca_file = "%s"; .max_connections = 4; .probe = { .url = "/health"; '
+                 '.interval = 0.2s; .timeout = 1s; .window = 2; .threshold = 1; } }\n'
+                 % (i, o.port, ca))
     text += 'backend p0 { .host = "127.0.0.1"; .port = "%d"; }\n' % plain.port
     text += "sub vcl_init {\n    new pool = directors.round_robin();\n"
     for i in range(len(tls_origins)):
@@ -278,6 +280,7 @@ def test_sighup_under_load_with_tls_everywhere(start_accel, tmp_path, pki):
         assert not errors, errors[:5]
         assert done[0] > 20
         assert all(o.count("/c/x") + o.count("/pass/y") > 0 for o in origins), "TLS origins used"
+        assert all(o.count("/health") > 0 for o in origins), "probes over TLS"
         assert "reload of" in a.stderr() and "failed" not in a.stderr()
         r = a.get("/c/x", {"Accept-Encoding": "gzip"})
         assert r.header("X-Gen") == "6" or r.header("X-Gen") is not None
