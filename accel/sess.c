@@ -132,6 +132,11 @@ sess_free(struct sess *s)
     ev_timer_stop(w->loop, &s->tmr);
     if (s->oc != NULL)
         pool_close(&s->oc);
+    /* Dropped in the middle of a request (an origin that cut the body, a
+     * timeout, the drain): no close_notify, or a client reading a body
+     * delimited by the close (HTTP/1.0) would take it for whole. */
+    if (s->c.fd >= 0 && s->state != S_HEAD && s->state != S_TLS && s->state != S_CLOSE)
+        tls_conn_abort(&s->c);
     if (s->c.fd >= 0)
         conn_close(&s->c);
     ac_iobuf_free(&s->rbuf);
@@ -843,7 +848,11 @@ sess_release_origin(struct sess *s, bool reusable)
 {
     if (s->oc == NULL)
         return;
-    if (reusable && ac_iobuf_len(&s->relay) == 0 && !s->w->stopping)
+    /* Bytes after the response (in the relay buffer, or decrypted and
+     * kept inside OpenSSL, where no socket readiness will ever show them
+     * to the idle watcher) would be read as the next request's response. */
+    if (reusable && ac_iobuf_len(&s->relay) == 0 && !s->w->stopping &&
+        !(conn_is_tls(&s->oc->c) && tls_conn_pending(&s->oc->c)))
         pool_put(&s->oc);
     else
         pool_close(&s->oc);

@@ -818,6 +818,13 @@ tls_conn_pending(const struct conn *c)
     return SSL_has_pending(t->ssl) || !SSL_is_init_finished(t->ssl);
 }
 
+void
+tls_conn_abort(struct conn *c)
+{
+    if (c->ops == &conn_tls_ops)
+        tconn(c)->failed = true;    /* send_close_notify() skips it */
+}
+
 bool
 tls_conn_resumed(const struct conn *c)
 {
@@ -921,8 +928,11 @@ tls_client_ctx(const char *ca_file, bool verify, char *err, size_t errlen)
         return NULL;
     }
     SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
-    SSL_CTX_set_options(ctx, SSL_OP_NO_RENEGOTIATION | SSL_OP_NO_COMPRESSION |
-                                 SSL_OP_IGNORE_UNEXPECTED_EOF);
+    /* No SSL_OP_IGNORE_UNEXPECTED_EOF here: a TCP close without
+     * close_notify must stay an error, or a close-delimited body cut short
+     * (by the network or an attacker) would be taken, and cached, as whole
+     * (RFC 9112 §9.8). Bodies with a length or chunks end before the close. */
+    SSL_CTX_set_options(ctx, SSL_OP_NO_RENEGOTIATION | SSL_OP_NO_COMPRESSION);
     SSL_CTX_set_mode(ctx, SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER |
                               SSL_MODE_RELEASE_BUFFERS);
     if (SSL_CTX_set_cipher_list(ctx, TLS_DEFAULT_CIPHERS) != 1 ||

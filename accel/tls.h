@@ -112,6 +112,10 @@ bool tls_conn_plain_http(const struct conn *c);
 /* Does OpenSSL hold bytes of this connection that a read would return
  * without the socket becoming readable (decrypted or buffered records)? */
 bool tls_conn_pending(const struct conn *c);
+/* The connection is being dropped in the middle of a response (origin
+ * cut, timeout): close it without close_notify, so the peer sees an
+ * unclean close rather than a complete close-delimited body. */
+void tls_conn_abort(struct conn *c);
 /* Was the session resumed (ticket)? */
 bool tls_conn_resumed(const struct conn *c);
 /* "TLSv1.3", the cipher name, the SNI host name ("" when none): static or

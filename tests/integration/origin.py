@@ -22,6 +22,8 @@ Script keys (all optional):
     pause_at             (n, event): after n body bytes wait for event, then go on
     close                send "Connection: close" and close after the answer
     silent_close         close after the answer without announcing it
+    close_notify         TLS: send close_notify before closing after the answer
+                         (without it a TLS origin's close is an unclean one)
     raw                  send these bytes verbatim instead of a response, close
     reset                read the request, then close with RST (SO_LINGER 0)
     drop                 read the request, then close without answering
@@ -444,6 +446,13 @@ class Origin:
         if chunked:
             self._send(s, b"0\r\n\r\n")
         if sc.get("silent_close"):
+            return False
+        if close and self.tls is not None and sc.get("close_notify"):
+            s.settimeout(2)
+            try:
+                s.unwrap()          # close_notify, then the peer's (accel sends one)
+            except (OSError, ValueError):
+                pass
             return False
         return not close
 

@@ -415,6 +415,43 @@ client_without_verification_accepts_any_certificate(void **state)
     assert_null(ctx);
 }
 
+/* Read on the client until something other than AC_AGAIN. */
+static ssize_t
+read_end(struct conn *c)
+{
+    char buf[64];
+    ssize_t r = AC_AGAIN;
+
+    for (int i = 0; i < 100 && r == AC_AGAIN; i++)
+        r = conn_read(c, buf, sizeof(buf));
+    return r;
+}
+
+/* An origin's close with close_notify is the end of the stream (0); a TCP
+ * close without it is an error, so a close-delimited body cut short is
+ * never taken for whole (RFC 9112 §9.8). */
+static void
+client_tells_a_clean_close_from_a_cut_one(void **state)
+{
+    struct fixture *fx = *state;
+    struct pair p;
+
+    pair_open(fx, &p, "a.test");
+    assert_int_equal(handshake(&p), 0);
+    ping(&p);
+    assert_int_equal(conn_shutdown(&p.srv), 0);     /* close_notify, then FIN */
+    assert_int_equal(read_end(&p.cli), 0);
+    pair_close(&p);
+
+    pair_open(fx, &p, "a.test");
+    assert_int_equal(handshake(&p), 0);
+    ping(&p);
+    assert_int_equal(shutdown(p.srv.fd, SHUT_WR), 0);   /* FIN only */
+    ssize_t r = read_end(&p.cli);
+    assert_true(r < 0 && r != AC_AGAIN);
+    pair_close(&p);
+}
+
 int
 main(void)
 {
@@ -432,6 +469,8 @@ main(void)
                                         setup, teardown),
         cmocka_unit_test_setup_teardown(client_without_verification_accepts_any_certificate,
                                         setup, teardown),
+        cmocka_unit_test_setup_teardown(client_tells_a_clean_close_from_a_cut_one, setup,
+                                        teardown),
     };
 
     signal(SIGPIPE, SIG_IGN);               /* as in accel: OpenSSL writes with write(2) */
