@@ -12,6 +12,14 @@
 #include <stdlib.h>
 
 /* Value of query parameter name in target (percent-decoded into out). */
+/* One `"name": count` member of a JSON object (a comma before all but the first). */
+static void
+json_count(struct ac_buf *b, bool *first, const char *name, uint64_t v)
+{
+    ac_buf_printf(b, "%s\"%s\": %llu", *first ? "" : ", ", name, (unsigned long long)v);
+    *first = false;
+}
+
 static bool
 query_param(struct ac_slice target, const char *name, struct ac_buf *out)
 {
@@ -196,10 +204,7 @@ admin_request(struct sess *s)
         bool first = true;
         store_stats(s->w->store, &st);
         ac_buf_catstr(body, "{\"store\": {");
-#define X(name, help) \
-        ac_buf_printf(body, "%s\"%s\": %llu", first ? "" : ", ", #name, \
-                      (unsigned long long)st.name); \
-        first = false;
+#define X(name, help) json_count(body, &first, #name, st.name);
         STORE_STATS_LIST(X)
 #undef X
         /* every worker's counters, summed (workers are one array) */
@@ -210,10 +215,7 @@ admin_request(struct sess *s)
             stats_accumulate(&sum, &w0[i].stats);
         ac_buf_catstr(body, "}, \"counters\": {");
         first = true;
-#define X(name, help) \
-        ac_buf_printf(body, "%s\"%s\": %llu", first ? "" : ", ", #name, \
-                      (unsigned long long)sum.name); \
-        first = false;
+#define X(name, help) json_count(body, &first, #name, sum.name);
         STAT_COUNTERS(X)
 #undef X
         ac_buf_catstr(body, "}, \"backends\": ");

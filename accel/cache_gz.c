@@ -211,11 +211,9 @@ cache_gz_pump(struct sess *s)
 {
     for (;;) {
         if (s->niov > 0) {
-            enum step r = sess_flush(s);
-            if (r == STEP_WAIT)
-                return DLV_WAIT_WRITE;
-            if (r == STEP_DONE)
-                return DLV_DEAD;
+            enum dlv d = dlv_flush(s);
+            if (d != DLV_DONE)
+                return d;
             continue;
         }
         if (s->dlv_done)

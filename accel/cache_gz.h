@@ -28,6 +28,16 @@
 
 enum dlv { DLV_DONE, DLV_DEAD, DLV_ABORTED, DLV_TAIL, DLV_WAIT_WRITE, DLV_WAIT_DATA };
 
+/* Write what the delivery queued: DLV_DONE when all of it went out (go on),
+ * DLV_WAIT_WRITE when the socket is full, DLV_DEAD when the client is gone. */
+static inline enum dlv
+dlv_flush(struct sess *s)
+{
+    enum step r = sess_flush(s);
+
+    return r == STEP_WAIT ? DLV_WAIT_WRITE : r == STEP_DONE ? DLV_DEAD : DLV_DONE;
+}
+
 /* The STORE_ENC_* of a response's Content-Encoding (identity when unknown). */
 unsigned cache_gz_store_encoding(const struct h1_response *r);
 

@@ -687,11 +687,9 @@ deliver_pump(struct sess *s)
                 s->dlv_done = true;
         }
         if (s->niov > 0) {
-            enum step r = sess_flush(s);
-            if (r == STEP_WAIT)
-                return DLV_WAIT_WRITE;
-            if (r == STEP_DONE)
-                return DLV_DEAD;
+            enum dlv d = dlv_flush(s);
+            if (d != DLV_DONE)
+                return d;
             continue;
         }
         if (s->dlv_done)
