@@ -324,7 +324,7 @@ parse_duration(struct pstate *ps, size_t at, struct ban_cond *c)
     static const char expect[] = "expected a duration: number and unit (ms s m h d w y), e.g. 10s";
     const char *s = c->arg;
     size_t i = 0, id = 0, fd = 0;
-    char num[24];
+    char num[32];               /* sign, 17 digits, point, 6 digits, NUL: 26 */
 
     if (s[i] == '-')
         i++;

@@ -302,6 +302,10 @@ test_errors(void **state)
     must_fail("obj.age > 0.0000001s", 11, "expected a duration");
     must_fail("obj.ttl > 99999999999y", 11, "duration out of range");
     must_fail("obj.ttl > 123456789012345678s", 11, "expected a duration");
+    /* the longest number the syntax allows (26 bytes with its NUL) once
+     * overflowed the parser's buffer (found by fuzz_ban; ASan build) */
+    must_fail("obj.ttl > -66666666666666666.666666s", 11, "duration out of range");
+    must_fail("obj.ttl > 66666666666666666.676666.ttl > 666s", 11, "expected a duration");
 }
 
 static void
