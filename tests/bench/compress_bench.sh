@@ -27,10 +27,23 @@ trap 'kill $AC $NG 2>/dev/null; wait' EXIT
 for _ in $(seq 50); do curl -s -o /dev/null "http://127.0.0.1:$A/1k.bin" && break; sleep 0.1; done
 curl -s -o /dev/null -H 'Accept-Encoding: gzip' "$URL"
 sleep 1         # the brotli body is made in the background
+# Check before measuring: each coding is what it says and decodes to the
+# identity body, else the figures would be of the wrong answers.
+fail() { echo "FAIL: $*" >&2; exit 1; }
+curl -s -o "$RUN/cb.identity" "$URL" || fail "no identity answer"
 for ae in identity gzip br; do
     h=(); [ $ae != identity ] && h=(-H "Accept-Encoding: $ae")
-    echo "size $ae: $(curl -s "${h[@]}" "$URL" | wc -c) bytes"
+    ce=$(curl -s -o "$RUN/cb.$ae" -D - "${h[@]}" "$URL" | tr -d '\r' |
+         awk -F': ' 'tolower($1)=="content-encoding"{print $2}')
+    [ "$ae" = identity ] && [ -n "$ce" ] && fail "identity answer has Content-Encoding: $ce"
+    [ "$ae" != identity ] && [ "$ce" != "$ae" ] && fail "Accept-Encoding: $ae got Content-Encoding: '$ce'"
+    case $ae in
+        gzip) gzip -dc < "$RUN/cb.gzip" | cmp -s - "$RUN/cb.identity" || fail "gzip body does not decode to the page" ;;
+        br) /usr/bin/python3 -c 'import sys, brotli; sys.stdout.buffer.write(brotli.decompress(sys.stdin.buffer.read()))' < "$RUN/cb.br" | cmp -s - "$RUN/cb.identity" || fail "br body does not decode to the page" ;;
+    esac
+    echo "size $ae: $(wc -c < "$RUN/cb.$ae") bytes"
 done
+errs=0
 for round in $(seq "$ROUNDS"); do
     for ae in gzip br identity; do
         h=(); [ $ae != identity ] && h=(-H "Accept-Encoding: $ae")
@@ -38,6 +51,9 @@ for round in $(seq "$ROUNDS"); do
             r=$(taskset -c 0 timeout $((DURATION + 15)) wrk -t1 -c$c -d${DURATION}s --latency "${h[@]}" "$URL")
             echo "r$round $ae c$c: $(echo "$r" | awk '/Requests\/sec/{print $2}') req/s" \
                  "p99 $(echo "$r" | awk '$1=="99%"{print $2}') $(echo "$r" | grep -o 'Non-2xx.*')"
+            echo "$r" | grep -q 'Non-2xx\|Socket errors' && errs=$((errs + 1))
         done
     done
 done
+[ "$errs" -gt 0 ] && fail "$errs runs had socket errors or non-2xx answers"
+exit 0

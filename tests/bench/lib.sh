@@ -430,6 +430,15 @@ matrix_finish() {
       KEEP=1
     fi
   done
+  # socket errors or non-2xx answers from accel fail the run (figures over
+  # failed requests mean nothing); the other targets' are only reported
+  local aerr
+  aerr=$(awk -F'\t' '$2=="accel" {s+=$7+$8+$9+$10+$11} END{print s+0}' "$RAW")
+  if [ "$aerr" -gt 0 ]; then
+    status=1
+    echo
+    echo "**FAIL: wrk counted $aerr socket errors / non-2xx answers from accel (the table rows say which workloads).**"
+  fi
   if [ -s "$RUN/accel.stderr" ] && [ -z "${DEAD[accel]:-}" ]; then
     log "accel wrote to stderr ($(wc -l < "$RUN/accel.stderr") lines); last lines:"
     tail -n 10 "$RUN/accel.stderr" | sed 's/^/    /' >&2

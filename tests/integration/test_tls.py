@@ -104,7 +104,7 @@ def test_sni_picks_certificate_exact_wildcard_and_default(origin, start_accel, p
 
 def test_rsa_and_ecdsa_certificates_for_the_same_name(origin, start_accel, pki, tmp_path):
     d = str(tmp_path)
-    for f in ("int.pem", "int.key"):
+    for f in ("ca.pem", "int.pem", "int.key"):
         shutil.copy(os.path.join(pki.dir, f), d)
     crt, key = make_leaf(d, "ar", ["a.test"], "rsa")
     a = start_tls(start_accel, pki, origins=[origin], certs=("a", "%s,%s" % (crt, key), "b"))

@@ -36,6 +36,22 @@ def _keyargs(kind):
     return ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256"]
 
 
+def _verified(d, crt, host=None):
+    """Check what was just made: the chain verifies against the test root
+    (and names host); a broken fixture fails here, not as a puzzling
+    handshake error in some test."""
+    args = ["verify", "-CAfile", "ca.pem"]
+    if crt != "int.pem":
+        args += ["-untrusted", "int.pem"]
+    if host and not host.startswith("*"):
+        args += ["-verify_hostname", host]
+    r = subprocess.run([OPENSSL] + args + [crt], cwd=d, stdout=subprocess.PIPE,
+                       stderr=subprocess.STDOUT, timeout=60)
+    out = r.stdout.decode(errors="replace")
+    if r.returncode != 0 or not out.rstrip().endswith(": OK"):
+        raise AssertionError("test certificate %s does not verify: %s" % (crt, out))
+
+
 def make_leaf(d, name, dns, kind="ec", serial=None):
     """A leaf certificate `name`.pem (leaf + intermediate) and `name`.key for
     the DNS names in `dns`, signed by the intermediate in d."""
@@ -48,6 +64,7 @@ def make_leaf(d, name, dns, kind="ec", serial=None):
     _run("x509", "-req", "-in", name + ".csr", "-CA", "int.pem", "-CAkey", "int.key",
          "-set_serial", str(serial or int.from_bytes(os.urandom(8), "big")), "-days", "2",
          "-out", name + ".crt", "-extfile", name + ".ext", cwd=d)
+    _verified(d, name + ".crt", dns[0].split(",")[0])
     with open(os.path.join(d, name + ".pem"), "wb") as out:
         for part in (name + ".crt", "int.pem"):
             with open(os.path.join(d, part), "rb") as f:
@@ -83,6 +100,7 @@ def make_pki(d):
          "-subj", "/CN=accel test intermediate", cwd=d)
     _run("x509", "-req", "-in", "int.csr", "-CA", "ca.pem", "-CAkey", "ca.key", "-set_serial",
          "2", "-days", "2", "-out", "int.pem", "-extfile", "ca.ext", cwd=d)
+    _verified(d, "int.pem")
     make_leaf(d, "a", ["a.test"], "ec")
     make_leaf(d, "b", ["b.test"], "rsa")
     make_leaf(d, "w", ["*.w.test"], "ec")
