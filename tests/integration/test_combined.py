@@ -16,16 +16,14 @@ import socket
 import ssl
 import threading
 import time
-import zlib
 
-import brotli
 import pytest
 
 from client import IncompleteResponse, build_request, wait_until
 from origin import Origin
 from policy_common import start_policy
 from tlscerts import TLSConn, client_context, make_leaf, make_pki
-from test_compression import page
+from test_compression import decode, page
 
 
 @pytest.fixture(scope="module")
@@ -40,15 +38,24 @@ BIG = page(300000)          # ~300 KB of HTML: many 16 KiB TLS records, gzip ~ t
 HTML = {"Content-Type": "text/html", "Cache-Control": "max-age=60", "ETag": '"c1"'}
 
 
-def decode(r):
-    ce = r.header("Content-Encoding")
-    if ce is None:
-        return r.body
-    if ce == "gzip":
-        return zlib.decompress(r.body, 16 + 15)
-    if ce == "br":
-        return brotli.decompress(r.body)
-    raise AssertionError("unexpected Content-Encoding %r" % ce)
+def reload_under_load(a, threads, stop, rewrite, gens, pause, settle, timeout):
+    """Start the client threads, then for each generation rewrite the policy,
+    SIGHUP accel and wait until its certificate reload is logged; stop and
+    join the threads at the end."""
+    for th in threads:
+        th.start()
+    try:
+        for gen in gens:
+            time.sleep(pause)
+            rewrite(gen)
+            os.kill(a.pid, signal.SIGHUP)
+            wait_until(lambda: a.stderr().count("certificate reload done") >= gen - 1, timeout,
+                       "reload #%d" % (gen - 1))
+        time.sleep(settle)
+    finally:
+        stop.set()
+        for th in threads:
+            th.join(30)
 
 
 def tls_listen(start_accel, pki, *args, origins=(), workers=2, **kw):
@@ -263,20 +270,8 @@ def test_sighup_under_load_with_tls_everywhere(start_accel, tmp_path, pki):
                 except Exception as e:      # a failed request is what we look for
                     errors.append(repr(e))
         ts = [threading.Thread(target=client, args=(i,)) for i in range(4)]
-        for t in ts:
-            t.start()
-        try:
-            for gen in range(2, 7):
-                time.sleep(0.4)
-                reload_vcl(tmp_path, origins, plain, pki.ca, gen)
-                os.kill(a.pid, signal.SIGHUP)
-                wait_until(lambda: a.stderr().count("certificate reload done") >= gen - 1, 15,
-                           "reload #%d" % (gen - 1))
-            time.sleep(0.4)
-        finally:
-            stop.set()
-            for t in ts:
-                t.join(30)
+        reload_under_load(a, ts, stop, lambda gen: reload_vcl(tmp_path, origins, plain, pki.ca, gen),
+                          range(2, 7), 0.4, 0.4, 15)
         assert not errors, errors[:5]
         assert done[0] > 20
         assert all(o.count("/c/x") + o.count("/pass/y") > 0 for o in origins), "TLS origins used"
@@ -553,20 +548,8 @@ def test_storm(start_accel, tmp_path, pki):
         ts = [threading.Thread(target=good_client, args=(i,)) for i in range(4)]
         ts += [threading.Thread(target=bad_client, args=(i,)) for i in range(3)]
         ts.append(threading.Thread(target=invalidator))
-        for th in ts:
-            th.start()
-        try:
-            for gen in range(2, 5):
-                time.sleep(1.5)
-                storm_vcl(tmp_path, t, p, pki.ca, gen)
-                os.kill(a.pid, signal.SIGHUP)
-                wait_until(lambda: a.stderr().count("certificate reload done") >= gen - 1, 20,
-                           "reload #%d" % (gen - 1))
-            time.sleep(1.0)
-        finally:
-            stop.set()
-            for th in ts:
-                th.join(30)
+        reload_under_load(a, ts, stop, lambda gen: storm_vcl(tmp_path, t, p, pki.ca, gen),
+                          range(2, 5), 1.5, 1.0, 20)
         assert not errors, errors[:5]
         assert counts["ok"] > 20 and counts["bad"] > 10
         # still healthy afterwards
