@@ -567,8 +567,7 @@ fetch_connect(struct sess *s)
          * handshake before the request is sent (within the same connect
          * timeout).  This is the one place origin connections are made. */
         if (s->be->ssl) {
-            if (tls_client_attach_opts(&oc->c, s->be->tls_ctx, s->be->tls_name, s->be->ssl_sni,
-                                       s->be->ssl_verify_host) != 0)
+            if (pool_be_tls_attach(s->be, &oc->c) != 0)
                 return connect_failed(s, 502, "TLS setup", ENOMEM);
             oc->handshaking = true;
         }

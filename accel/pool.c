@@ -605,6 +605,13 @@ pool_get_idle(struct wrk *w, const struct backend *be)
     return oc;
 }
 
+int
+pool_be_tls_attach(const struct backend *be, struct conn *c)
+{
+    AC_ASSERT(be->ssl && be->tls_ctx != NULL);
+    return tls_client_attach_opts(c, be->tls_ctx, be->tls_name, be->ssl_sni, be->ssl_verify_host);
+}
+
 struct oconn *
 pool_connect(struct wrk *w, const struct backend *be)
 {

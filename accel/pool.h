@@ -201,6 +201,10 @@ struct oconn *pool_get_idle(struct wrk *w, const struct backend *be);
  * This is the one place an origin connection is made; an .ssl backend's TLS
  * handshake follows the TCP connect (fetch_connect, oc->handshaking). */
 struct oconn *pool_connect(struct wrk *w, const struct backend *be);
+/* Make c (connected to the .ssl backend be) a TLS client with be's context,
+ * name, SNI and name-check settings; then drive tls_handshake().  0 or
+ * AC_ENOMEM. */
+int pool_be_tls_attach(const struct backend *be, struct conn *c);
 /* Give a healthy, idle-able connection back to the pool (or close it when
  * the pool is full, the worker is stopping or be's set was replaced).
  * Clears *ocp. */

@@ -136,8 +136,7 @@ on_io(struct ev_loop *loop, ev_io *io, int revents)
         }
         p->connecting = false;
         if (p->be->ssl) {
-            if (tls_client_attach_opts(&p->c, p->be->tls_ctx, p->be->tls_name, p->be->ssl_sni,
-                                       p->be->ssl_verify_host) != 0) {
+            if (pool_be_tls_attach(p->be, &p->c) != 0) {
                 finish(p, 0, "TLS setup: out of memory");
                 return;
             }
