@@ -39,7 +39,11 @@ CMOCKA_LIBS = $(shell pkg-config --libs cmocka 2>/dev/null || echo -lcmocka)
 
 STORE_SRC := $(wildcard store/*.c)
 VCL_SRC   := $(wildcard vcl-lite/*.c)
-ACCEL_SRC := $(filter-out accel/main.c,$(wildcard accel/*.c))
+# accel/ is split into rooms (docs/architecture.md): each sub-folder is one
+# layer of the daemon.  ACCEL_INC puts every room's headers on the path.
+ACCEL_ROOMS := base net http req cache origin ops
+ACCEL_INC := -Iaccel $(addprefix -Iaccel/,$(ACCEL_ROOMS))
+ACCEL_SRC := $(foreach r,$(ACCEL_ROOMS),$(wildcard accel/$(r)/*.c))
 UNIT_SRC  := $(wildcard tests/unit/test_*.c)
 FUZZ_SRC  := $(wildcard tests/fuzz/fuzz_*.c)
 
@@ -66,7 +70,7 @@ $(BUILD)/obj/vcl-lite/%.o: vcl-lite/%.c
 	$(CC) $(CFLAGS_BASE) $(PKG_CFLAGS) -Ivcl-lite -MMD -MP -c $< -o $@
 $(BUILD)/obj/accel/%.o: accel/%.c
 	@mkdir -p $(@D)
-	$(CC) $(CFLAGS_BASE) $(PKG_CFLAGS) -Iaccel -Istore -Ivcl-lite -MMD -MP -c $< -o $@
+	$(CC) $(CFLAGS_BASE) $(PKG_CFLAGS) $(ACCEL_INC) -Istore -Ivcl-lite -MMD -MP -c $< -o $@
 
 $(LIBSTORE): $(STORE_OBJ)
 	@mkdir -p $(@D)
@@ -84,7 +88,7 @@ $(BUILD)/accel: $(BUILD)/obj/accel/main.o $(ALL_LIBS)
 # Unit tests: one cmocka binary per tests/unit/test_<module>.c.
 $(BUILD)/tests/%: tests/unit/%.c $(ALL_LIBS)
 	@mkdir -p $(@D)
-	$(CC) $(CFLAGS_BASE) $(PKG_CFLAGS) -Iaccel -Istore -Ivcl-lite -Itests/unit -MMD -MP $< \
+	$(CC) $(CFLAGS_BASE) $(PKG_CFLAGS) $(ACCEL_INC) -Istore -Ivcl-lite -Itests/unit -MMD -MP $< \
 	    $(ALL_LIBS) $(PKG_LIBS) $(CMOCKA_LIBS) $(LDSAN) -o $@
 
 deps:
@@ -125,9 +129,9 @@ FUZZ_BIN    := $(FUZZ_SRC:tests/fuzz/%.c=build/fuzz/%)
 FUZZ_LIBOBJ := $(STORE_SRC:%.c=build/fuzz/obj/%.o) $(VCL_SRC:%.c=build/fuzz/obj/%.o) $(ACCEL_SRC:%.c=build/fuzz/obj/%.o)
 build/fuzz/obj/%.o: %.c
 	@mkdir -p $(@D)
-	$(FUZZ_CC) $(FUZZ_FLAGS) $(PKG_CFLAGS) -Iaccel -Istore -Ivcl-lite -pthread -MMD -MP -c $< -o $@
+	$(FUZZ_CC) $(FUZZ_FLAGS) $(PKG_CFLAGS) $(ACCEL_INC) -Istore -Ivcl-lite -pthread -MMD -MP -c $< -o $@
 build/fuzz/%: tests/fuzz/%.c $(FUZZ_LIBOBJ)
-	$(FUZZ_CC) $(FUZZ_FLAGS) -fsanitize=fuzzer $(PKG_CFLAGS) -Iaccel -Istore -Ivcl-lite -pthread $< \
+	$(FUZZ_CC) $(FUZZ_FLAGS) -fsanitize=fuzzer $(PKG_CFLAGS) $(ACCEL_INC) -Istore -Ivcl-lite -pthread $< \
 	    $(FUZZ_LIBOBJ) $(PKG_LIBS) -o $@
 fuzz: $(FUZZ_BIN)
 fuzz-smoke: $(FUZZ_BIN)
@@ -148,5 +152,5 @@ BENCH_SRC := $(wildcard tests/bench/*.c)
 BENCH_BIN := $(BENCH_SRC:tests/bench/%.c=$(BUILD)/bench/%)
 $(BUILD)/bench/%: tests/bench/%.c $(ALL_LIBS)
 	@mkdir -p $(@D)
-	$(CC) $(CFLAGS_BASE) $(PKG_CFLAGS) -Iaccel -Istore -Ivcl-lite $< $(ALL_LIBS) $(PKG_LIBS) $(LDSAN) -o $@
+	$(CC) $(CFLAGS_BASE) $(PKG_CFLAGS) $(ACCEL_INC) -Istore -Ivcl-lite $< $(ALL_LIBS) $(PKG_LIBS) $(LDSAN) -o $@
 bench-bin: $(BENCH_BIN)

@@ -1,6 +1,6 @@
 /*
  * fuzz_accept_encoding.c -- libFuzzer target for the Accept-Encoding parser
- * (accel/gz.c): any bytes in, split on newlines into field lines, never a
+ * (accel/cache/gz.c): any bytes in, split on newlines into field lines, never a
  * crash; every qvalue is within 0..1000; the chosen coding is always one of
  * those available, and an acceptable one whenever one is; a qvalue that
  * parses is 0..1000.

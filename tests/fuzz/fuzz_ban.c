@@ -1,5 +1,5 @@
 /*
- * fuzz_ban.c -- libFuzzer target for the ban expression parser (accel/ban.c):
+ * fuzz_ban.c -- libFuzzer target for the ban expression parser (accel/cache/ban.c):
  * any bytes in, never a crash, every allocation freed.  A ban that parses is
  * evaluated against a fixed fake object, and its canonical text must parse
  * again to the same canonical text (ban.h promises that round trip).

@@ -1,5 +1,5 @@
 /*
- * fuzz_gz_decode.c -- libFuzzer target for the stream wrappers of accel/gz.c
+ * fuzz_gz_decode.c -- libFuzzer target for the stream wrappers of accel/cache/gz.c
  * on the decoding side, which take origin and stored bytes: any bytes in,
  * fed in pieces to the gzip and the brotli decoder, never a crash or a
  * leak; a stream reported finished re-encodes and decodes to the same bytes

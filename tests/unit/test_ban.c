@@ -1,6 +1,6 @@
 /*
  * test_ban.c -- the ban expression parser, its canonical text and the
- * evaluator (accel/ban.c).
+ * evaluator (accel/cache/ban.c).
  *
  * Objects are a small fake: a URL, a Host, a status and two header tables
  * (object and request) looked up case-insensitively, as the cache will.

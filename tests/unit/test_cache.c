@@ -1,5 +1,5 @@
 /*
- * test_cache.c -- the HTTP caching rules of accel/cache.c (RFC 9111, RFC 9110
+ * test_cache.c -- the HTTP caching rules of accel/cache/cache.c (RFC 9111, RFC 9110
  * conditionals and ranges, RFC 9213 targeted fields, RFC 5861 stale-*).
  *
  * Every message is raw HTTP/1.1 text run through h1_parse_request /

@@ -1,7 +1,7 @@
 /*
  * test_director.c -- the consistent-hash ring, the directors of a pool set
- * built from a policy (accel/director.c, accel/pool.c), passive health, and
- * the probe's status-line parser (accel/probe.c).
+ * built from a policy (accel/origin/director.c, accel/origin/pool.c), passive health, and
+ * the probe's status-line parser (accel/origin/probe.c).
  */
 #include <stdarg.h>
 #include <stddef.h>
