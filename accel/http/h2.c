@@ -577,10 +577,6 @@ on_frame_recv(nghttp2_session *ng, const nghttp2_frame *frame, void *ud)
             conn_calm(h, H2_EV_PING_FLOOD);
         }
         return 0;
-    case NGHTTP2_PRIORITY:
-        if (!budget_take(&h->b_empty, h->set.max_empty, h->now))
-            conn_calm(h, H2_EV_EMPTY_FLOOD);
-        return 0;
     case NGHTTP2_RST_STREAM:
         event(h, H2_EV_CLIENT_RESET);
         if (!budget_take(&h->b_reset, h->set.max_resets, h->now))
@@ -589,6 +585,22 @@ on_frame_recv(nghttp2_session *ng, const nghttp2_frame *frame, void *ud)
     default:
         return 0;
     }
+}
+
+/* Frames that carry nothing for us: PRIORITY (ignored once we said
+ * SETTINGS_NO_RFC7540_PRIORITIES, so the library does not report them
+ * received) and unknown types (RFC 9113 §5.5 says ignore them: a flood
+ * of them is work for nothing, CVE-2019-9518). */
+static int
+on_begin_frame(nghttp2_session *ng, const nghttp2_frame_hd *hd, void *ud)
+{
+    struct h2_conn *h = ud;
+
+    (void)ng;
+    if ((hd->type == NGHTTP2_PRIORITY || hd->type > NGHTTP2_CONTINUATION) &&
+        !budget_take(&h->b_empty, h->set.max_empty, h->now))
+        conn_calm(h, H2_EV_EMPTY_FLOOD);
+    return 0;
 }
 
 static int
@@ -840,6 +852,8 @@ answer_reject(struct h2_stream *st)
         st->rst_after_end = true;   /* our answer goes first */
 }
 
+static void goaway_final(struct h2_conn *h);
+
 static void
 flush_events(struct h2_conn *h)
 {
@@ -881,12 +895,8 @@ deliver(struct h2_stream *st, unsigned ev)
         h->ops->on_writable(st->ud);
     if (st->released)
         return;
-    if ((ev & EV_CLOSE) && st->closed && !(st->complete && st->close_code == 0)) {
-        /* after this the stream is released for the upper layer */
-        h->ops->on_close(st->ud, st->close_code);
-        st->released = true;
-        st->ud = NULL;
-    }
+    if ((ev & EV_CLOSE) && st->closed && !(st->complete && st->close_code == 0))
+        h->ops->on_close(st->ud, st->close_code, false);
 }
 
 /* Run the upcalls the library's callbacks recorded.  Not re-entered: an
@@ -949,6 +959,7 @@ h2_conn_new(const struct h2_settings *set, const struct h2_ops *ops, void *conn_
         goto fail;
     nghttp2_session_callbacks_set_send_callback(cb, on_send);
     nghttp2_session_callbacks_set_send_data_callback(cb, on_send_data);
+    nghttp2_session_callbacks_set_on_begin_frame_callback(cb, on_begin_frame);
     nghttp2_session_callbacks_set_on_begin_headers_callback(cb, on_begin_headers);
     nghttp2_session_callbacks_set_on_header_callback(cb, on_header);
     nghttp2_session_callbacks_set_on_data_chunk_recv_callback(cb, on_data_chunk);
@@ -958,11 +969,11 @@ h2_conn_new(const struct h2_settings *set, const struct h2_ops *ops, void *conn_
     /* Request bodies give their window back as the request takes them. */
     nghttp2_option_set_no_auto_window_update(opt, 1);
     nghttp2_option_set_max_continuations(opt, set->max_continuations);
-    /* Our own reset budget decides (and counts); the library's is a
-     * backstop above it. */
+    /* Our own reset budget decides (and counts, and reads our clock); the
+     * library's (its own clock) only stands far above it. */
     if (set->max_resets > 0)
-        nghttp2_option_set_stream_reset_rate_limit(opt, 2ull * set->max_resets + 16,
-                                                   2ull * set->max_resets / 10 + 1);
+        nghttp2_option_set_stream_reset_rate_limit(opt, 10ull * set->max_resets + 1000,
+                                                   (uint64_t)set->max_resets + 1);
     nghttp2_option_set_max_deflate_dynamic_table_size(opt, set->header_table_size);
     nghttp2_option_set_max_outbound_ack(opt, 256);
     nghttp2_option_set_no_closed_streams(opt, 1);
@@ -1015,7 +1026,7 @@ h2_conn_free(struct h2_conn **hp)
     for (struct h2_stream *st = h->streams; st != NULL; st = st->next) {
         if (st->handed && !st->released) {
             st->in_upcall = true;
-            h->ops->on_close(st->ud, NGHTTP2_CANCEL);
+            h->ops->on_close(st->ud, NGHTTP2_CANCEL, true);
             st->in_upcall = false;
             st->released = true;
             st->ud = NULL;
@@ -1074,6 +1085,8 @@ h2_conn_output(struct h2_conn *h, double now)
     h->now = now;
     /* Upcalls (a writable stream giving its next piece) make more to
      * send: go round while there is room, a few times at most. */
+    if (h->goaway == 1 && now >= h->goaway_at)
+        goaway_final(h);
     for (int i = 0; i < 8; i++) {
         size_t before = h->oend - h->ostart;
         if (h->ocap - before < DATA_FRAME_MAX + 9 + 256)
@@ -1423,7 +1436,7 @@ h2_stream_release(struct h2_stream **stp)
         return;
     AC_CHECK_OBJ(st, H2_STREAM_MAGIC);
     if (st->released)
-        return;                     /* inside on_close: already released */
+        return;                     /* inside on_close(final) */
     st->released = true;
     st->ud = NULL;
     st->discard = true;

@@ -23,9 +23,10 @@
  *
  * Stream lifetime: a stream is created by the client's HEADERS and handed
  * up by on_request().  From then on the upper layer holds it until it calls
- * h2_stream_release(), even after the stream closed on the wire (a reset,
- * the connection going away: on_close() says so).  Calls on a closed
- * stream are harmless no-ops (AC_ECLOSED).
+ * h2_stream_release(), even after the stream closed on the wire (a reset:
+ * on_close() says so).  Calls on a closed stream are harmless no-ops
+ * (AC_ECLOSED).  Only h2_conn_free() takes streams away (on_close() with
+ * final set).
  */
 #ifndef AC_H2_H
 #define AC_H2_H
@@ -127,9 +128,15 @@ struct h2_ops {
     void (*on_body)(void *ud);
     /* The chunk given to h2_stream_write() is out: the stream takes more. */
     void (*on_writable)(void *ud);
-    /* The stream ended before the upper layer released it: reset by the
-     * client (error: its code), by us, or the connection is closing. */
-    void (*on_close)(void *ud, uint32_t error);
+    /* The stream ended on the wire before its response did: reset by the
+     * client (error: its code) or by us, or the connection is closing.
+     * The upper layer still holds it and releases it when its request is
+     * done: until then it counts against max_concurrent_streams (a request
+     * that goes on without its client, like a fill for other waiters, is
+     * still work the client made).  final: the connection is being freed
+     * (h2_conn_free()): the stream is released when the call returns and
+     * must not be used again. */
+    void (*on_close)(void *ud, uint32_t error, bool final);
     /* Counters and debug log; may be NULL. */
     void (*on_event)(void *conn_ud, enum h2_event ev);
     /* The layer answered a request itself (status 400 or 431, why): the
@@ -144,7 +151,8 @@ struct h2_ops {
  */
 struct h2_conn *h2_conn_new(const struct h2_settings *set, const struct h2_ops *ops,
                             void *conn_ud, double now);
-/* Release every stream (no upcalls) and the connection. */
+/* Free the connection: streams the upper layer still holds get
+ * on_close(final) first. */
 void h2_conn_free(struct h2_conn **hp);
 
 /*
