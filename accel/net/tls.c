@@ -288,19 +288,21 @@ on_servername(SSL *ssl, int *al, void *arg)
     return SSL_TLSEXT_ERR_OK;               /* unknown name: the default certificate */
 }
 
-/* ALPN: http/1.1 only (h2 is not offered until accel speaks it); a client
- * that offers neither gets a no_application_protocol alert (as nginx). */
+/* ALPN: h2 first, then http/1.1 (arg NULL with -p http2=off: http/1.1
+ * only); a client that offers none of ours gets a no_application_protocol
+ * alert (as nginx).  SSL_select_next_proto() takes our order, so a client
+ * offering both gets h2 (RFC 7301 §3.2: the server's preference). */
 static int
 on_alpn(SSL *ssl, const unsigned char **out, unsigned char *outlen, const unsigned char *in,
         unsigned inlen, void *arg)
 {
-    static const unsigned char ours[] = "\x08http/1.1";
+    static const unsigned char both[] = "\x02h2\x08http/1.1";
+    const unsigned char *ours = arg != NULL ? both : both + 3;
+    unsigned ourlen = arg != NULL ? sizeof(both) - 1 : sizeof(both) - 4;
     unsigned char *sel;
 
     (void)ssl;
-    (void)arg;
-    if (SSL_select_next_proto(&sel, outlen, ours, sizeof(ours) - 1, in, inlen) !=
-        OPENSSL_NPN_NEGOTIATED)
+    if (SSL_select_next_proto(&sel, outlen, ours, ourlen, in, inlen) != OPENSSL_NPN_NEGOTIATED)
         return SSL_TLSEXT_ERR_ALERT_FATAL;
     *out = sel;
     return SSL_TLSEXT_ERR_OK;
@@ -389,7 +391,7 @@ server_ctx_new(const struct config *cfg, char *err, size_t errlen)
     SSL_CTX_set_num_tickets(ctx, 1);
     SSL_CTX_set_timeout(ctx, (long)AC_MAX(60.0, 2 * cfg->p.tls_ticket_rotate));
     SSL_CTX_set_tlsext_ticket_key_evp_cb(ctx, on_ticket_key);
-    SSL_CTX_set_alpn_select_cb(ctx, on_alpn, NULL);
+    SSL_CTX_set_alpn_select_cb(ctx, on_alpn, cfg->no_http2 ? NULL : (void *)ctx);
     return ctx;
 fail:
     SSL_CTX_free(ctx);
@@ -853,6 +855,18 @@ tls_conn_sni(const struct conn *c)
     if (c->ops == &conn_tls_ops)
         n = SSL_get_servername(tconn(c)->ssl, TLSEXT_NAMETYPE_host_name);
     return n != NULL ? n : "";
+}
+
+bool
+tls_conn_alpn_h2(const struct conn *c)
+{
+    const unsigned char *p = NULL;
+    unsigned len = 0;
+
+    if (c->ops != &conn_tls_ops)
+        return false;
+    SSL_get0_alpn_selected(tconn(c)->ssl, &p, &len);
+    return len == 2 && memcmp(p, "h2", 2) == 0;
 }
 
 /* ---------------------------------------------------------------- client side */

@@ -12,7 +12,8 @@
  * Server side: one process-wide certificate set built from -c (SNI picks
  * the certificate by exact name or wildcard from the certificate's SAN/CN,
  * the first -c is the default), TLS 1.2 and 1.3 only, ECDHE + AEAD ciphers
- * in 1.2, server preference, groups X25519:P-256, ALPN http/1.1.  Session
+ * in 1.2, server preference, groups X25519:P-256, ALPN h2 then http/1.1
+ * (http/1.1 only with -p http2=off).  Session
  * tickets are encrypted with a key ring shared by all workers and rotated by
  * tls_tickets_rotate(), so a ticket from one worker resumes on any other.
  * tls_server_reload() re-reads every certificate and key (SIGHUP); on any
@@ -123,6 +124,9 @@ bool tls_conn_resumed(const struct conn *c);
 const char *tls_conn_version(const struct conn *c);
 const char *tls_conn_cipher(const struct conn *c);
 const char *tls_conn_sni(const struct conn *c);
+/* Did the handshake choose h2 by ALPN (the client offered it and -p
+ * http2 is on)? */
+bool tls_conn_alpn_h2(const struct conn *c);
 
 /* Does the DNS name pattern (exact or "*.example.com": the star is one whole
  * left-most label) match host?  Case-insensitive; both slices. */

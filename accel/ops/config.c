@@ -218,6 +218,8 @@ config_usage(FILE *f)
         "RFC 9213 field for accel (empty: none)");
     fprintf(f, "  %-22s %-10s %s\n", "vcl_unknown_vmods", "error",
             "'stub': unknown vmod calls compile to neutral values, with warnings");
+    fprintf(f, "  %-22s %-10s %s\n", "http2", "on",
+            "'off': no HTTP/2 (ALPN offers http/1.1 only, no h2c preface)");
     fprintf(f, "  %-22s %-10s %s\n", "tls_ciphers", "(ECDHE+AEAD)",
             "TLS 1.2 cipher list (OpenSSL syntax)");
     fprintf(f, "  %-22s %-10s %s\n", "tls_ciphersuites", "(OpenSSL)",
@@ -243,6 +245,12 @@ set_param(struct config *cfg, const char *arg, char *err, size_t errlen)
         if (strcmp(eq + 1, "stub") != 0 && strcmp(eq + 1, "error") != 0)
             return fail(err, errlen, "-p vcl_unknown_vmods: expected 'stub' or 'error'");
         cfg->vcl_unknown_vmods_stub = strcmp(eq + 1, "stub") == 0;
+        return 0;
+    }
+    if (nl == 5 && memcmp(arg, "http2", 5) == 0) {
+        if (strcmp(eq + 1, "on") != 0 && strcmp(eq + 1, "off") != 0)
+            return fail(err, errlen, "-p http2: expected 'on' or 'off'");
+        cfg->no_http2 = strcmp(eq + 1, "off") == 0;
         return 0;
     }
     if (nl == 11 && memcmp(arg, "tls_ciphers", 11) == 0) {
@@ -278,6 +286,29 @@ set_param(struct config *cfg, const char *arg, char *err, size_t errlen)
     CONFIG_PARAMS(X)
 #undef X
     return fail(err, errlen, "-p: unknown parameter '%.*s' (accel -h lists them)", (int)nl, arg);
+}
+
+/* The ranges RFC 9113 §6.5.2 allows, and what makes sense for a server. */
+static int
+check_h2(const struct config *cfg, char *err, size_t errlen)
+{
+    const struct config_params *p = &cfg->p;
+
+    if (p->h2_max_concurrent_streams < 1 || p->h2_max_concurrent_streams > 10000)
+        return fail(err, errlen, "-p h2_max_concurrent_streams: must be 1..10000");
+    if (p->h2_max_frame_size < 16384 || p->h2_max_frame_size > 16777215)
+        return fail(err, errlen, "-p h2_max_frame_size: must be 16k..16m-1 (RFC 9113)");
+    if (p->h2_initial_window < 1024 || p->h2_initial_window > 2147483647.0)
+        return fail(err, errlen, "-p h2_initial_window: must be 1k..2g-1");
+    if (p->h2_conn_window < 65535 || p->h2_conn_window > 2147483647.0)
+        return fail(err, errlen, "-p h2_conn_window: must be 65535..2g-1");
+    if (p->h2_max_header_list < 1024 || p->h2_max_header_list > 16777216)
+        return fail(err, errlen, "-p h2_max_header_list: must be 1k..16m");
+    if (p->h2_header_table_size > 65536)
+        return fail(err, errlen, "-p h2_header_table_size: at most 64k");
+    if (p->h2_out_buffer < 16384 || p->h2_out_buffer > 16777216)
+        return fail(err, errlen, "-p h2_out_buffer: must be 16k..16m");
+    return 0;
 }
 
 /* -s mem=SIZE | -s disk=PATH[,size=SIZE] (also varnishd's malloc,SIZE). */
@@ -479,7 +510,7 @@ config_parse(struct config *cfg, int argc, char **argv, char *err, size_t errlen
                         cfg->listen[i].spec);
     if (cfg->p.tls_ticket_rotate < 1)
         return fail(err, errlen, "-p tls_ticket_rotate: must be at least 1s");
-    return 0;
+    return check_h2(cfg, err, errlen);
 }
 
 void

@@ -45,7 +45,19 @@
     X(gzip_level, UINT, 6, "gzip level (1-9) of bodies accel compresses; 0: accel never gzips") \
     X(brotli_level, UINT, 11, "quality (0-11) of the brotli bodies made in the background") \
     X(brotli_max_size, SIZE, 8388608, "larger objects get no brotli body (0: no brotli at all)") \
-    X(compress_min_size, SIZE, 1024, "smaller responses (by Content-Length) are not compressed")
+    X(compress_min_size, SIZE, 1024, "smaller responses (by Content-Length) are not compressed") \
+    X(h2_max_concurrent_streams, UINT, 100, "HTTP/2 streams per connection (reset ones still working count)") \
+    X(h2_max_header_list, SIZE, 32768, "HTTP/2 decoded request head, RFC 9113 counting (431)") \
+    X(h2_header_table_size, SIZE, 4096, "HTTP/2 HPACK dynamic table, each direction") \
+    X(h2_initial_window, SIZE, 65535, "HTTP/2 per-stream receive window: request body bytes held") \
+    X(h2_conn_window, SIZE, 1048576, "HTTP/2 connection receive window") \
+    X(h2_max_frame_size, SIZE, 16384, "HTTP/2 largest frame accepted (16k..16m)") \
+    X(h2_max_continuations, UINT, 8, "HTTP/2 CONTINUATION frames after a HEADERS (CVE-2024-27316)") \
+    X(h2_max_resets, UINT, 200, "HTTP/2 stream resets per 10 s, either side (CVE-2023-44487); 0: no limit") \
+    X(h2_max_settings, UINT, 100, "HTTP/2 SETTINGS frames per 10 s; 0: no limit") \
+    X(h2_max_pings, UINT, 100, "HTTP/2 PING frames per 10 s; 0: no limit") \
+    X(h2_max_empty_frames, UINT, 200, "HTTP/2 empty DATA, PRIORITY, unknown frames per 10 s; 0: no limit") \
+    X(h2_out_buffer, SIZE, 65536, "HTTP/2 frames buffered per connection before the socket")
 
 enum config_kind { CONFIG_DUR, CONFIG_UINT, CONFIG_SIZE, CONFIG_REAL };
 
@@ -81,6 +93,7 @@ struct config {
     bool debug;                         /* -d: debug logging */
     char *targeted_cc;                  /* -p targeted_cache_control=NAME (RFC 9213) */
     bool vcl_unknown_vmods_stub;        /* -p vcl_unknown_vmods=stub (migration mode) */
+    bool no_http2;                      /* -p http2=off: no h2 by ALPN, no h2c preface */
     char *x_tool;                       /* -x builtin | explain */
     char *admin_secret;                 /* -S FILE: X-Admin-Secret the admin listener wants */
     int x_argc;                         /* arguments after the options, for -x */

@@ -40,7 +40,25 @@
     X(gzip_gunzipped, "objects stored decompressed (beresp.do_gunzip)") \
     X(gzip_decoded, "deliveries decompressed on the fly (client takes neither gzip nor br)") \
     X(gzip_corrupt, "corrupt gzip or brotli bodies (origin or stored) refused") \
-    X(brotli_delivered, "deliveries of an object's brotli body")
+    X(brotli_delivered, "deliveries of an object's brotli body") \
+    X(h2_conn, "HTTP/2 connections (ALPN h2, or the h2c preface)") \
+    X(h2_stream, "HTTP/2 streams (requests)") \
+    X(h2_refused, "HTTP/2 streams refused (h2_max_concurrent_streams)") \
+    X(h2_header_too_large, "HTTP/2 requests answered 431 (h2_max_header_list, max_headers)") \
+    X(h2_bad_request, "HTTP/2 requests answered 400/414 (Host and :authority differ, ...)") \
+    X(h2_continuation_flood, "HTTP/2 connections ended: CONTINUATION flood (h2_max_continuations)") \
+    X(h2_rapid_reset, "HTTP/2 connections ended: too many stream resets (h2_max_resets)") \
+    X(h2_settings_flood, "HTTP/2 connections ended: SETTINGS flood (h2_max_settings)") \
+    X(h2_ping_flood, "HTTP/2 connections ended: PING flood (h2_max_pings)") \
+    X(h2_empty_flood, "HTTP/2 connections ended: empty-frame flood (h2_max_empty_frames)") \
+    X(h2_ack_flood, "HTTP/2 connections ended: acknowledgements never read") \
+    X(h2_protocol_error, "HTTP/2 connections ended by a protocol error (GOAWAY)") \
+    X(h2_stream_error, "HTTP/2 streams reset by accel for a protocol error") \
+    X(h2_client_reset, "HTTP/2 streams reset by the client") \
+    X(h2_stalled, "HTTP/2 streams reset: the client's window stayed shut (send_timeout)") \
+    X(h2_head_timeout, "HTTP/2 connections ended: a request head not finished (timeout_req_head)") \
+    X(h2_idle, "HTTP/2 connections closed idle (timeout_idle)") \
+    X(h2_goaway, "HTTP/2 graceful GOAWAYs (shutdown, reload)")
 
 struct stats {
 #define X(name, help) uint64_t name;
