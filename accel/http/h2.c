@@ -136,8 +136,6 @@ struct h2_conn {
     struct ac_buf scratch;          /* response fields, lower-cased */
     nghttp2_nv *nva;
     size_t nvcap;
-    struct h1_header *tmpf;         /* fields of h2_stream_respond_h1() */
-    unsigned ntmpf;
 };
 
 static const char *const event_names[] = {
@@ -724,7 +722,7 @@ build_request(struct h2_stream *st)
     const struct h2_settings *set = &st->h->set;
     struct h1_request *r = &st->rq.req;
     size_t cookie_off = 0, cookie_len = 0;
-    unsigned ncookie = 0, nreg = 0, nhost = 0, j = 0;
+    unsigned ncookie = 0, nreg = 0, nhost = 0, j = 0, r_flags = 0;
     int host_i = -1, cl_i = -1;
 
     for (unsigned i = 0; i < st->nfld; i++) {
@@ -741,6 +739,12 @@ build_request(struct h2_stream *st)
         }
         if (ac_slice_eq(n, AC_LIT("content-length")))
             cl_i = (int)i;
+        if (ac_slice_eq(n, AC_LIT("te")))
+            r_flags |= H1_F_HAS_TE;
+        if (ac_slice_eq(n, AC_LIT("expect")))
+            /* RFC 9110 §10.1.1, as the HTTP/1.1 parser says it */
+            r_flags |= ac_slice_caseeq(fld_value(st, i), AC_LIT("100-continue"))
+                           ? H1_F_EXPECT_100 : H1_F_EXPECT_OTHER;
         nreg++;
     }
     if (ncookie > 0) {
@@ -757,6 +761,7 @@ build_request(struct h2_stream *st)
     }
     memset(r, 0, sizeof(*r));
     r->minor = 1;
+    r->flags = r_flags;
     if (st->ps[PS_METHOD] >= 0)
         r->method = fld_value(st, (unsigned)st->ps[PS_METHOD]);
     if (st->ps[PS_PATH] >= 0)
@@ -876,12 +881,16 @@ deliver(struct h2_stream *st, unsigned ev)
         if (st->reject != 0) {
             answer_reject(st);
         } else {
-            st->ud = h->ops->on_request(h->ud, st, &st->rq);
-            if (st->ud == NULL) {
+            st->handed = true;      /* released from here on only by the upper layer */
+            void *ud = h->ops->on_request(h->ud, st, &st->rq);
+            if (st->released) {
+                /* answered and let go within the call: ud may be gone */
+            } else if (ud == NULL) {
+                st->handed = false;
                 st->released = st->discard = true;
                 submit_rst(st, NGHTTP2_REFUSED_STREAM);
             } else {
-                st->handed = true;
+                st->ud = ud;
             }
         }
     }
@@ -1043,7 +1052,6 @@ h2_conn_free(struct h2_conn **hp)
     free(h->obuf);
     ac_buf_free(&h->scratch);
     free(h->nva);
-    free(h->tmpf);
     h->magic = 0;
     free(h);
 }
@@ -1321,49 +1329,6 @@ h2_stream_respond(struct h2_stream *st, int status, const struct h1_header *fiel
 }
 
 int
-h2_stream_respond_h1(struct h2_stream *st, const char *head, size_t len, bool body)
-{
-    struct h2_conn *h;
-    const char *p = head, *end = head + len, *eol;
-    unsigned n = 0;
-    int status = 0;
-
-    AC_CHECK_OBJ(st, H2_STREAM_MAGIC);
-    h = st->h;
-    /* "HTTP/1.1 200 OK\r\n" */
-    if (len < 12 || memcmp(p, "HTTP/1.", 7) != 0 || p[8] != ' ')
-        return AC_EPROTO;
-    for (int i = 9; i < 12; i++) {
-        if (p[i] < '0' || p[i] > '9')
-            return AC_EPROTO;
-        status = status * 10 + (p[i] - '0');
-    }
-    if ((eol = memchr(p, '\n', len)) == NULL)
-        return AC_EPROTO;
-    for (p = eol + 1; p < end; p = eol + 1) {
-        const char *colon, *v, *ve;
-        if ((eol = memchr(p, '\n', (size_t)(end - p))) == NULL)
-            return AC_EPROTO;
-        ve = eol > p && eol[-1] == '\r' ? eol - 1 : eol;
-        if (ve == p)
-            break;                  /* the empty line ends the head */
-        if ((colon = memchr(p, ':', (size_t)(ve - p))) == NULL || colon == p)
-            return AC_EPROTO;
-        for (v = colon + 1; v < ve && (*v == ' ' || *v == '\t'); v++)
-            ;
-        while (ve > v && (ve[-1] == ' ' || ve[-1] == '\t'))
-            ve--;
-        if (n == h->ntmpf) {
-            h->ntmpf = h->ntmpf ? h->ntmpf * 2 : 32;
-            h->tmpf = ac_xrealloc(h->tmpf, sizeof(*h->tmpf) * h->ntmpf);
-        }
-        h->tmpf[n++] = (struct h1_header){ AC_SLICE(p, (size_t)(colon - p)),
-                                           AC_SLICE(v, (size_t)(ve - v)) };
-    }
-    return h2_stream_respond(st, status, h->tmpf, n, body);
-}
-
-int
 h2_stream_write(struct h2_stream *st, const void *p, size_t len, bool last)
 {
     AC_CHECK_OBJ(st, H2_STREAM_MAGIC);
@@ -1384,6 +1349,13 @@ h2_stream_write(struct h2_stream *st, const void *p, size_t len, bool last)
         (void)nghttp2_session_resume_data(st->h->ng, st->id);
     }
     return 0;
+}
+
+bool
+h2_stream_closed(const struct h2_stream *st)
+{
+    AC_CHECK_OBJ(st, H2_STREAM_MAGIC);
+    return st->closed;
 }
 
 bool

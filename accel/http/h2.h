@@ -108,7 +108,9 @@ const char *h2_event_name(enum h2_event ev);
  * target (:path), host (:authority, or the Host field), the regular fields
  * (names lower case, as HTTP/2 sends them; several cookie fields joined by
  * "; " as RFC 9113 §8.2.3 asks before HTTP/1.1 sees them; a host field
- * added from :authority when the client sent none), minor 1.  body is
+ * added from :authority when the client sent none), minor 1, flags
+ * H1_F_EXPECT_100 / H1_F_EXPECT_OTHER / H1_F_HAS_TE as the HTTP/1.1 parser
+ * sets them, H1_F_AUTHORITY_FORM for CONNECT.  body is
  * H1_BODY_NONE (END_STREAM on the HEADERS), H1_BODY_LENGTH (a
  * content-length, which libnghttp2 holds the DATA frames to) or
  * H1_BODY_CHUNKED, meaning "a body of unknown length follows".  Slices are
@@ -122,7 +124,9 @@ struct h2_request {
 struct h2_ops {
     /* A stream's request head is complete (rq: see above).  Return the
      * upper layer's handle, passed to the stream upcalls below, or NULL to
-     * refuse the stream (RST_STREAM REFUSED_STREAM). */
+     * refuse the stream (RST_STREAM REFUSED_STREAM).  A stream the upper
+     * layer answered and released within the call is done: the return
+     * value is then ignored. */
     void *(*on_request)(void *conn_ud, struct h2_stream *st, const struct h2_request *rq);
     /* New request body bytes, or the body's end (h2_stream_body()). */
     void (*on_body)(void *ud);
@@ -216,10 +220,6 @@ int32_t h2_stream_id(const struct h2_stream *st);
  */
 int h2_stream_respond(struct h2_stream *st, int status, const struct h1_header *fields,
                       unsigned nfields, bool body);
-/* The same from an HTTP/1.1 response head as accel writes it ("HTTP/1.1
- * 200 OK\r\n" fields "\r\n"): the status line's code, every field line.
- * AC_EPROTO if it does not parse. */
-int h2_stream_respond_h1(struct h2_stream *st, const char *head, size_t len, bool body);
 
 /*
  * A piece of the response body, by reference: p stays valid and unchanged
@@ -228,6 +228,8 @@ int h2_stream_respond_h1(struct h2_stream *st, const char *head, size_t len, boo
  * be 0).  Returns 0, AC_AGAIN, AC_ECLOSED.
  */
 int h2_stream_write(struct h2_stream *st, const void *p, size_t len, bool last);
+/* Did the stream close on the wire (reset, or both sides ended)? */
+bool h2_stream_closed(const struct h2_stream *st);
 /* Is there room for h2_stream_write() now? */
 bool h2_stream_writable(const struct h2_stream *st);
 /* Response body bytes the client has taken into its window so far (sent). */

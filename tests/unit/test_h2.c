@@ -523,16 +523,17 @@ request_head_reads_as_http11(void **state)
 }
 
 static void
-response_from_h1_head(void **state)
+bodyless_response(void **state)
 {
     struct world *w = *state;
     struct cstream *cs = cli_get(&w->cli, "/");
-    static const char head[] = "HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n"
-                               "Keep-Alive: timeout=5\r\nX-Cache: MISS\r\n\r\n";
+    static const struct h1_header f[] = { { { "Content-Length", 14 }, { "0", 1 } },
+                                          { { "Keep-Alive", 10 }, { "timeout=5", 9 } },
+                                          { { "X-Cache", 7 }, { "MISS", 4 } } };
 
     pump(w);
     assert_int_equal(w->srv.nreq, 1);
-    assert_int_equal(h2_stream_respond_h1(w->srv.req[0].st, head, sizeof(head) - 1, false), 0);
+    assert_int_equal(h2_stream_respond(w->srv.req[0].st, 404, f, 3, false), 0);
     h2_stream_release(&w->srv.req[0].st);
     pump(w);
     assert_int_equal(cs->status, 404);
@@ -1111,7 +1112,7 @@ main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(request_head_reads_as_http11, setup, teardown),
-        cmocka_unit_test_setup_teardown(response_from_h1_head, setup, teardown),
+        cmocka_unit_test_setup_teardown(bodyless_response, setup, teardown),
         cmocka_unit_test_setup_teardown(body_pieces_by_reference, setup, teardown),
         cmocka_unit_test_setup_teardown(stalled_stream_does_not_stall_others, setup, teardown),
         cmocka_unit_test_setup_teardown(request_body_is_flow_controlled, setup, teardown),
