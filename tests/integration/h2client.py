@@ -87,7 +87,8 @@ class H2Conn:
     """A well-behaved HTTP/2 client (python3-h2).  tls: an ssl.SSLContext
     offering h2 by ALPN, or None for h2c with prior knowledge.
     auto_window=False: never give flow-control window back (a client that
-    does not read)."""
+    does not read); streams in .hold get no stream window back (the
+    connection's still opens)."""
 
     def __init__(self, port, tls=None, server_hostname="a.test", host="127.0.0.1",
                  timeout=DEFAULT_TIMEOUT, settings=None, auto_window=True):
@@ -105,6 +106,7 @@ class H2Conn:
         self.closed = False
         self.remote_settings = {}
         self.pings = []
+        self.hold = set()           # streams whose window is never given back
         self.flush()
 
     def __enter__(self):
@@ -208,8 +210,11 @@ class H2Conn:
         elif isinstance(ev, h2.events.DataReceived):
             if st is not None:
                 st.body += ev.data
-            if self.auto_window and ev.flow_controlled_length:
-                self.h2.acknowledge_received_data(ev.flow_controlled_length, ev.stream_id)
+            n = ev.flow_controlled_length
+            if self.auto_window and n and ev.stream_id in self.hold:
+                self.h2.increment_flow_control_window(n)    # the connection's only
+            elif self.auto_window and n:
+                self.h2.acknowledge_received_data(n, ev.stream_id)
         elif isinstance(ev, h2.events.StreamEnded):
             if st is not None:
                 st.ended = True
