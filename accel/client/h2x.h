@@ -1,5 +1,5 @@
 /*
- * h2_xport.h -- HTTP/2 as a transport of the request machine (xport.h):
+ * h2x.h -- HTTP/2 as a transport of the request machine (xport.h):
  * one client connection (struct h2_conn over a struct conn, its socket
  * watcher and timer) and, per stream, a struct xport for the stream's
  * request.
@@ -11,8 +11,8 @@
  * RFC 9113) is never honoured: the HTTP/1.1 transport treats it as any
  * other hop-by-hop field and drops it.
  */
-#ifndef AC_H2_XPORT_H
-#define AC_H2_XPORT_H
+#ifndef AC_H2X_H
+#define AC_H2X_H
 
 #include "ac.h"
 #include "conn.h"
@@ -55,4 +55,4 @@ void h2x_reload_all(struct wrk *ws, unsigned n);
 void h2x_worker_init(struct wrk *w);
 void h2x_worker_fini(struct wrk *w);
 
-#endif /* AC_H2_XPORT_H */
+#endif /* AC_H2X_H */
