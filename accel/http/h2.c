@@ -41,6 +41,8 @@ enum { PS_METHOD, PS_SCHEME, PS_AUTHORITY, PS_PATH, PS__MAX };
 #define DATA_FRAME_MAX 16384
 /* Budgets (max_resets, ...) count events in any 10 s. */
 #define BUDGET_PERIOD 10.0
+/* Freed streams a connection keeps for its next ones. */
+#define SPOOL_MAX 16
 /* The second GOAWAY of a graceful end, if the client does not answer our
  * PING sooner. */
 #define GOAWAY_GRACE 1.0
@@ -95,6 +97,7 @@ struct h2_stream {
     size_t hsize;                   /* RFC 9113 §6.5.2 size of the fields so far */
     struct h2_request rq;
     struct h1_header *hdrs;
+    unsigned caphdrs;
 
     /* request body: bytes received, not consumed */
     struct ac_iobuf body;
@@ -118,6 +121,8 @@ struct h2_conn {
 
     struct h2_stream *streams;
     unsigned nstreams;
+    struct h2_stream *spool;        /* freed streams kept for reuse */
+    unsigned nspool;
     struct h2_stream *qhead, *qtail;
     bool in_dispatch;
     unsigned evcount[H2_EV__MAX];
@@ -216,17 +221,42 @@ queue(struct h2_stream *st, unsigned ev)
     h->qtail = st;
 }
 
+/* Streams come from the connection's pool of freed ones when it has
+ * some, with their head buffers: a busy connection allocates nothing per
+ * request once warm. */
 static struct h2_stream *
 stream_new(struct h2_conn *h, int32_t id)
 {
-    struct h2_stream *st = ac_xcalloc(1, sizeof(*st));
+    struct h2_stream *st = h->spool;
+    struct ac_buf hb;
+    struct fld *fld;
+    struct h1_header *hdrs;
+    unsigned capfld, caphdrs;
 
+    if (st != NULL) {
+        h->spool = st->next;
+        h->nspool--;
+        hb = st->hb;
+        fld = st->fld;
+        capfld = st->capfld;
+        hdrs = st->hdrs;
+        caphdrs = st->caphdrs;
+        ac_buf_reset(&hb);
+        memset(st, 0, sizeof(*st));
+        st->hb = hb;
+        st->fld = fld;
+        st->capfld = capfld;
+        st->hdrs = hdrs;
+        st->caphdrs = caphdrs;
+    } else {
+        st = ac_xcalloc(1, sizeof(*st));
+        ac_buf_init(&st->hb, 0, 0);
+    }
     st->magic = H2_STREAM_MAGIC;
     st->id = id;
     st->h = h;
     for (int i = 0; i < PS__MAX; i++)
         st->ps[i] = -1;
-    ac_buf_init(&st->hb, 0, 0);
     st->t_head = h->now;
     st->t_progress = h->now;
     st->next = h->streams;
@@ -235,6 +265,15 @@ stream_new(struct h2_conn *h, int32_t id)
     h->streams = st;
     h->nstreams++;
     return st;
+}
+
+static void
+stream_destroy(struct h2_stream *st)
+{
+    ac_buf_free(&st->hb);
+    free(st->fld);
+    free(st->hdrs);
+    free(st);
 }
 
 static void
@@ -254,12 +293,15 @@ stream_free(struct h2_stream *st)
         h->t_idle = h->now;
     if (!st->closed)
         nghttp2_session_set_stream_user_data(h->ng, st->id, NULL);
-    ac_buf_free(&st->hb);
-    free(st->fld);
-    free(st->hdrs);
     ac_iobuf_free(&st->body);
     st->magic = 0;
-    free(st);
+    if (h->nspool < SPOOL_MAX && st->hb.cap <= 8192) {
+        st->next = h->spool;
+        h->spool = st;
+        h->nspool++;
+        return;
+    }
+    stream_destroy(st);
 }
 
 /* Free the stream once nobody needs it: closed on the wire, let go by the
@@ -806,7 +848,10 @@ build_request(struct h2_stream *st)
         r->flags |= H1_F_AUTHORITY_FORM;
     else if (ac_slice_eq(r->target, AC_LIT("*")))
         r->flags |= H1_F_ASTERISK_FORM;
-    st->hdrs = ac_xcalloc(nreg + 2, sizeof(*st->hdrs));
+    if (st->caphdrs < nreg + 2) {
+        st->caphdrs = nreg + 2;
+        st->hdrs = ac_xrealloc(st->hdrs, sizeof(*st->hdrs) * st->caphdrs);
+    }
     if (host_i < 0 && r->host.len > 0)
         st->hdrs[j++] = (struct h1_header){ AC_LIT("host"), r->host };
     for (unsigned i = 0; i < st->nfld; i++) {
@@ -1046,6 +1091,11 @@ h2_conn_free(struct h2_conn **hp)
         st->queued = false;
         st->closed = true;
         stream_free(st);
+    }
+    while (h->spool != NULL) {
+        struct h2_stream *st = h->spool;
+        h->spool = st->next;
+        stream_destroy(st);
     }
     if (h->ng != NULL)
         nghttp2_session_del(h->ng);
