@@ -41,7 +41,7 @@ STORE_SRC := $(wildcard store/*.c)
 VCL_SRC   := $(wildcard vcl-lite/*.c)
 # accel/ is split into rooms (docs/architecture.md): each sub-folder is one
 # layer of the daemon.  ACCEL_INC puts every room's headers on the path.
-ACCEL_ROOMS := base net http req cache origin ops
+ACCEL_ROOMS := base net http req cache origin ops client
 ACCEL_INC := -Iaccel $(addprefix -Iaccel/,$(ACCEL_ROOMS))
 ACCEL_SRC := $(foreach r,$(ACCEL_ROOMS),$(wildcard accel/$(r)/*.c))
 UNIT_SRC  := $(wildcard tests/unit/test_*.c)
