@@ -89,15 +89,23 @@ struct req *req_new(struct wrk *w, struct xport *x, const struct req_meta *meta)
 
 /* The head to fill before req_start(): hdrs points to an array of
  * max_headers entries.  The slices must stay valid until done() or
- * req_detach(); a transport that moves them (HTTP/1.1 copies the head out
- * of its read buffer when the body is read) rebases them itself. */
+ * req_detach() (a request that goes on without its transport copies them
+ * first); a transport that moves them (HTTP/1.1 copies the head out of
+ * its read buffer when the body is read) rebases them itself. */
 struct h1_request *req_http(struct req *req);
 
 /* Run the request (worker thread).  It ends with x->ops->done(). */
 void req_start(struct req *req);
 
-/* The transport can take more output, or has more body bytes, for this
- * request: drive it again.  Never call from inside an op. */
+/* A request the transport refused before it had a head (a bad head, a
+ * head timeout, plain HTTP on a TLS port): answered with status and body,
+ * logged, and the connection ends after it (close).  Instead of
+ * req_start(). */
+void req_start_error(struct req *req, int status, const char *body);
+
+/* The transport can take more output (what it held after AC_AGAIN is out),
+ * or has more body bytes, for this request: drive it again.  Never call
+ * from inside an op. */
 void req_resume(struct req *req);
 
 /* The transport goes away (client closed, stream reset, connection

@@ -17,10 +17,11 @@
  * Directions: the transport calls down into the request machine (req.h);
  * the request machine calls the transport only through these ops.
  *
- * Validity of what the request hands over: the bytes a head (xp_head blk,
- * line, reason) or an iovec points to stay valid and unchanged until the
- * call returned AC_OK or, after AC_AGAIN, until the transport called
- * req_resume().  A transport may keep the pointers (HTTP/1.1 writes them
+ * Validity of what the request hands over: head() and interim() read the
+ * struct xp_head during the call only; the bytes a final head (blk, line,
+ * reason) points to stay valid and unchanged until done(); those of an
+ * interim head or of body iovecs until the call returned AC_OK or, after
+ * AC_AGAIN, until the transport called req_resume().  A transport may keep the pointers (HTTP/1.1 writes them
  * with one writev) or copy the bytes (HTTP/2 frames them).
  *
  * Return codes of the ops: AC_OK (taken), AC_AGAIN (held: wait for
@@ -63,7 +64,8 @@ enum xp_body {
  */
 struct xp_head {
     unsigned status;
-    struct ac_slice reason;     /* reason phrase for an HTTP/1 status line (never empty) */
+    struct ac_slice reason;     /* reason phrase for an HTTP/1 status line (as it is:
+                                 * an origin's may be empty) */
     struct ac_slice line;       /* optional (len 0: none): the status line after the
                                  * version as stored ("200 OK\r\n"); HTTP/1.1 writes it
                                  * instead of status + reason */
@@ -145,7 +147,8 @@ struct xport_ops {
      * return (pipe)).  h: the 101 head to send first, or NULL (pipe);
      * from_origin: bytes read from the origin after its head (moved to the
      * transport).  The transport owns oc from the call on (pool_close()),
-     * and calls done() when the tunnel ends.  NULL in transports that
+     * and calls req_resume() when the tunnel has ended; the request then
+     * finishes (done(), XP_END_ABORT: the connection ends).  NULL in transports that
      * cannot tunnel (HTTP/2): the request machine then treats pipe as pass,
      * as Varnish does.  AC_OK or AC_ECLOSED.
      */
@@ -163,7 +166,7 @@ struct xport_ops {
 /* What a transport can do (xport.flags). */
 #define XP_F_RAW_CHUNKED 0x1u   /* body_read() gives a chunked body with its framing */
 
-#define XP_MAX_IOV 4
+#define XP_MAX_IOV 8
 
 struct xport {
     unsigned magic;
