@@ -8,6 +8,7 @@
 #include "cache.h"
 #include "config.h"
 #include "h1.h"
+#include "h2x.h"
 #include "log.h"
 #include "policy.h"
 #include "pool.h"
@@ -46,6 +47,7 @@ wrk_on_destroy(struct wrk *w)
 {
     if (w->pset != NULL)
         pool_set_release(&w->pset);
+    h2x_worker_fini(w);
 }
 
 static const struct wrk_hooks wrk_hooks = {
@@ -280,7 +282,10 @@ main(int argc, char **argv)
         config_free(&cfg);
         return 1;
     }
-    if (wrk_create_all(&cfg, st, &cparams, &wrk_hooks, &ws, err, sizeof(err)) != 0 ||
+    int wrc = wrk_create_all(&cfg, st, &cparams, &wrk_hooks, &ws, err, sizeof(err));
+    for (unsigned i = 0; wrc == 0 && i < cfg.nworkers; i++)
+        h2x_worker_init(&ws[i]);
+    if (wrc != 0 ||
         (cfg.user != NULL && drop_privileges(cfg.user, err, sizeof(err)) != 0)) {
         LOG_E("%s", err);
         wrk_destroy_all(&ws, cfg.nworkers);
@@ -318,6 +323,7 @@ main(int argc, char **argv)
         if (sig == SIGHUP) {
             reload(ws, &prog);
             reload_certs();
+            h2x_reload_all(ws, cfg.nworkers);
             continue;
         }
         break;

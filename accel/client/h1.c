@@ -11,6 +11,7 @@
 
 #include "conn.h"
 #include "h1_parse.h"
+#include "h2x.h"
 #include "http.h"
 #include "pool.h"
 #include "req.h"
@@ -73,6 +74,7 @@ struct h1_conn {
     bool keepalive;                 /* the connection may carry another request */
     bool http10;                    /* an HTTP/1.0 client: no chunked framing */
     bool shut;                      /* lingering close: our side is shut */
+    bool not_h2;                    /* the first bytes were not the h2c preface */
     bool poll_first;                /* wait for readiness before the next read: it
                                      * would find nothing (saves a syscall) */
 
@@ -106,6 +108,7 @@ struct h1_conn {
 
 typedef enum h1_step h1_step_f(struct h1_conn *c);
 static h1_step_f step_tls, step_head, step_req, step_tunnel, step_close, step_abort;
+static h1_step_f to_h2;
 
 static h1_step_f *const steps[H__MAX] = {
     [H_TLS] = step_tls,
@@ -810,8 +813,52 @@ step_tls(struct h1_conn *c)
     if (tls_conn_resumed(&c->c))
         STAT_INC(c->w, tls_resumed);
     h1_timer_stop(c);
+    if (tls_conn_alpn_h2(&c->c) && h2x_enabled(cfg) && !c->meta.admin)
+        return to_h2(c);
     c->state = H_HEAD;
     return H_MORE;
+}
+
+/* HTTP/2 takes the connection over (client/h2x.c), with what was read. */
+static enum h1_step
+to_h2(struct h1_conn *c)
+{
+    ev_io_stop(c->w->loop, &c->io);
+    ev_timer_stop(c->w->loop, &c->tmr);
+    h2x_accept(c->w, &c->c, &c->meta, ac_iobuf_head(&c->rbuf), ac_iobuf_len(&c->rbuf));
+    c->rbuf.start = c->rbuf.end = 0;
+    return H_DONE;                  /* c->c is closed (fd -1): nothing of it is ours */
+}
+
+/* A plain connection whose first bytes are the h2c preface is HTTP/2 with
+ * prior knowledge (RFC 9113 §3.3): 1; a prefix of it: AC_AGAIN (read
+ * more before parsing); anything else, and every later head: 0. */
+static int
+h2_preface(struct h1_conn *c)
+{
+    const struct ac_iobuf *b = &c->rbuf;
+    int r = 0;
+
+    if (c->not_h2 || ac_iobuf_len(b) == 0)
+        return 0;
+    if (!c->meta.tls && !c->meta.admin && h2x_enabled(c->w->cfg))
+        r = h2x_preface(ac_iobuf_head(b), ac_iobuf_len(b));
+    if (r == 0)
+        c->not_h2 = true;
+    return r;
+}
+
+/* `Upgrade: h2c` (RFC 7540 §3.2, dropped by RFC 9113) is never honoured:
+ * HTTP/2 is by ALPN or prior knowledge only, and an origin must not be
+ * asked to switch a connection we would then tunnel. */
+static bool
+upgrade_h2c(const struct h1_request *hr)
+{
+    for (unsigned i = 0; i < hr->nhdrs; i++)
+        if (ac_slice_caseeq(hr->hdrs[i].name, AC_LIT("Upgrade")) &&
+            h1_list_has_token(hr->hdrs[i].value, AC_LIT("h2c")))
+            return true;
+    return false;
 }
 
 /* A whole head is parsed into c->hr: the request machine takes it. */
@@ -824,6 +871,8 @@ start_request(struct h1_conn *c, size_t head_len)
 
     c->head_len = head_len;
     STAT_INC(c->w, client_req);
+    if ((c->hr.flags & H1_F_UPGRADE) && upgrade_h2c(&c->hr))
+        c->hr.flags &= ~H1_F_UPGRADE;   /* answered over HTTP/1.1; Upgrade is hop-by-hop */
     c->keepalive = !(c->hr.flags & H1_F_CLOSE) && !c->w->stopping;
     c->http10 = c->hr.minor < 1 || (c->hr.flags & H1_F_HTTP10);
     c->body = H1_BODY_NONE;
@@ -857,7 +906,10 @@ step_head(struct h1_conn *c)
             return H_DONE;          /* idle keep-alive connection */
         return refuse(c, 408, "Request head not received in time\n");
     }
-    if (ac_iobuf_len(b) > 0) {
+    int pre = h2_preface(c);
+    if (pre == 1)
+        return to_h2(c);
+    if (ac_iobuf_len(b) > 0 && pre == 0) {
         struct h1_limits lim = {
             .max_head = (size_t)cfg->p.max_head_bytes,
             .max_target = (size_t)cfg->p.max_target,

@@ -13,6 +13,9 @@ http_is_hop_by_hop(struct ac_slice n)
         return ac_slice_caseeq(n, AC_LIT("Trailer")) || ac_slice_caseeq(n, AC_LIT("Upgrade"));
     case 10:
         return ac_slice_caseeq(n, AC_LIT("Connection")) || ac_slice_caseeq(n, AC_LIT("Keep-Alive"));
+    case 14:
+        /* RFC 7540 §3.2.1: hop-by-hop, and the h2c upgrade is never honoured */
+        return ac_slice_caseeq(n, AC_LIT("HTTP2-Settings"));
     case 17:
         return ac_slice_caseeq(n, AC_LIT("Transfer-Encoding"));
     default:

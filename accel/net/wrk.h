@@ -28,6 +28,7 @@ struct cache_params;
 struct vcl_program;
 struct pool_set;
 struct req;
+struct h2w;
 
 /*
  * Something a worker owns until it ends: a client connection, or a request
@@ -112,6 +113,9 @@ struct wrk {
     /* freed requests kept for reuse (req.c; their buffers stay allocated) */
     struct req *req_cache;
     unsigned nreq_cache;
+    /* the HTTP/2 transport's per-worker state (client/h2x.c): its
+     * connections and the reload async; made before the worker starts */
+    struct h2w *h2;
 };
 
 /* Queue wu for its fn on w's thread (any thread; a queued node is not
