@@ -424,6 +424,29 @@ class RawH2:
         return self.wait_frame(lambda f: isinstance(f, HeadersFrame) and f.stream_id == sid,
                                timeout, "HEADERS on %d" % sid)
 
+    def response(self, sid, timeout=None):
+        """(status, headers dict, body) of stream sid, once it ended (small
+        bodies: no WINDOW_UPDATE is sent)."""
+        self.wait_frame(lambda f: f.stream_id == sid and "END_STREAM" in f.flags
+                        and isinstance(f, (HeadersFrame, DataFrame)), timeout,
+                        "END_STREAM on %d" % sid)
+        hdrs = {}
+        body = b""
+        for f in self.frames:
+            if f.stream_id != sid:
+                continue
+            if isinstance(f, HeadersFrame) and f.decoded:
+                for k, v in f.decoded:
+                    k = k.decode() if isinstance(k, bytes) else k
+                    v = v.decode() if isinstance(v, bytes) else v
+                    hdrs[k] = v
+            elif isinstance(f, DataFrame):
+                body += bytes(f.data)
+        return int(hdrs.get(":status", 0)), hdrs, body
+
+    def goaways(self):
+        return [f for f in self.frames if isinstance(f, GoAwayFrame)]
+
     def status(self, sid, timeout=None):
         f = self.wait_headers(sid, timeout)
         return int(dict(f.decoded)[b":status" if isinstance(f.decoded[0][0], bytes)

@@ -137,16 +137,21 @@ def test_old_protocols_and_weak_ciphers_are_refused(origin, start_accel, pki):
     assert "HTTP/1.1 200" in out
 
 
-def test_alpn_offers_http11_only(origin, start_accel, pki):
+def test_alpn_offers_h2_then_http11(origin, start_accel, pki):
+    # (HTTP/2 itself: test_h2.py)
     a = start_tls(start_accel, pki, origins=[origin])
-    ctx = client_context(pki.ca, alpn=["h2", "http/1.1"])
+    ctx = client_context(pki.ca, alpn=["http/1.1", "h2"])
+    with TLSConn(a.tls, "a.test", ctx=ctx) as c:
+        assert c.sock.selected_alpn_protocol() == "h2"     # ours is the order that counts
+    ctx = client_context(pki.ca, alpn=["http/1.1"])
     with TLSConn(a.tls, "a.test", ctx=ctx) as c:
         assert c.sock.selected_alpn_protocol() == "http/1.1"
         assert c.request("GET", "/").status == 200
     with pytest.raises(ssl.SSLError, match="NO_APPLICATION_PROTOCOL|no application protocol"):
-        TLSConn(a.tls, "a.test", ctx=client_context(pki.ca, alpn=["h2"]))
+        TLSConn(a.tls, "a.test", ctx=client_context(pki.ca, alpn=["spdy/3"]))
     with TLSConn(a.tls, "a.test", pki.ca) as c:             # no ALPN at all is fine
         assert c.sock.selected_alpn_protocol() is None
+        assert c.request("GET", "/").status == 200
 
 
 @pytest.mark.parametrize("proto", ["-tls1_3", "-tls1_2"])

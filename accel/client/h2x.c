@@ -96,6 +96,11 @@ struct h2x {
     bool iov_end;
     char *copy;                     /* small writes */
     size_t copycap;
+    /* a request body of unknown length goes to the origin chunked: the
+     * framing is made here (XP_F_RAW_CHUNKED), one chunk per DATA run */
+    char *cbuf;
+    size_t cbuflen, cbufoff, cbufcap;
+    bool chunk_last;                /* the last chunk is in cbuf */
 };
 
 static void run(struct h2sess *s);
@@ -169,6 +174,7 @@ hx_free(struct h2x *hx)
 {
     AC_ASSERT(hx->st == NULL && hx->req == NULL);
     free(hx->copy);
+    free(hx->cbuf);
     hx->magic = 0;
     free(hx);
 }
@@ -312,6 +318,51 @@ op_body_begin(struct xport *x)
     return AC_OK;
 }
 
+/* The next chunk of a body of unknown length, framed (RFC 9112 §7.1):
+ * the DATA bytes are moved into cbuf and their window given back, so at
+ * most one chunk is held here besides the stream's window. */
+static ssize_t
+chunk_read(struct h2x *hx, struct ac_slice *out)
+{
+    struct ac_slice d;
+    bool end;
+
+    if (hx->cbufoff < hx->cbuflen) {
+        *out = AC_SLICE(hx->cbuf + hx->cbufoff, hx->cbuflen - hx->cbufoff);
+        return (ssize_t)out->len;
+    }
+    if (hx->chunk_last)
+        return 0;
+    h2_stream_body(hx->st, &d, &end);
+    if (d.len > 0 || end) {
+        size_t n = AC_MIN(d.len, (size_t)65536);
+        if (hx->cbufcap < n + 32) {
+            hx->cbufcap = n + 32;
+            hx->cbuf = ac_xrealloc(hx->cbuf, hx->cbufcap);
+        }
+        hx->cbufoff = 0;
+        if (n > 0) {
+            hx->cbuflen = (size_t)snprintf(hx->cbuf, 24, "%zx\r\n", n);
+            memcpy(hx->cbuf + hx->cbuflen, d.p, n);
+            hx->cbuflen += n;
+            memcpy(hx->cbuf + hx->cbuflen, "\r\n", 2);
+            hx->cbuflen += 2;
+            h2_stream_body_consume(hx->st, n);
+            kick(hx->s);
+        } else {
+            memcpy(hx->cbuf, "0\r\n\r\n", 5);
+            hx->cbuflen = 5;
+            hx->chunk_last = true;
+        }
+        *out = AC_SLICE(hx->cbuf, hx->cbuflen);
+        return (ssize_t)out->len;
+    }
+    if (h2_stream_closed(hx->st))
+        return AC_ECLOSED;
+    hx->want_body = true;
+    return AC_AGAIN;
+}
+
 static ssize_t
 op_body_read(struct xport *x, struct ac_slice *out)
 {
@@ -320,6 +371,8 @@ op_body_read(struct xport *x, struct ac_slice *out)
 
     if (hx->st == NULL)
         return AC_ECLOSED;
+    if (hx->x.flags & XP_F_RAW_CHUNKED)
+        return chunk_read(hx, out);
     h2_stream_body(hx->st, out, &end);
     if (out->len > 0)
         return (ssize_t)out->len;
@@ -336,6 +389,11 @@ op_body_consume(struct xport *x, size_t n)
 {
     struct h2x *hx = xp_of(x);
 
+    if (hx->x.flags & XP_F_RAW_CHUNKED) {
+        AC_ASSERT(n <= hx->cbuflen - hx->cbufoff);
+        hx->cbufoff += n;
+        return;
+    }
     if (hx->st != NULL && n > 0) {
         h2_stream_body_consume(hx->st, n);
         kick(hx->s);                /* a WINDOW_UPDATE may be due */
@@ -381,6 +439,9 @@ on_request(void *ud, struct h2_stream *st, const struct h2_request *rq)
     hx->s = s;
     hx->st = st;
     hx->expect_100 = (rq->req.flags & H1_F_EXPECT_100) != 0;
+    if (rq->req.body == H1_BODY_CHUNKED)
+        hx->x.flags |= XP_F_RAW_CHUNKED;    /* XXX(#14): the request machine does not
+                                             * frame a plain body of unknown length */
     hx->req = req_new(s->w, &hx->x, &s->meta);
     hr = req_http(hx->req);
     hdrs = hr->hdrs;
