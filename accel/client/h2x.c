@@ -37,6 +37,8 @@
 /* Writes up to this size are copied (AC_OK at once); larger ones are sent
  * from the request's memory (AC_AGAIN, then req_resume()). */
 #define COPY_MAX 16384
+/* Freed stream endpoints a connection keeps. */
+#define XPOOL_MAX 16
 /* Reads per wake-up, so one connection does not starve the others. */
 #define READS_PER_RUN 8
 /* After the last frame: how long we read and discard what the client still
@@ -75,6 +77,8 @@ struct h2sess {
     double linger_until;
     struct h1_header *fields;       /* response fields of one head (scratch) */
     unsigned nfields;
+    struct h2x *xpool;              /* freed stream endpoints for reuse */
+    unsigned nxpool;
     char rbuf[16384];
 };
 
@@ -101,6 +105,7 @@ struct h2x {
     char *cbuf;
     size_t cbuflen, cbufoff, cbufcap;
     bool chunk_last;                /* the last chunk is in cbuf */
+    struct h2x *pool_next;          /* the connection's pool of freed ones */
 };
 
 static void run(struct h2sess *s);
@@ -170,13 +175,51 @@ kick(struct h2sess *s)
 }
 
 static void
-hx_free(struct h2x *hx)
+hx_destroy(struct h2x *hx)
 {
-    AC_ASSERT(hx->st == NULL && hx->req == NULL);
     free(hx->copy);
     free(hx->cbuf);
-    hx->magic = 0;
     free(hx);
+}
+
+/* Back to the connection's pool (with its copy buffer), or freed. */
+static void
+hx_free(struct h2x *hx)
+{
+    struct h2sess *s = hx->s;
+
+    AC_ASSERT(hx->st == NULL && hx->req == NULL);
+    hx->magic = 0;
+    if (s->nxpool < XPOOL_MAX && hx->cbuf == NULL) {
+        hx->pool_next = s->xpool;
+        s->xpool = hx;
+        s->nxpool++;
+        return;
+    }
+    hx_destroy(hx);
+}
+
+static struct h2x *
+hx_new(struct h2sess *s)
+{
+    struct h2x *hx = s->xpool;
+    char *copy = NULL;
+    size_t copycap = 0;
+
+    if (hx != NULL) {
+        s->xpool = hx->pool_next;
+        s->nxpool--;
+        copy = hx->copy;
+        copycap = hx->copycap;
+        memset(hx, 0, sizeof(*hx));
+    } else {
+        hx = ac_xcalloc(1, sizeof(*hx));
+    }
+    hx->magic = H2X_MAGIC;
+    hx->s = s;
+    hx->copy = copy;
+    hx->copycap = copycap;
+    return hx;
 }
 
 /* Let the stream go (the response is whole, or cut short: h2.c resets it)
@@ -430,13 +473,11 @@ static void *
 on_request(void *ud, struct h2_stream *st, const struct h2_request *rq)
 {
     struct h2sess *s = ud;
-    struct h2x *hx = ac_xcalloc(1, sizeof(*hx));
+    struct h2x *hx = hx_new(s);
     struct h1_request *hr;
     struct h1_header *hdrs;
 
-    hx->magic = H2X_MAGIC;
     hx->x = (struct xport){ XPORT_MAGIC, &h2x_ops, 0, AC_LIT("HTTP/2.0") };
-    hx->s = s;
     hx->st = st;
     hx->expect_100 = (rq->req.flags & H1_F_EXPECT_100) != 0;
     if (rq->req.body == H1_BODY_CHUNKED)
@@ -813,6 +854,11 @@ sess_close(struct h2sess *s)
     h2_conn_free(&s->h);
     conn_close(&s->c);
     free(s->fields);
+    while (s->xpool != NULL) {
+        struct h2x *hx = s->xpool;
+        s->xpool = hx->pool_next;
+        hx_destroy(hx);
+    }
     if (s->prev != NULL)
         s->prev->next = s->next;
     else

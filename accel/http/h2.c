@@ -126,6 +126,7 @@ struct h2_conn {
     struct h2_stream *qhead, *qtail;
     bool in_dispatch;
     unsigned evcount[H2_EV__MAX];
+    unsigned nev;                   /* events in evcount */
 
     char *obuf;                     /* output: [ostart, oend) to write */
     size_t ostart, oend, ocap;
@@ -159,6 +160,7 @@ static void
 event(struct h2_conn *h, enum h2_event ev)
 {
     h->evcount[ev]++;
+    h->nev++;
 }
 
 static bool
@@ -907,6 +909,9 @@ static void goaway_final(struct h2_conn *h);
 static void
 flush_events(struct h2_conn *h)
 {
+    if (h->nev == 0)
+        return;
+    h->nev = 0;
     for (unsigned e = 0; e < H2_EV__MAX; e++) {
         while (h->evcount[e] > 0) {
             h->evcount[e]--;
@@ -1304,20 +1309,29 @@ h2_stream_id(const struct h2_stream *st)
 /* Is this field connection-specific (RFC 9113 §8.2.2), or named by a
  * Connection field of the same head? */
 static bool
-conn_specific(struct ac_slice n, const struct h1_header *f, unsigned nf)
+conn_specific(struct ac_slice n, const struct h1_header *conn)
 {
-    static const struct ac_slice drop[] = {
-        { "connection", 10 }, { "keep-alive", 10 }, { "proxy-connection", 16 },
-        { "transfer-encoding", 17 }, { "upgrade", 7 },
-    };
-
-    for (size_t i = 0; i < AC_ARRAY_LEN(drop); i++)
-        if (ac_slice_caseeq(n, drop[i]))
+    switch (n.len) {
+    case 7:
+        if (ac_slice_caseeq(n, AC_LIT("upgrade")))
             return true;
-    for (unsigned i = 0; i < nf; i++)
-        if (ac_slice_caseeq(f[i].name, AC_LIT("connection")) && h1_list_has_token(f[i].value, n))
+        break;
+    case 10:
+        if (ac_slice_caseeq(n, AC_LIT("connection")) || ac_slice_caseeq(n, AC_LIT("keep-alive")))
             return true;
-    return false;
+        break;
+    case 16:
+        if (ac_slice_caseeq(n, AC_LIT("proxy-connection")))
+            return true;
+        break;
+    case 17:
+        if (ac_slice_caseeq(n, AC_LIT("transfer-encoding")))
+            return true;
+        break;
+    default:
+        break;
+    }
+    return conn != NULL && h1_list_has_token(conn->value, n);
 }
 
 int
@@ -1336,8 +1350,13 @@ h2_stream_respond(struct h2_stream *st, int status, const struct h1_header *fiel
         return AC_ECLOSED;
     if (st->responded || status < 100 || status > 999)
         return AC_EPROTO;
-    for (unsigned i = 0; i < nfields; i++)
+    const struct h1_header *conn = NULL;    /* a Connection field (rare) */
+
+    for (unsigned i = 0; i < nfields; i++) {
         need += fields[i].name.len;
+        if (fields[i].name.len == 10 && ac_slice_caseeq(fields[i].name, AC_LIT("connection")))
+            conn = &fields[i];
+    }
     if (nfields + 1 > h->nvcap) {
         h->nvcap = nfields + 8;
         h->nva = ac_xrealloc(h->nva, sizeof(*h->nva) * h->nvcap);
@@ -1345,12 +1364,14 @@ h2_stream_respond(struct h2_stream *st, int status, const struct h1_header *fiel
     ac_buf_reset(&h->scratch);
     p = ac_buf_reserve(&h->scratch, need + 1);
     AC_NOTNULL(p);
-    snprintf(st->status, sizeof(st->status), "%03d", status);
+    st->status[0] = (char)('0' + status / 100);
+    st->status[1] = (char)('0' + status / 10 % 10);
+    st->status[2] = (char)('0' + status % 10);
     h->nva[0] = (nghttp2_nv){ (uint8_t *)":status", (uint8_t *)st->status, 7, 3,
                               NGHTTP2_NV_FLAG_NONE };
     for (unsigned i = 0; i < nfields; i++) {
         struct ac_slice n = fields[i].name;
-        if (n.len == 0 || conn_specific(n, fields, nfields))
+        if (n.len == 0 || conn_specific(n, conn))
             continue;
         for (size_t k = 0; k < n.len; k++) {
             char c = n.p[k];
