@@ -134,10 +134,46 @@ https_origins_keep_their_name_and_default_to_443(void **state)
     config_free(&cfg);
 }
 
+static void
+http2_parameters_are_checked(void **state)
+{
+    struct config cfg;
+    char err[256] = "";
+
+    (void)state;
+    assert_int_equal(PARSE(&cfg, err, "-b", "127.0.0.1:9"), 0);
+    assert_false(cfg.no_http2);                 /* on by default */
+    assert_true(cfg.p.h2_max_concurrent_streams == 100);
+    config_free(&cfg);
+    assert_int_equal(PARSE(&cfg, err, "-b", "127.0.0.1:9", "-p", "http2=off", "-p",
+                           "h2_max_concurrent_streams=10", "-p", "h2_initial_window=1m", "-p",
+                           "h2_max_resets=0"),
+                     0);
+    assert_true(cfg.no_http2);
+    assert_true(cfg.p.h2_max_concurrent_streams == 10);
+    assert_true(cfg.p.h2_initial_window == 1048576);
+    assert_true(cfg.p.h2_max_resets == 0);
+    config_free(&cfg);
+    assert_int_equal(PARSE(&cfg, err, "-p", "http2=maybe"), -1);
+    assert_non_null(strstr(err, "http2"));
+    config_free(&cfg);
+    /* RFC 9113 §6.5.2 ranges */
+    assert_int_equal(PARSE(&cfg, err, "-b", "127.0.0.1:9", "-p", "h2_max_frame_size=1k"), -1);
+    assert_non_null(strstr(err, "h2_max_frame_size"));
+    config_free(&cfg);
+    assert_int_equal(PARSE(&cfg, err, "-b", "127.0.0.1:9", "-p", "h2_initial_window=4g"), -1);
+    assert_non_null(strstr(err, "h2_initial_window"));
+    config_free(&cfg);
+    assert_int_equal(PARSE(&cfg, err, "-b", "127.0.0.1:9", "-p", "h2_max_concurrent_streams=0"),
+                     -1);
+    config_free(&cfg);
+}
+
 int
 main(void)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(http2_parameters_are_checked),
         cmocka_unit_test(tls_listener_needs_a_certificate),
         cmocka_unit_test(tls_listener_and_certificates_are_kept_in_order),
         cmocka_unit_test(bad_tls_arguments_are_refused),
