@@ -284,7 +284,8 @@ op_head(struct xport *x, const struct xp_head *h)
     return AC_OK;
 }
 
-/* Hand the next held iovec to the stream. */
+/* Hand the next held iovec to the stream (or the end of the body, when
+ * it came with no bytes while a piece was out). */
 static void
 feed(struct h2x *hx)
 {
@@ -298,6 +299,18 @@ feed(struct h2x *hx)
         (void)h2_stream_write(hx->st, v->iov_base, v->iov_len, last);
         return;
     }
+    if (hx->iov_end && !hx->last_given) {
+        hx->out_busy = true;
+        hx->last_given = true;
+        (void)h2_stream_write(hx->st, NULL, 0, true);
+    }
+}
+
+/* Is something still to be handed to the stream? */
+static bool
+feed_pending(const struct h2x *hx)
+{
+    return hx->iovi < hx->niov || (hx->iov_end && !hx->last_given);
 }
 
 static int
@@ -317,6 +330,12 @@ op_write(struct xport *x, const struct iovec *iov, int n, unsigned flags)
     if (total == 0 && !end)
         return AC_OK;
     kick(hx->s);
+    if (total == 0 && hx->out_busy) {
+        /* the end, no bytes: it follows the piece that is out */
+        hx->niov = hx->iovi = 0;
+        hx->iov_end = true;
+        return AC_OK;
+    }
     if (!hx->out_busy && total <= COPY_MAX) {
         char *p;
         if (total > hx->copycap) {
@@ -515,7 +534,7 @@ on_writable(void *ud)
 
     AC_CHECK_OBJ(hx, H2X_MAGIC);
     hx->out_busy = false;
-    if (hx->iovi < hx->niov) {
+    if (feed_pending(hx)) {
         feed(hx);
         return;
     }
