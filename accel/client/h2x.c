@@ -106,10 +106,17 @@ struct h2x {
     size_t cbuflen, cbufoff, cbufcap;
     bool chunk_last;                /* the last chunk is in cbuf */
     struct h2x *pool_next;          /* the connection's pool of freed ones */
+    /* min_body_rate, as HTTP/1.1 checks it: 5 s windows while the request
+     * waits for body bytes */
+    ev_timer body_tmr;
+    double body_window_start;
+    uint64_t body_window_bytes;
+    int body_err;                   /* sticky: AC_ETIMEDOUT */
 };
 
 static void run(struct h2sess *s);
 static void sess_close(struct h2sess *s);
+static void on_body_timer(struct ev_loop *loop, ev_timer *t, int revents);
 
 /* ------------------------------------------------------------ settings */
 
@@ -189,6 +196,7 @@ hx_free(struct h2x *hx)
     struct h2sess *s = hx->s;
 
     AC_ASSERT(hx->st == NULL && hx->req == NULL);
+    ev_timer_stop(s->w->loop, &hx->body_tmr);
     hx->magic = 0;
     if (s->nxpool < XPOOL_MAX && hx->cbuf == NULL) {
         hx->pool_next = s->xpool;
@@ -219,6 +227,7 @@ hx_new(struct h2sess *s)
     hx->s = s;
     hx->copy = copy;
     hx->copycap = copycap;
+    ev_init(&hx->body_tmr, on_body_timer);
     return hx;
 }
 
@@ -372,12 +381,57 @@ op_body_begin(struct xport *x)
 
     if (hx->st == NULL)
         return AC_ECLOSED;
+    hx->body_window_start = ev_now(hx->s->w->loop);
+    hx->body_window_bytes = 0;
     /* RFC 9110 §10.1.1 over HTTP/2: the client may wait for the 100 */
     if (hx->expect_100) {
         hx->expect_100 = false;
         return op_interim(x, &cont);
     }
     return AC_OK;
+}
+
+/* Nothing to read yet: wait for DATA (on_body), at most to the end of
+ * the current rate window (on_body_timer). */
+static ssize_t
+body_wait(struct h2x *hx)
+{
+    double left = 5.0 - (ev_now(hx->s->w->loop) - hx->body_window_start);
+
+    if (h2_stream_closed(hx->st))
+        return AC_ECLOSED;
+    hx->want_body = true;
+    hx->body_tmr.repeat = left > 0.001 ? left : 0.001;
+    ev_timer_again(hx->s->w->loop, &hx->body_tmr);
+    return AC_AGAIN;
+}
+
+/* A client below min_body_rate over a 5 s window gets 408, as over
+ * HTTP/1.1 (a slow upload holds an origin connection). */
+static void
+on_body_timer(struct ev_loop *loop, ev_timer *t, int revents)
+{
+    struct h2x *hx = AC_CONTAINER_OF(t, struct h2x, body_tmr);
+    const struct config_params *p = &hx->s->w->cfg->p;
+    double now = ev_now(loop), span = now - hx->body_window_start;
+
+    (void)revents;
+    AC_CHECK_OBJ(hx, H2X_MAGIC);
+    ev_timer_stop(loop, t);
+    if (!hx->want_body || hx->req == NULL)
+        return;
+    if (span > 0 && (double)hx->body_window_bytes < p->min_body_rate * span) {
+        LOG_I("client %s: HTTP/2 request body slower than %g bytes/s", hx->s->meta.client_ip,
+              p->min_body_rate);
+        hx->body_err = AC_ETIMEDOUT;
+        hx->want_body = false;
+        req_resume(hx->req);
+        return;
+    }
+    hx->body_window_start = now;    /* fast enough: a new window */
+    hx->body_window_bytes = 0;
+    hx->body_tmr.repeat = 5.0;
+    ev_timer_again(loop, t);
 }
 
 /* The next chunk of a body of unknown length, framed (RFC 9112 §7.1):
@@ -419,10 +473,7 @@ chunk_read(struct h2x *hx, struct ac_slice *out)
         *out = AC_SLICE(hx->cbuf, hx->cbuflen);
         return (ssize_t)out->len;
     }
-    if (h2_stream_closed(hx->st))
-        return AC_ECLOSED;
-    hx->want_body = true;
-    return AC_AGAIN;
+    return body_wait(hx);
 }
 
 static ssize_t
@@ -433,6 +484,8 @@ op_body_read(struct xport *x, struct ac_slice *out)
 
     if (hx->st == NULL)
         return AC_ECLOSED;
+    if (hx->body_err != 0)
+        return hx->body_err;
     if (hx->x.flags & XP_F_RAW_CHUNKED)
         return chunk_read(hx, out);
     h2_stream_body(hx->st, out, &end);
@@ -440,10 +493,7 @@ op_body_read(struct xport *x, struct ac_slice *out)
         return (ssize_t)out->len;
     if (end)
         return 0;
-    if (h2_stream_closed(hx->st))
-        return AC_ECLOSED;
-    hx->want_body = true;
-    return AC_AGAIN;
+    return body_wait(hx);
 }
 
 static void
@@ -451,6 +501,7 @@ op_body_consume(struct xport *x, size_t n)
 {
     struct h2x *hx = xp_of(x);
 
+    hx->body_window_bytes += n;
     if (hx->x.flags & XP_F_RAW_CHUNKED) {
         AC_ASSERT(n <= hx->cbuflen - hx->cbufoff);
         hx->cbufoff += n;
@@ -498,6 +549,7 @@ on_request(void *ud, struct h2_stream *st, const struct h2_request *rq)
 
     hx->x = (struct xport){ XPORT_MAGIC, &h2x_ops, 0, AC_LIT("HTTP/2.0") };
     hx->st = st;
+    STAT_INC(s->w, client_req);
     hx->expect_100 = (rq->req.flags & H1_F_EXPECT_100) != 0;
     if (rq->req.body == H1_BODY_CHUNKED)
         hx->x.flags |= XP_F_RAW_CHUNKED;    /* XXX(#14): the request machine does not
@@ -523,6 +575,7 @@ on_body(void *ud)
     AC_CHECK_OBJ(hx, H2X_MAGIC);
     if (hx->want_body && hx->req != NULL) {
         hx->want_body = false;
+        ev_timer_stop(hx->s->w->loop, &hx->body_tmr);
         req_resume(hx->req);
     }
 }

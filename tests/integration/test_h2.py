@@ -92,7 +92,8 @@ def test_h2c_prior_knowledge_miss_then_hit(origin, start_accel):
     # the origin request is HTTP/1.1 with a Host from :authority
     assert origin.last("/a").header("Host") == "test.example"
     c = counters(a)
-    assert c["h2_conn"] == 1 and c["h2_stream"] == 2
+    # client_req: the two streams, and this GET /stats on the admin listener
+    assert c["h2_conn"] == 1 and c["h2_stream"] == 2 and c["client_req"] == 3
 
 
 def test_curl_prior_knowledge_and_plain_http11_share_the_port(origin, start_accel):
@@ -283,6 +284,18 @@ def test_request_body_passed_to_the_origin(origin, start_accel):
         r = c.request("POST", "/post", headers={"content-length": "5"}, body=b"12345")
         assert r.body == b"12345"
     assert origin.last("/post").header("Content-Length") == "5"
+
+
+def test_slow_request_body_gets_408(origin, start_accel):
+    origin.on("/up", echo=True)
+    a = start_h2(start_accel, origin, "-p", "min_body_rate=100k")
+    with H2Conn(a.port) as c:
+        sid = c.send_request("POST", "/up", headers={"content-length": "100000"},
+                             end_stream=False)
+        c.send_body(sid, b"x" * 100)            # then nothing: far below 100k/s
+        r = c.response(sid, timeout=20)
+        assert r.status == 408 or r.reset is not None, r
+        assert c.get("/other").status == 200   # the connection goes on
 
 
 def test_large_object_streams_and_a_stalled_stream_stalls_nothing_else(origin, start_accel):
