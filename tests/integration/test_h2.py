@@ -167,6 +167,23 @@ def test_upgrade_h2c_is_neither_honoured_nor_forwarded(origin, start_accel):
     assert counters(a)["h2_conn"] == 0
 
 
+def test_connect_is_405_and_malformed_requests_are_stream_errors(origin, start_accel):
+    a = start_h2(start_accel, origin)
+    with RawH2(a.port) as r:
+        r.headers(1, [(":method", "CONNECT"), (":authority", "example.com:443")],
+                  end_stream=True)
+        assert r.status(1) == 405
+        # RFC 9113 §8.2.2: a connection-specific field makes the request malformed
+        r.get(3, "/m", extra=[("connection", "close")])
+        assert r.wait_rst(3).error_code == PROTOCOL_ERROR
+        # uppercase field names are malformed too (§8.2)
+        r.get(5, "/m", extra=[("X-Upper", "1")])
+        assert r.wait_rst(5).error_code == PROTOCOL_ERROR
+        r.get(7, "/fine")
+        assert r.status(7) == 200
+    assert origin.count("/m") == 0
+
+
 # -- the cache over h2, the same cache as HTTP/1.1 -------------------------------------
 
 
