@@ -447,9 +447,8 @@ on_begin_headers(nghttp2_session *ng, const nghttp2_frame *frame, void *ud)
         /* Streams the client reset whose requests still run count too:
          * otherwise open-and-reset would start requests without bound
          * (CVE-2023-44487).  REFUSED_STREAM: the client may retry. */
-        event(h, H2_EV_REFUSED);
         (void)nghttp2_submit_rst_stream(ng, NGHTTP2_FLAG_NONE, frame->hd.stream_id,
-                                        NGHTTP2_REFUSED_STREAM);
+                                        NGHTTP2_REFUSED_STREAM);   /* counted when sent */
         return 0;
     }
     st = stream_new(h, frame->hd.stream_id);
@@ -668,8 +667,9 @@ on_frame_send(nghttp2_session *ng, const nghttp2_frame *frame, void *ud)
         /* Resets we send count against the same budget: a client that
          * makes us reset streams (bad headers, "MadeYouReset") is the same
          * attack as one that resets them itself. */
-        if (frame->rst_stream.error_code != NGHTTP2_NO_ERROR &&
-            frame->rst_stream.error_code != NGHTTP2_REFUSED_STREAM)
+        if (frame->rst_stream.error_code == NGHTTP2_REFUSED_STREAM)
+            event(h, H2_EV_REFUSED);        /* ours, or the library's (over the SETTINGS) */
+        else if (frame->rst_stream.error_code != NGHTTP2_NO_ERROR)
             event(h, H2_EV_STREAM_ERROR);
         if (frame->rst_stream.error_code != NGHTTP2_NO_ERROR &&
             !budget_take(&h->b_reset, h->set.max_resets, h->now))

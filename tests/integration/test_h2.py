@@ -23,8 +23,9 @@ import time
 import pytest
 
 from client import Conn, free_port, request, wait_until
-from h2client import (ENHANCE_YOUR_CALM, FRAME_SIZE_ERROR, NO_ERROR, PROTOCOL_ERROR,
-                      REFUSED_STREAM, H2Conn, RawH2, curl)
+from h2client import (COMPRESSION_ERROR, ENHANCE_YOUR_CALM, FRAME_SIZE_ERROR, NO_ERROR,
+                      PROTOCOL_ERROR, REFUSED_STREAM, H2Conn, RawH2, curl)
+from hyperframe.frame import SettingsFrame
 from policy_common import write_vcl
 from tlscerts import client_context, make_pki
 
@@ -333,6 +334,24 @@ def test_large_object_streams_and_a_stalled_stream_stalls_nothing_else(origin, s
         assert not c.streams[held].done and len(c.streams[held].body) == 65535
 
 
+def test_memory_stays_flat_while_many_streams_wait_on_a_large_object(origin, start_accel):
+    big = os.urandom(8 << 20)
+    origin.on("/large", body=big, headers=MAXAGE)
+    a = start_h2(start_accel, origin)
+    assert a.get("/large").body == big               # in the cache
+    before = a.rss()
+    with H2Conn(a.port) as c:
+        c.h2.increment_flow_control_window(2 ** 30)  # the connection's window is open
+        c.flush()
+        sids = [c.send_request("GET", "/large") for _ in range(40)]
+        for sid in sids:
+            c.hold.add(sid)                          # ... but no stream's window
+        c.wait(lambda: all(len(c.streams[s].body) >= 65535 for s in sids), what="windows")
+        grown = a.rss() - before
+        # 40 copies would be 320 MiB; the streams read the stored object in place
+        assert grown < 32 << 20, "RSS grew by %d MiB" % (grown >> 20)
+
+
 def test_client_reset_stream_leaves_the_connection_and_the_fill(origin, start_accel):
     body = os.urandom(100000)
     release = threading.Event()
@@ -374,6 +393,8 @@ def test_max_concurrent_streams_advertised_and_enforced(origin, start_accel):
             assert r.status(1) == 200
     finally:
         release.set()
+    c = counters(a)
+    assert c["h2_refused"] + c["h2_stream_error"] >= 2
 
 
 def test_header_list_too_large_is_431_and_the_connection_goes_on(origin, start_accel):
@@ -384,6 +405,20 @@ def test_header_list_too_large_is_431_and_the_connection_goes_on(origin, start_a
         assert c.get("/after").status == 200
     assert origin.count("/big-head") == 0
     assert counters(a)["h2_header_too_large"] == 1
+
+
+def test_hpack_table_over_our_setting_is_compression_error(origin, start_accel):
+    a = start_h2(start_accel, origin, "-p", "h2_header_table_size=4k")
+    with RawH2(a.port) as r:
+        r.settings(ack=True)                         # our SETTINGS are in force now
+        r.wait_frame(lambda f: isinstance(f, SettingsFrame), what="SETTINGS")
+        # a dynamic table size update to 65536 (RFC 7541 §6.3), then GET /
+        upd = bytes([0x3f, 0xe1, 0xff, 0x03])
+        r.headers(1, None, end_stream=True, raw_block=upd + r.block(
+            [(":method", "GET"), (":scheme", "http"), (":path", "/"),
+             (":authority", "test.example")]))
+        assert r.wait_goaway().error_code == COMPRESSION_ERROR
+    assert counters(a)["h2_protocol_error"] == 1
 
 
 def test_continuation_flood_gets_goaway(origin, start_accel):
