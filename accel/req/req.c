@@ -302,6 +302,7 @@ req_detach(struct req *req)
     req_own_head(req);
     req->xp = NULL;
     req->client_dead = true;
+    req->out_wait = req->head_pending = false;  /* what the transport held is gone */
     wrk_task_add(req->w, &req->task);
     if (!goes_on_alone(req))
         req_end(req, XP_END_ABORT);

@@ -696,6 +696,13 @@ req_respbody_step(struct req *req)
             req->bytes_sent += d.len;
         }
         bool done = head || fetch_body_done(f);
+        if (done && f->oc != NULL) {
+            /* all read (what is left goes from the buffer): the
+             * connection and its max_connections slot are free now */
+            if (head && !fetch_body_done(f))
+                f->origin_reusable = false;     /* a GET's body we will not read */
+            fetch_release(f, f->origin_reusable);
+        }
         if (n > 0 || (done && !req->end_sent)) {
             req->end_sent = done;
             r = req_write(req, iov, n, done ? XP_W_END : 0);
@@ -706,9 +713,6 @@ req_respbody_step(struct req *req)
             continue;
         }
         if (done) {
-            if (head && !fetch_body_done(f))
-                f->origin_reusable = false;     /* a GET's body we will not read */
-            fetch_release(f, f->origin_reusable);
             req->state = R_FINISH;
             return STEP_MORE;
         }
