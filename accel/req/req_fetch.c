@@ -397,25 +397,31 @@ req_tunnel_step(struct req *req)
     return STEP_DONE;
 }
 
+/* What a failed origin step means (rc: a FETCH_E* code): a fresh
+ * connection for a dead pooled one, another server when nothing was
+ * answered yet, else the origin's failure. */
+static enum step
+step_failed(struct req *req, int rc)
+{
+    if (rc == FETCH_ERETRY) {
+        fetch_retry(&req->fetch);
+        req->state = R_CONNECT;
+        return STEP_MORE;
+    }
+    if (rc == FETCH_EMOVE)
+        return connect_failed(req);
+    return origin_fail(req);
+}
+
 enum step
 req_bereq_step(struct req *req)
 {
-    struct fetch *f = &req->fetch;
+    int r = fetch_send_head(&req->fetch, &req->bereq);
 
-    switch (fetch_send_head(f, &req->bereq)) {
-    case FETCH_OK:
-        break;
-    case AC_AGAIN:
+    if (r == AC_AGAIN)
         return STEP_WAIT;
-    case FETCH_ERETRY:
-        fetch_retry(f);
-        req->state = R_CONNECT;
-        return STEP_MORE;
-    case FETCH_EMOVE:
-        return connect_failed(req);
-    default:
-        return origin_fail(req);
-    }
+    if (r != FETCH_OK)
+        return step_failed(req, r);
     if (req->piping)
         return start_tunnel(req, NULL);  /* the body, if any, goes through as raw bytes */
     req->state = req->http.body != H1_BODY_NONE ? R_REQBODY : R_BERESP;
@@ -513,20 +519,10 @@ req_beresp_step(struct req *req)
         if (wr != AC_OK)
             return STEP_DONE;
     }
-    switch (r) {
-    case FETCH_OK:
-        break;
-    case AC_AGAIN:
+    if (r == AC_AGAIN)
         return STEP_WAIT;
-    case FETCH_ERETRY:
-        fetch_retry(f);
-        req->state = R_CONNECT;
-        return STEP_MORE;
-    case FETCH_EMOVE:
-        return connect_failed(req);
-    default:
-        return origin_fail(req);
-    }
+    if (r != FETCH_OK)
+        return step_failed(req, r);
     if (f->resp.status == 101 && upgrade) {
         struct xp_head h;
         req->upstream_status = 101;
