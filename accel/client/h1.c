@@ -525,7 +525,8 @@ xp_done(struct xport *x, enum xp_end how)
     AC_CHECK_OBJ(c, H1_CONN_MAGIC);
     c->req = NULL;
     c->out_wait = c->body_wait = false;
-    h1_timer_stop(c);
+    /* the timer is left running: every wait that follows re-arms it, and
+     * it means nothing between requests (on_timer looks at the state) */
     if (how != XP_END_OK || c->dead || c->state == H_TUNNEL) {
         c->state = H_ABORT;
     } else if (!c->keepalive || c->w->stopping || body_unread(c)) {
