@@ -709,6 +709,9 @@ req_end(struct req *req, enum xp_end how)
     req->client_dead = false;
     req->piping = false;
     req->abandon = false;
+    req->frame_len = req->frame_off = 0;
+    req->chunk_left = 0;
+    req->frame_end = false;
     req->moved = false;
     req->dir_key_set = false;
     req->restarts = 0;
