@@ -213,6 +213,7 @@ req_new_internal(struct req *parent, struct xport *x, unsigned flags)
 
     AC_CHECK_OBJ(parent, REQ_MAGIC);
     req = req_new(parent->w, NULL, parent->meta);
+    req->proto = parent->proto;
     if (x != NULL) {
         /* its own transport (ESI); the metadata stays the copy */
         wrk_task_del(req->w, &req->task);
