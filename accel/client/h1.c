@@ -528,7 +528,8 @@ xp_done(struct xport *x, enum xp_end how)
     AC_CHECK_OBJ(c, H1_CONN_MAGIC);
     c->req = NULL;
     c->out_wait = c->body_wait = false;
-    h1_timer_stop(c);
+    /* the timer is left running: every wait that follows re-arms it, and
+     * it means nothing between requests (on_timer looks at the state) */
     if (how != XP_END_OK || c->dead || c->state == H_TUNNEL) {
         c->state = H_ABORT;
     } else if (!c->keepalive || c->w->stopping || body_unread(c)) {
@@ -597,8 +598,6 @@ on_client_io(struct ev_loop *loop, ev_io *io, int revents)
         int r = flush(c);
         if (r == AC_AGAIN)
             return;
-        h1_timer_stop(c);
-        h1_want(c, 0);
         if (r != AC_OK) {
             /* the client is gone while the request waits on it */
             c->req = NULL;
@@ -607,15 +606,18 @@ on_client_io(struct ev_loop *loop, ev_io *io, int revents)
             h1_drive(c);
             return;
         }
-    } else {
-        h1_want(c, 0);
     }
+    /* Wanted no more, but the watcher (and the send timer) stay as they
+     * are: a request streaming a body writes again at once, and when it
+     * blocks again it wants the same readiness (no epoll_ctl per write);
+     * an unwanted event stops the watcher (above), an unwanted timer is
+     * ignored (req_timeout). */
+    c->want = 0;
     if (c->out_wait) {
         c->out_wait = false;
         req_resume(req);
     } else if (c->body_wait) {
         c->body_wait = false;
-        h1_timer_stop(c);
         req_resume(req);
     }
 }
@@ -632,7 +634,7 @@ req_timeout(struct h1_conn *c)
     const struct config_params *p = &c->w->cfg->p;
     struct req *req = c->req;
 
-    if (c->out_wait || c->niov > 0) {
+    if (c->out_wait) {
         STAT_INC(c->w, client_timeout);
         log_msg(LOG_DEBUG, "client %s: not reading its answer for %gs, closing", c->meta.client_ip,
                 p->send_timeout);

@@ -213,6 +213,7 @@ req_new_internal(struct req *parent, struct xport *x, unsigned flags)
 
     AC_CHECK_OBJ(parent, REQ_MAGIC);
     req = req_new(parent->w, NULL, parent->meta);
+    req->proto = parent->proto;
     if (x != NULL) {
         /* its own transport (ESI); the metadata stays the copy */
         wrk_task_del(req->w, &req->task);
@@ -289,6 +290,21 @@ goes_on_alone(const struct req *req)
     return req->state == R_FILL && req->busy != NULL;
 }
 
+/* The transport is gone or going: what the request still needs of it (its
+ * metadata, its head) is copied, and the worker owns the request directly. */
+static void
+go_alone(struct req *req)
+{
+    req_meta_copy(&req->meta_own, req->meta);
+    req->meta = &req->meta_own;
+    req->fetch.who = req->meta_own.client_ip;
+    req_own_head(req);
+    req->xp = NULL;
+    req->client_dead = true;
+    req->out_wait = req->head_pending = false;  /* what the transport held is gone */
+    wrk_task_add(req->w, &req->task);
+}
+
 void
 req_detach(struct req *req)
 {
@@ -296,13 +312,7 @@ req_detach(struct req *req)
     AC_ASSERT(!req->in_drive);
     if (req->xp == NULL)
         return;
-    req_meta_copy(&req->meta_own, req->meta);
-    req->meta = &req->meta_own;
-    req->fetch.who = req->meta_own.client_ip;
-    req_own_head(req);
-    req->xp = NULL;
-    req->client_dead = true;
-    wrk_task_add(req->w, &req->task);
+    go_alone(req);
     if (!goes_on_alone(req))
         req_end(req, XP_END_ABORT);
 }
@@ -314,25 +324,11 @@ req_drop_xport(struct req *req, enum xp_end how)
 
     if (x == NULL)
         return;
-    req_meta_copy(&req->meta_own, req->meta);
-    req->meta = &req->meta_own;
-    req->fetch.who = req->meta_own.client_ip;
-    req_own_head(req);
-    req->xp = NULL;
-    req->client_dead = true;
-    req->out_wait = false;
-    wrk_task_add(req->w, &req->task);
+    go_alone(req);
     x->ops->done(x, how);
 }
 
 /* ------------------------------------------------------------ heads */
-
-/* Is slice s inside [base, base + len)? */
-static bool
-inside(struct ac_slice s, const char *base, size_t len)
-{
-    return s.p != NULL && base != NULL && s.p >= base && s.p < base + len;
-}
 
 /*
  * Copy the head from src into dst's own headcopy: every slice of the
@@ -387,17 +383,6 @@ copy_head(struct req *dst, const struct req *src)
 void
 req_own_head(struct req *req)
 {
-    const struct h1_request *h = &req->http;
-    const char *own = req->headcopy.p;
-    size_t ol = req->headcopy.len;
-
-    /* already ours when every slice is in headcopy (or empty) */
-    bool ours = (!h->method.p || inside(h->method, own, ol)) &&
-                (!h->target.p || inside(h->target, own, ol));
-    for (unsigned i = 0; ours && i < h->nhdrs; i++)
-        ours = inside(req->hdrs[i].name, own, ol);
-    if (ours && h->nhdrs == 0 && h->method.p == NULL)
-        return;
     copy_head(req, req);
 }
 
@@ -725,6 +710,9 @@ req_end(struct req *req, enum xp_end how)
     req->client_dead = false;
     req->piping = false;
     req->abandon = false;
+    req->frame_len = req->frame_off = 0;
+    req->chunk_left = 0;
+    req->frame_end = false;
     req->moved = false;
     req->dir_key_set = false;
     req->restarts = 0;

@@ -397,62 +397,113 @@ req_tunnel_step(struct req *req)
     return STEP_DONE;
 }
 
+/* What a failed origin step means (rc: a FETCH_E* code): a fresh
+ * connection for a dead pooled one, another server when nothing was
+ * answered yet, else the origin's failure. */
+static enum step
+step_failed(struct req *req, int rc)
+{
+    if (rc == FETCH_ERETRY) {
+        fetch_retry(&req->fetch);
+        req->state = R_CONNECT;
+        return STEP_MORE;
+    }
+    if (rc == FETCH_EMOVE)
+        return connect_failed(req);
+    return origin_fail(req);
+}
+
 enum step
 req_bereq_step(struct req *req)
 {
-    struct fetch *f = &req->fetch;
+    int r = fetch_send_head(&req->fetch, &req->bereq);
 
-    switch (fetch_send_head(f, &req->bereq)) {
-    case FETCH_OK:
-        break;
-    case AC_AGAIN:
+    if (r == AC_AGAIN)
         return STEP_WAIT;
-    case FETCH_ERETRY:
-        fetch_retry(f);
-        req->state = R_CONNECT;
-        return STEP_MORE;
-    case FETCH_EMOVE:
-        return connect_failed(req);
-    default:
-        return origin_fail(req);
-    }
+    if (r != FETCH_OK)
+        return step_failed(req, r);
     if (req->piping)
         return start_tunnel(req, NULL);  /* the body, if any, goes through as raw bytes */
     req->state = req->http.body != H1_BODY_NONE ? R_REQBODY : R_BERESP;
     return STEP_MORE;
 }
 
+/* Queue framing bytes of a chunked body (sent before anything else). */
+static void
+frame_queue(struct req *req, const char *fmt, uint64_t n)
+{
+    int l = snprintf(req->frame, sizeof(req->frame), fmt, (unsigned long long)n);
+
+    req->frame_len = (size_t)l;
+    req->frame_off = 0;
+}
+
 /*
- * Stream the request body from the client to the origin, as the transport
- * gives it (HTTP/1.1: the client's bytes, chunked framing included, once
- * validated), at the slower side's speed.
+ * Stream the request body from the client to the origin at the slower
+ * side's speed.  A transport with XP_F_RAW_CHUNKED (HTTP/1.1) gives the
+ * client's bytes, chunked framing included, once validated: they go as
+ * they are.  Another one (HTTP/2) gives plain bytes for a body of unknown
+ * length: each run becomes one chunk of the origin request
+ * (Transfer-Encoding: chunked, req_build_bereq()), and the empty last
+ * chunk ends it.
  */
 enum step
 req_reqbody_step(struct req *req)
 {
     struct fetch *f = &req->fetch;
     struct xport *x = req->xp;
+    bool frame = req->http.body == H1_BODY_CHUNKED && x != NULL &&
+                 !(x->flags & XP_F_RAW_CHUNKED);
     struct ac_slice d;
+    ssize_t sent;
 
     if (x == NULL)
         return STEP_DONE;
     for (;;) {
-        ssize_t n = x->ops->body_read(x, &d);
-        if (n == 0) {
+        if (req->frame_off < req->frame_len) {
+            sent = fetch_send_body(f, AC_SLICE(req->frame + req->frame_off,
+                                               req->frame_len - req->frame_off));
+            if (sent == AC_AGAIN)
+                return STEP_WAIT;
+            if (sent < 0)
+                return origin_fail(req);
+            req->frame_off += (size_t)sent;
+            continue;
+        }
+        if (req->frame_end) {
             req->state = R_BERESP;
             return STEP_MORE;
+        }
+        ssize_t n = x->ops->body_read(x, &d);
+        if (n == 0) {
+            if (!frame) {
+                req->state = R_BERESP;
+                return STEP_MORE;
+            }
+            frame_queue(req, "0\r\n\r\n", 0);
+            req->frame_end = true;
+            continue;
         }
         if (n < 0) {
             if (n == AC_ECLOSED)
                 LOG_I("client %s: closed during the request body", req->meta->client_ip);
             return body_error(req, n);
         }
-        ssize_t sent = fetch_send_body(f, AC_SLICE(d.p, (size_t)n));
+        if (frame && req->chunk_left == 0) {
+            frame_queue(req, "%llx\r\n", (uint64_t)n);
+            req->chunk_left = (uint64_t)n;
+            continue;
+        }
+        if (frame)
+            n = (ssize_t)AC_MIN((uint64_t)n, req->chunk_left);
+        sent = fetch_send_body(f, AC_SLICE(d.p, (size_t)n));
         if (sent == AC_AGAIN)
             return STEP_WAIT;
         if (sent < 0)
             return origin_fail(req);
         x->ops->body_consume(x, (size_t)sent);
+        if (frame && (req->chunk_left -= (uint64_t)sent) == 0)
+            frame_queue(req, "\r\n", 0);
     }
 }
 
@@ -513,20 +564,10 @@ req_beresp_step(struct req *req)
         if (wr != AC_OK)
             return STEP_DONE;
     }
-    switch (r) {
-    case FETCH_OK:
-        break;
-    case AC_AGAIN:
+    if (r == AC_AGAIN)
         return STEP_WAIT;
-    case FETCH_ERETRY:
-        fetch_retry(f);
-        req->state = R_CONNECT;
-        return STEP_MORE;
-    case FETCH_EMOVE:
-        return connect_failed(req);
-    default:
-        return origin_fail(req);
-    }
+    if (r != FETCH_OK)
+        return step_failed(req, r);
     if (f->resp.status == 101 && upgrade) {
         struct xp_head h;
         req->upstream_status = 101;
@@ -696,6 +737,13 @@ req_respbody_step(struct req *req)
             req->bytes_sent += d.len;
         }
         bool done = head || fetch_body_done(f);
+        if (done && f->oc != NULL) {
+            /* all read (what is left goes from the buffer): the
+             * connection and its max_connections slot are free now */
+            if (head && !fetch_body_done(f))
+                f->origin_reusable = false;     /* a GET's body we will not read */
+            fetch_release(f, f->origin_reusable);
+        }
         if (n > 0 || (done && !req->end_sent)) {
             req->end_sent = done;
             r = req_write(req, iov, n, done ? XP_W_END : 0);
@@ -706,9 +754,6 @@ req_respbody_step(struct req *req)
             continue;
         }
         if (done) {
-            if (head && !fetch_body_done(f))
-                f->origin_reusable = false;     /* a GET's body we will not read */
-            fetch_release(f, f->origin_reusable);
             req->state = R_FINISH;
             return STEP_MORE;
         }

@@ -102,6 +102,13 @@ struct req {
     bool moved;
     bool piping;                    /* return (pipe): raw bytes both ways after the head */
     bool abandon;                   /* vcl_backend_fetch did not return fetch */
+    /* chunked framing of a request body the transport gives as plain bytes
+     * (no XP_F_RAW_CHUNKED): framing bytes not sent yet, data bytes the
+     * current chunk still owes, the last chunk queued */
+    char frame[24];
+    size_t frame_len, frame_off;
+    uint64_t chunk_left;
+    bool frame_end;
     enum step fetch_next;           /* what req_start_respbody decided */
 
     /* cache (cache_sess.c) */
