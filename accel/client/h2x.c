@@ -100,11 +100,6 @@ struct h2x {
     bool iov_end;
     char *copy;                     /* small writes */
     size_t copycap;
-    /* a request body of unknown length goes to the origin chunked: the
-     * framing is made here (XP_F_RAW_CHUNKED), one chunk per DATA run */
-    char *cbuf;
-    size_t cbuflen, cbufoff, cbufcap;
-    bool chunk_last;                /* the last chunk is in cbuf */
     struct h2x *pool_next;          /* the connection's pool of freed ones */
     /* min_body_rate, as HTTP/1.1 checks it: 5 s windows while the request
      * waits for body bytes */
@@ -185,7 +180,6 @@ static void
 hx_destroy(struct h2x *hx)
 {
     free(hx->copy);
-    free(hx->cbuf);
     free(hx);
 }
 
@@ -198,7 +192,7 @@ hx_free(struct h2x *hx)
     AC_ASSERT(hx->st == NULL && hx->req == NULL);
     ev_timer_stop(s->w->loop, &hx->body_tmr);
     hx->magic = 0;
-    if (s->nxpool < XPOOL_MAX && hx->cbuf == NULL) {
+    if (s->nxpool < XPOOL_MAX) {
         hx->pool_next = s->xpool;
         s->xpool = hx;
         s->nxpool++;
@@ -434,48 +428,6 @@ on_body_timer(struct ev_loop *loop, ev_timer *t, int revents)
     ev_timer_again(loop, t);
 }
 
-/* The next chunk of a body of unknown length, framed (RFC 9112 §7.1):
- * the DATA bytes are moved into cbuf and their window given back, so at
- * most one chunk is held here besides the stream's window. */
-static ssize_t
-chunk_read(struct h2x *hx, struct ac_slice *out)
-{
-    struct ac_slice d;
-    bool end;
-
-    if (hx->cbufoff < hx->cbuflen) {
-        *out = AC_SLICE(hx->cbuf + hx->cbufoff, hx->cbuflen - hx->cbufoff);
-        return (ssize_t)out->len;
-    }
-    if (hx->chunk_last)
-        return 0;
-    h2_stream_body(hx->st, &d, &end);
-    if (d.len > 0 || end) {
-        size_t n = AC_MIN(d.len, (size_t)65536);
-        if (hx->cbufcap < n + 32) {
-            hx->cbufcap = n + 32;
-            hx->cbuf = ac_xrealloc(hx->cbuf, hx->cbufcap);
-        }
-        hx->cbufoff = 0;
-        if (n > 0) {
-            hx->cbuflen = (size_t)snprintf(hx->cbuf, 24, "%zx\r\n", n);
-            memcpy(hx->cbuf + hx->cbuflen, d.p, n);
-            hx->cbuflen += n;
-            memcpy(hx->cbuf + hx->cbuflen, "\r\n", 2);
-            hx->cbuflen += 2;
-            h2_stream_body_consume(hx->st, n);
-            kick(hx->s);
-        } else {
-            memcpy(hx->cbuf, "0\r\n\r\n", 5);
-            hx->cbuflen = 5;
-            hx->chunk_last = true;
-        }
-        *out = AC_SLICE(hx->cbuf, hx->cbuflen);
-        return (ssize_t)out->len;
-    }
-    return body_wait(hx);
-}
-
 static ssize_t
 op_body_read(struct xport *x, struct ac_slice *out)
 {
@@ -486,8 +438,8 @@ op_body_read(struct xport *x, struct ac_slice *out)
         return AC_ECLOSED;
     if (hx->body_err != 0)
         return hx->body_err;
-    if (hx->x.flags & XP_F_RAW_CHUNKED)
-        return chunk_read(hx, out);
+    /* DATA bytes as they are: the request machine frames a body of unknown
+     * length for the origin (no XP_F_RAW_CHUNKED) */
     h2_stream_body(hx->st, out, &end);
     if (out->len > 0)
         return (ssize_t)out->len;
@@ -502,11 +454,6 @@ op_body_consume(struct xport *x, size_t n)
     struct h2x *hx = xp_of(x);
 
     hx->body_window_bytes += n;
-    if (hx->x.flags & XP_F_RAW_CHUNKED) {
-        AC_ASSERT(n <= hx->cbuflen - hx->cbufoff);
-        hx->cbufoff += n;
-        return;
-    }
     if (hx->st != NULL && n > 0) {
         h2_stream_body_consume(hx->st, n);
         kick(hx->s);                /* a WINDOW_UPDATE may be due */
@@ -551,9 +498,6 @@ on_request(void *ud, struct h2_stream *st, const struct h2_request *rq)
     hx->st = st;
     STAT_INC(s->w, client_req);
     hx->expect_100 = (rq->req.flags & H1_F_EXPECT_100) != 0;
-    if (rq->req.body == H1_BODY_CHUNKED)
-        hx->x.flags |= XP_F_RAW_CHUNKED;    /* XXX(#14): the request machine does not
-                                             * frame a plain body of unknown length */
     hx->req = req_new(s->w, &hx->x, &s->meta);
     hr = req_http(hx->req);
     hdrs = hr->hdrs;
