@@ -37,6 +37,8 @@
 /* Writes up to this size are copied (AC_OK at once); larger ones are sent
  * from the request's memory (AC_AGAIN, then req_resume()). */
 #define COPY_MAX 16384
+/* Bytes one connection writes per run before the others get their turn. */
+#define WRITE_BUDGET (256 * 1024)
 /* Freed stream endpoints a connection keeps. */
 #define XPOOL_MAX 16
 /* Reads per wake-up, so one connection does not starve the others. */
@@ -70,6 +72,7 @@ struct h2sess {
     struct req_meta meta;
     int rwant, wwant;               /* readiness OpenSSL asked for after AC_AGAIN */
     bool read_blocked, write_blocked;
+    bool write_more;                /* the write budget ran out with output left */
     double t_blocked;               /* since when the socket takes no output */
     bool in_run;
     bool peer_eof;
@@ -646,16 +649,27 @@ io_want(struct h2sess *s, int ev)
     }
 }
 
-/* Write what the streams made until the socket is full; false when the
- * connection is broken. */
+/* Write what the streams made until the socket is full or this run's
+ * budget is spent; false when the connection is broken. */
 static bool
 write_out(struct h2sess *s, double now)
 {
+    size_t done = 0;
+
+    s->write_more = false;
     for (;;) {
-        struct ac_slice out = h2_conn_output(s->h, now);
+        struct ac_slice out;
         struct iovec v;
         ssize_t n;
 
+        if (done >= WRITE_BUDGET) {
+            /* Loopback and LAN sockets take megabytes: one connection of
+             * large bodies would fill its whole socket buffer while every
+             * other connection waits for the loop.  Go round instead. */
+            s->write_more = true;
+            return true;
+        }
+        out = h2_conn_output(s->h, now);
         if (out.len == 0) {
             s->write_blocked = false;
             return true;
@@ -673,6 +687,7 @@ write_out(struct h2sess *s, double now)
         if (n < 0)
             return false;
         s->write_blocked = false;
+        done += (size_t)n;
         h2_conn_output_done(s->h, (size_t)n, now);
     }
 }
@@ -766,7 +781,7 @@ run(struct h2sess *s)
         /* the socket is empty, or the output is full (the client is slow
          * to read): wait; else (the read budget ran out, or the output
          * that held reading back is gone) go round */
-        if (s->read_blocked || !h2_conn_want_read(s->h))
+        if (s->read_blocked || !h2_conn_want_read(s->h) || s->write_more)
             break;
     }
     s->in_run = false;
@@ -795,6 +810,8 @@ run(struct h2sess *s)
     }
     if (s->write_blocked)
         ev |= s->wwant ? s->wwant : EV_WRITE;
+    else if (s->write_more)
+        ev |= EV_WRITE;             /* writable: the next loop iteration goes on */
     io_want(s, ev);
     arm_timer(s, now);
 }
