@@ -88,6 +88,29 @@ ac_buf_catstr(struct ac_buf *b, const char *s)
 }
 
 void
+ac_buf_catu(struct ac_buf *b, uint64_t v)
+{
+    char tmp[20], *p = tmp + sizeof(tmp);
+
+    do {
+        *--p = (char)('0' + v % 10);
+        v /= 10;
+    } while (v != 0);
+    ac_buf_cat(b, p, (size_t)(tmp + sizeof(tmp) - p));
+}
+
+void
+ac_buf_cati(struct ac_buf *b, int64_t v)
+{
+    if (v < 0) {
+        ac_buf_cat(b, "-", 1);
+        ac_buf_catu(b, (uint64_t)0 - (uint64_t)v);     /* INT64_MIN too */
+        return;
+    }
+    ac_buf_catu(b, (uint64_t)v);
+}
+
+void
 ac_buf_field(struct ac_buf *b, struct ac_slice name, struct ac_slice value)
 {
     ac_buf_cats(b, name);

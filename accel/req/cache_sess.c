@@ -533,11 +533,10 @@ dlv_begin(struct req *req, uint64_t expect_len)
         }
     }
     if (code == status && status != 204 && status != 304) {
-        if (complete) {
-            ac_buf_printf(t, "Content-Length: %zu\r\n", len);
-            xb = XP_BODY_LENGTH;
-        } else if (expect_len != UINT64_MAX) {
-            ac_buf_printf(t, "Content-Length: %llu\r\n", (unsigned long long)expect_len);
+        if (complete || expect_len != UINT64_MAX) {
+            ac_buf_catstr(t, "Content-Length: ");
+            ac_buf_catu(t, complete ? (uint64_t)len : expect_len);
+            ac_buf_cat(t, "\r\n", 2);
             xb = XP_BODY_LENGTH;
         }
     }
@@ -559,15 +558,25 @@ dlv_begin(struct req *req, uint64_t expect_len)
     if (req->dlv_alt && body)
         STAT_INC(req->w, brotli_delivered);
     /* accel's own fields, unless the policy set or unset them in vcl_deliver */
-    if (OURS("Age"))
-        ac_buf_printf(t, "Age: %lld\r\n", (long long)(age > 0 ? floor(age) : 0));
+    if (OURS("Age")) {
+        ac_buf_catstr(t, "Age: ");
+        ac_buf_cati(t, (int64_t)(age > 0 ? floor(age) : 0));
+        ac_buf_cat(t, "\r\n", 2);
+    }
     if (OURS("Via"))
         ac_buf_catstr(t, "Via: 1.1 accel\r\n");
-    if (OURS("X-Cache"))
-        ac_buf_printf(t, "X-Cache: %s\r\n", req->xcache ? req->xcache : "HIT");
-    if (OURS("Cache-Status"))
-        ac_buf_printf(t, "Cache-Status: accel; %s; ttl=%lld\r\n", req->cstatus ? req->cstatus : "hit",
-                      (long long)floor(tm.insert + tm.ttl - now_of(req)));
+    if (OURS("X-Cache")) {
+        ac_buf_catstr(t, "X-Cache: ");
+        ac_buf_catstr(t, req->xcache ? req->xcache : "HIT");
+        ac_buf_cat(t, "\r\n", 2);
+    }
+    if (OURS("Cache-Status")) {
+        ac_buf_catstr(t, "Cache-Status: accel; ");
+        ac_buf_catstr(t, req->cstatus ? req->cstatus : "hit");
+        ac_buf_catstr(t, "; ttl=");
+        ac_buf_cati(t, (int64_t)floor(tm.insert + tm.ttl - now_of(req)));
+        ac_buf_cat(t, "\r\n", 2);
+    }
     AC_ASSERT(!ac_buf_error(t));
 
     /* the stored status line ("200 OK\r\n") and the fields after it */
