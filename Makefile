@@ -32,7 +32,7 @@ ifeq ($(DEBUG),1)
 CFLAGS_BASE += -DAC_DEBUG_LOG=1
 endif
 
-PKGS    := openssl zlib libbrotlienc libbrotlidec lmdb libpcre2-8
+PKGS    := openssl zlib libbrotlienc libbrotlidec lmdb libpcre2-8 hiredis
 PKG_CFLAGS = $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS   = $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lev -lm
 CMOCKA_LIBS = $(shell pkg-config --libs cmocka 2>/dev/null || echo -lcmocka)

@@ -6,6 +6,7 @@
 #include "bans.h"
 #include "brjob.h"
 #include "cache.h"
+#include "cluster.h"
 #include "config.h"
 #include "log.h"
 #include "policy.h"
@@ -241,6 +242,13 @@ main(int argc, char **argv)
         config_free(&cfg);
         return 1;
     }
+    if (cluster_start(&cfg, st, err, sizeof(err)) != 0) {
+        LOG_E("%s", err);
+        if (st != NULL)
+            store_close(&st);
+        config_free(&cfg);
+        return 2;
+    }
     if (tls_server_init(&cfg, err, sizeof(err)) != 0) {
         LOG_E("%s", err);
         pool_set_release(&bset);
@@ -295,6 +303,7 @@ main(int argc, char **argv)
     }
     LOG_I("signal %d: draining (up to %gs)", sig, cfg.p.drain_timeout);
     wrk_stop_all(ws, cfg.nworkers);
+    cluster_stop();                 /* after the workers: they used its peers */
     probe_stop();
     if (cfg.ncerts > 0) {
         /* the workers have stopped: their counters can be read */

@@ -3,7 +3,7 @@
 # build and the tests need ("test") or that the benchmarks need ("bench").
 set -e
 want="gcc make pkg-config clang libev-dev libssl-dev libbrotli-dev zlib1g-dev
-liblmdb-dev libcmocka-dev libpcre2-dev curl openssl python3 python3-pytest python3-brotli valgrind iproute2 libclang-rt-dev"
+liblmdb-dev libcmocka-dev libpcre2-dev libhiredis-dev redis-server curl openssl python3 python3-pytest python3-brotli valgrind iproute2 libclang-rt-dev"
 if [ "${1:-test}" = bench ]; then
     want="$want wrk nginx varnish nghttp2-client util-linux"
 fi

@@ -13,6 +13,7 @@
 
 #include "ban.h"
 #include "cache.h"
+#include "cluster.h"
 
 #include <pthread.h>
 #include <stdio.h>
@@ -56,9 +57,9 @@ lookup(struct store_bytes spec)
     return b;                   /* immutable and never freed before bans_fini() */
 }
 
-int
-bans_add(struct store *st, struct ac_slice expr, double now, struct ac_buf *canon, char *err,
-         size_t errlen)
+static int
+add(struct store *st, struct ac_slice expr, double now, struct ac_buf *canon, char *err,
+    size_t errlen, bool publish)
 {
     struct ban *b = NULL;
     const char *t;
@@ -70,12 +71,29 @@ bans_add(struct store *st, struct ac_slice expr, double now, struct ac_buf *cano
     r = store_ban_add(st, (struct store_bytes){ t, strlen(t) }, now);
     if (canon != NULL)
         ac_buf_catstr(canon, t);
+    /* accepted here: the other members of a cluster get it too */
+    if (r == STORE_OK && publish)
+        (void)cluster_publish(CLWIRE_BAN, 0, AC_SLICE(t, strlen(t)));
     ban_free(&b);
     if (r != STORE_OK) {
         snprintf(err, errlen, "the store could not record the ban: %s", store_strerror(r));
         return -1;
     }
     return 0;
+}
+
+int
+bans_add(struct store *st, struct ac_slice expr, double now, struct ac_buf *canon, char *err,
+         size_t errlen)
+{
+    return add(st, expr, now, canon, err, errlen, true);
+}
+
+int
+bans_add_local(struct store *st, struct ac_slice expr, double now, struct ac_buf *canon,
+               char *err, size_t errlen)
+{
+    return add(st, expr, now, canon, err, errlen, false);
 }
 
 static bool

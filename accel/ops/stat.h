@@ -40,7 +40,10 @@
     X(gzip_gunzipped, "objects stored decompressed (beresp.do_gunzip)") \
     X(gzip_decoded, "deliveries decompressed on the fly (client takes neither gzip nor br)") \
     X(gzip_corrupt, "corrupt gzip or brotli bodies (origin or stored) refused") \
-    X(brotli_delivered, "deliveries of an object's brotli body")
+    X(brotli_delivered, "deliveries of an object's brotli body") \
+    X(cluster_peer_fetch, "cache fetches sent to the cluster member owning the key") \
+    X(cluster_peer_fallback, "peer fetches that failed and went to the origin instead") \
+    X(cluster_peer_request, "requests that came from a cluster member (never forwarded)")
 
 struct stats {
 #define X(name, help) uint64_t name;

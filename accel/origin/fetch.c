@@ -264,6 +264,8 @@ backend_error(struct sess *s, int status)
 static enum step
 origin_fail(struct sess *s, int status, const char *what, int err)
 {
+    if (peer_fallback(s))
+        return STEP_MORE;           /* a cluster peer failed: the origin instead */
     if (s->be != NULL) {
         struct backend *be = (struct backend *)s->be;
         atomic_fetch_add_explicit(&be->n_fail, 1, memory_order_relaxed);

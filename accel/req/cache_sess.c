@@ -178,6 +178,7 @@ go_fetch(struct sess *s)
         if (s->be == NULL)
             return fetch_no_backend(s);     /* stale-if-error, else 503 */
     }
+    peer_route(s, ac_buf_slice(&s->key));   /* a cluster member may own the key */
     fetch_build_bereq(s);
     s->state = S_CONNECT;
     return STEP_MORE;
@@ -282,6 +283,7 @@ bgfetch_start(struct sess *s, struct store_obj *busy, struct store_obj *stale)
         return;
     }
     b->req_time = now_of(s);
+    peer_route(b, ac_buf_slice(&s->key));
     fetch_build_bereq(b);
     b->state = S_CONNECT;
     sess_drive(b);
@@ -303,7 +305,7 @@ cache_lookup_step(struct sess *s)
     lk.now = now_of(s);
     lk.match = match_cb;
     lk.match_arg = s;
-    lk.flags = STORE_LOOKUP_CREATE | STORE_LOOKUP_REFRESH;
+    lk.flags = STORE_LOOKUP_CREATE | STORE_LOOKUP_REFRESH | peer_lookup_flags();
     if (s->hash_always_miss)
         lk.flags |= STORE_LOOKUP_FORCE_MISS;
     r = store_lookup(s->w->store, &lk, &o, &busy);
@@ -1094,6 +1096,7 @@ cache_on_beresp(struct sess *s, size_t r)
         if (policy_backend_response(s, &st))
             return st;
     }
+    peer_local_ttl(s);              /* a peer's object: kept briefly */
     if (s->dec.store && !cache_vary_selector(resp, &s->req, &s->scratch)) {
         s->dec.store = false;
         s->dec.why = "Vary: *";

@@ -8,6 +8,7 @@
 #include "sess.h"
 
 #include "bans.h"
+#include "cluster.h"
 #include "http.h"
 
 #include <arpa/inet.h>
@@ -52,7 +53,7 @@ cache_purge_request(struct sess *s)
     const struct h1_header *keys, *mode;
     unsigned flags = 0;
     size_t n = 0, total = 0;
-    char body[128];
+    uint64_t ticket = 0;
 
     s->cache_state = "PURGE";
     if (!is_loopback(&s->peer))
@@ -74,6 +75,9 @@ cache_purge_request(struct sess *s)
             if (q > p && store_purge_tag(s->w->store, (struct store_bytes){ p, (size_t)(q - p) },
                                          flags, now_of(s), &n) == STORE_OK)
                 total += n;
+            if (q > p)
+                ticket = cluster_publish(CLWIRE_TAG, flags ? CLWIRE_SOFT : 0,
+                                         AC_SLICE(p, (size_t)(q - p)));
             p = q;
         }
     } else {
@@ -81,17 +85,19 @@ cache_purge_request(struct sess *s)
         if (store_purge_key(s->w->store, (struct store_bytes){ s->key.p, s->key.len }, flags,
                             now_of(s), &n) == STORE_OK)
             total = n;
+        ticket = cluster_publish(CLWIRE_KEY, flags ? CLWIRE_SOFT : 0, ac_buf_slice(&s->key));
     }
-    snprintf(body, sizeof(body), "{\"purged\": %zu, \"mode\": \"%s\"}\n", total,
-             (flags & STORE_PURGE_SOFT) ? "soft" : "hard");
-    if (total == 0)
-        return sess_synth(s, 404, "Not in cache", body, false);
-    return sess_synth(s, 200, "Purged", body, false);
+    ac_buf_reset(&s->tmpbuf);
+    ac_buf_printf(&s->tmpbuf, "{\"purged\": %zu, \"mode\": \"%s\"", total,
+                  (flags & STORE_PURGE_SOFT) ? "soft" : "hard");
+    /* in a cluster the other members may hold it: accepted, not "not found" */
+    if (total == 0 && !cluster_on())
+        return peer_inval_answer(s, 404, "Not in cache", 0);
+    return peer_inval_answer(s, 200, "Purged", ticket);
 }
 
 int
-cache_purge_url(struct sess *s, struct ac_slice url, struct ac_slice host, unsigned flags,
-                size_t *countp)
+cache_url_key(struct sess *s, struct ac_slice url, struct ac_slice host)
 {
     if (s->w->vcl != NULL) {
         /* the policy's key: vcl_hash with req.url and Host swapped in */
@@ -112,13 +118,23 @@ cache_purge_url(struct sess *s, struct ac_slice url, struct ac_slice host, unsig
             if (ac_slice_caseeq(s->hdrs[i].name, AC_LIT("Host")))
                 s->hdrs[i].value = saved_host[nh++];
         if (r != 0)
-            return STORE_EINVAL;
+            return -1;
     } else {
         struct h1_request tmp = s->req;
         tmp.path = url;
         tmp.host = host;
         cache_key(&tmp, &s->key);
     }
+    return 0;
+}
+
+int
+cache_purge_url(struct sess *s, struct ac_slice url, struct ac_slice host, unsigned flags,
+                size_t *countp)
+{
+    if (cache_url_key(s, url, host) != 0)
+        return STORE_EINVAL;
+    (void)cluster_publish(CLWIRE_KEY, flags ? CLWIRE_SOFT : 0, ac_buf_slice(&s->key));
     return store_purge_key(s->w->store, (struct store_bytes){ s->key.p, s->key.len }, flags,
                            now_of(s), countp);
 }
@@ -155,6 +171,10 @@ cache_ban_request(struct sess *s)
     }
     ac_buf_json_escape(&s->tmpbuf, ac_buf_slice(&canon));
     ac_buf_free(&canon);
+    if (cluster_on()) {
+        ac_buf_catstr(&s->tmpbuf, "\"");
+        return peer_inval_answer(s, 200, "Banned", cluster_ticket_last());
+    }
     ac_buf_catstr(&s->tmpbuf, "\"}\n");
     ac_buf_cat(&s->tmpbuf, "", 1);
     return sess_synth(s, 200, "Banned", s->tmpbuf.p, false);
@@ -177,6 +197,7 @@ cache_policy_purge(struct sess *s)
     if (store_purge_key(s->w->store, (struct store_bytes){ s->key.p, s->key.len }, flags,
                         now_of(s), &n) != STORE_OK)
         LOG_W("purge: store error");
+    (void)cluster_publish(CLWIRE_KEY, flags ? CLWIRE_SOFT : 0, ac_buf_slice(&s->key));
     s->cache_state = "PURGE";
     enum vcl_action a = pol_run(s, VCL_SUB_PURGE, &res);
     if (a == VCL_ACT_SYNTH)
@@ -238,13 +259,16 @@ cache_after_unsafe(struct sess *s)
     if (store_purge_key(s->w->store, (struct store_bytes){ s->key.p, s->key.len }, 0, now_of(s),
                         &n) == STORE_OK)
         total += n;
+    (void)cluster_publish(CLWIRE_KEY, 0, ac_buf_slice(&s->key));
     for (size_t i = 0; i < AC_ARRAY_LEN(fields); i++) {
         const struct h1_header *h = h1_header_find(s->resp.hdrs, s->resp.nhdrs,
                                                    AC_SLICE(fields[i], strlen(fields[i])));
-        if (h != NULL && same_origin_key(s, h->value, &s->key) &&
-            store_purge_key(s->w->store, (struct store_bytes){ s->key.p, s->key.len }, 0,
-                            now_of(s), &n) == STORE_OK)
-            total += n;
+        if (h != NULL && same_origin_key(s, h->value, &s->key)) {
+            if (store_purge_key(s->w->store, (struct store_bytes){ s->key.p, s->key.len }, 0,
+                                now_of(s), &n) == STORE_OK)
+                total += n;
+            (void)cluster_publish(CLWIRE_KEY, 0, ac_buf_slice(&s->key));
+        }
     }
     STAT_ADD(s->w, cache_invalidated, total);
 }

@@ -32,6 +32,7 @@ static sess_step_f *const steps[S__MAX] = {
     [S_RESPBODY] = fetch_respbody,
     [S_TUNNEL] = tunnel_step,
     [S_SYNTH] = step_synth,
+    [S_CLWAIT] = peer_wait_step,
     [S_FINISH] = step_finish,
     [S_CLOSE] = step_close,
 };

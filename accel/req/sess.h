@@ -18,6 +18,7 @@
 #include "wrk.h"
 #include "cache.h"
 #include "gz.h"
+#include "peer.h"
 #include "policy.h"
 #include "store.h"
 
@@ -39,6 +40,7 @@
     X(S_RESPBODY)   /* relaying the response body to the client */ \
     X(S_TUNNEL)     /* upgraded: relaying bytes both ways */ \
     X(S_SYNTH)      /* writing a response accel made itself */ \
+    X(S_CLWAIT)     /* a purge waits for the cluster's members (peer.c) */ \
     X(S_FINISH)     /* request done: log, then keep-alive or close */ \
     X(S_CLOSE)      /* flush what is queued, then close */
 
@@ -200,6 +202,12 @@ struct sess {
     bool poll_first;                /* wait for readiness before the next read: it
                                      * would find nothing (saves a syscall) */
     enum step fetch_next;           /* what fetch_start_respbody decided */
+
+    /* cluster (peer.c): a purge answer waiting for the members */
+    uint64_t cl_ticket;
+    double cl_until;
+    int cl_status;
+    const char *cl_reason;
 };
 
 /* Accept hook: a new client connection on worker w (fd is non-blocking);
@@ -233,6 +241,9 @@ enum step sess_restart(struct sess *s);
 enum step sess_start_pass(struct sess *s);
 /* vcl_recv and what its action leads to (cache_sess.c). */
 enum step cache_policy_recv(struct sess *s);
+/* The cache key of url on host into s->key (the policy's vcl_hash when
+ * there is one); 0 or -1. */
+int cache_url_key(struct sess *s, struct ac_slice url, struct ac_slice host);
 /* Purge every variant of url on host (the policy's key when there is one). */
 int cache_purge_url(struct sess *s, struct ac_slice url, struct ac_slice host, unsigned flags,
                     size_t *countp);
