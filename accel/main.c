@@ -302,6 +302,7 @@ main(int argc, char **argv)
         break;
     }
     LOG_I("signal %d: draining (up to %gs)", sig, cfg.p.drain_timeout);
+    cluster_leave();
     wrk_stop_all(ws, cfg.nworkers);
     cluster_stop();                 /* after the workers: they used its peers */
     probe_stop();

@@ -125,6 +125,7 @@ static struct {
     unsigned cmd_pending;
     double cmd_progress, rd_progress, connect_start;
     unsigned hb_count;
+    _Atomic bool leaving;       /* cluster_leave() ran: no more heartbeats */
     char sync_epoch[64];
     struct clwire_id sync_trimmed, sync_tail;
     bool sync_has_trimmed;
@@ -164,6 +165,7 @@ static void bus_connect(void);
 static void flush_queue(void);
 static void start_read(void);
 static void heartbeat(void);
+static void on_reply_counted(redisAsyncContext *c, void *r, void *priv);
 
 /* ------------------------------------------------------------ helpers */
 
@@ -648,7 +650,7 @@ persist_position(void)
         CL.last_persisted = CL.pos;
     }
     if (CL.cmd != NULL && CL.state == BUS_UP)
-        cmd_sent(redisAsyncCommand(CL.cmd, NULL, NULL, "HSET %s %s %s",
+        cmd_sent(redisAsyncCommand(CL.cmd, on_reply_counted, NULL, "HSET %s %s %s",
                                    key(k, sizeof(k), "acks"), CL.self,
                                    clwire_id_fmt(CL.pos, idb)));
 }
@@ -961,6 +963,16 @@ on_watchdog(struct ev_loop *loop, ev_timer *t, int revents)
 
 /* ----------------------------------------------------- membership */
 
+static void
+on_reply_counted(redisAsyncContext *c, void *r, void *priv)
+{
+    (void)c;
+    (void)priv;
+    if (r != NULL)
+        cmd_answered();
+}
+
+
 struct idlist {
     unsigned n;
     char *id[CLVIEW_MAX * 2];
@@ -974,28 +986,63 @@ idlist_free(struct idlist *l)
     free(l);
 }
 
-/* Leader (smallest live id) only: trim the stream past every member's
- * position, or past the retention cap; forget members gone that long. */
+/* XTRIM, and the mark only when entries were removed (atomically, so no
+ * node can read the stream between the two without seeing the mark). */
+static const char trim_lua[] =
+    "local n = redis.call('XTRIM', KEYS[1], 'MINID', ARGV[1]) "
+    "if n > 0 then redis.call('SET', KEYS[2], ARGV[1]) end return n";
+
+static void
+on_trim(redisAsyncContext *c, void *r_, void *priv)
+{
+    redisReply *r = r_;
+
+    (void)c;
+    (void)priv;
+    if (r == NULL)
+        return;
+    cmd_answered();
+    if (r->type == REDIS_REPLY_INTEGER && r->integer > 0)
+        atomic_fetch_add(&CL.trims, 1);
+    else if (r->type == REDIS_REPLY_ERROR)
+        LOG_W("cluster: trimming the stream: %s", r->str);
+}
+
+/* The value of field name in an HGETALL reply (empty slice: none). */
+static struct ac_slice
+hash_field(const redisReply *h, const char *name)
+{
+    for (size_t j = 0; j + 1 < h->elements; j += 2)
+        if (ac_slice_eq(rs(h->element[j]), AC_SLICE(name, strlen(name))))
+            return rs(h->element[j + 1]);
+    return AC_SLICE(NULL, 0);
+}
+
+/*
+ * Leader (smallest live id) only: trim the stream below every member's
+ * position, or below the retention cap; forget members not seen for the
+ * retention.  A member absent past the cap finds the mark above its
+ * position when it returns and drops its cache.
+ */
 static void
 trim(const struct idlist *ids, const bool *alive, const redisReply *acks)
 {
     struct clwire_id minid = { UINT64_MAX, UINT64_MAX }, cap, cut;
     uint64_t now_ms = (uint64_t)(wall_now() * 1000);
     uint64_t ret_ms = (uint64_t)(CL.cfg->p.cluster_retention * 1000);
-    char k[CL_KEYLEN], idb[CLWIRE_ID_STRMAX];
+    char k[CL_KEYLEN], k2[CL_KEYLEN], idb[CLWIRE_ID_STRMAX], sf[CLWIRE_NODE_MAX + 2];
 
     cap = (struct clwire_id){ now_ms > ret_ms ? now_ms - ret_ms : 0, 0 };
     for (unsigned i = 0; i < ids->n; i++) {
-        struct clwire_id a = { 0, 0 };
-        for (size_t j = 0; j + 1 < acks->elements; j += 2)
-            if (ac_slice_eq(rs(acks->element[j]), AC_SLICE(ids->id[i], strlen(ids->id[i]))))
-                (void)clwire_id_parse(rs(acks->element[j + 1]), &a);
-        if (!alive[i] && clwire_id_cmp(a, cap) < 0) {
-            /* gone past the retention: it drops its cache if it returns */
-            cmd_sent(redisAsyncCommand(CL.cmd, NULL, NULL, "SREM %s %s",
+        struct clwire_id a = { 0, 0 }, seen = { 0, 0 };
+        snprintf(sf, sizeof(sf), "@%s", ids->id[i]);
+        (void)clwire_id_parse(hash_field(acks, ids->id[i]), &a);
+        (void)clwire_id_parse(hash_field(acks, sf), &seen);
+        if (!alive[i] && seen.ms + ret_ms < now_ms) {
+            cmd_sent(redisAsyncCommand(CL.cmd, on_reply_counted, NULL, "SREM %s %s",
                                        key(k, sizeof(k), "nodes"), ids->id[i]));
-            cmd_sent(redisAsyncCommand(CL.cmd, NULL, NULL, "HDEL %s %s",
-                                       key(k, sizeof(k), "acks"), ids->id[i]));
+            cmd_sent(redisAsyncCommand(CL.cmd, on_reply_counted, NULL, "HDEL %s %s %s",
+                                       key(k, sizeof(k), "acks"), ids->id[i], sf));
             continue;
         }
         if (clwire_id_cmp(a, minid) < 0)
@@ -1004,15 +1051,9 @@ trim(const struct idlist *ids, const bool *alive, const redisReply *acks)
     cut = clwire_id_cmp(minid, cap) > 0 ? minid : cap;
     if (cut.ms == UINT64_MAX || (cut.ms == 0 && cut.seq == 0))
         return;
-    /* XTRIM MINID removes the ids below cut (the entry at cut stays).  The
-     * mark goes first: a node that reads it between the two commands errs
-     * on the safe side (drops its cache for entries that are still there). */
-    clwire_id_fmt(cut, idb);
-    cmd_sent(redisAsyncCommand(CL.cmd, NULL, NULL, "SET %s %s", key(k, sizeof(k), "trimmed"),
-                               idb));
-    cmd_sent(redisAsyncCommand(CL.cmd, NULL, NULL, "XTRIM %s MINID %s",
-                               key(k, sizeof(k), "inval"), idb));
-    atomic_fetch_add(&CL.trims, 1);
+    cmd_sent(redisAsyncCommand(CL.cmd, on_trim, NULL, "EVAL %s 2 %s %s %s", trim_lua,
+                               key(k, sizeof(k), "inval"), key(k2, sizeof(k2), "trimmed"),
+                               clwire_id_fmt(cut, idb)));
 }
 
 static void
@@ -1176,22 +1217,13 @@ on_smembers(redisAsyncContext *c, void *r_, void *priv)
     cmd_sent(rc);
 }
 
-static void
-on_reply_counted(redisAsyncContext *c, void *r, void *priv)
-{
-    (void)c;
-    (void)priv;
-    if (r != NULL)
-        cmd_answered();
-}
-
 /* Refresh our heartbeat and registration, then read the membership. */
 static void
 heartbeat(void)
 {
     char k[CL_KEYLEN], suf[CLWIRE_NODE_MAX + 8], ttl[32], v[64];
 
-    if (CL.cmd == NULL || CL.state != BUS_UP)
+    if (CL.cmd == NULL || CL.state != BUS_UP || CL.leaving)
         return;
     CL.hb_count++;
     snprintf(suf, sizeof(suf), "hb:%s", CL.self);
@@ -1202,6 +1234,10 @@ heartbeat(void)
                                key(k, sizeof(k), suf), v, ttl));
     cmd_sent(redisAsyncCommand(CL.cmd, on_reply_counted, NULL, "SADD %s %s",
                                key(k, sizeof(k), "nodes"), CL.self));
+    snprintf(suf, sizeof(suf), "@%s", CL.self);
+    snprintf(v, sizeof(v), "%llu", (unsigned long long)(wall_now() * 1000));
+    cmd_sent(redisAsyncCommand(CL.cmd, on_reply_counted, NULL, "HSET %s %s %s",
+                               key(k, sizeof(k), "acks"), suf, v));
     cmd_sent(redisAsyncCommand(CL.cmd, on_smembers, NULL, "SMEMBERS %s",
                                key(k, sizeof(k), "nodes")));
 }
@@ -1401,6 +1437,32 @@ cluster_start(const struct config *cfg, struct store *st, char *err, size_t errl
     CL.thr_started = true;
     LOG_I("cluster %s: this node is %s, bus %s", CL.name, CL.self, CL.url);
     return 0;
+}
+
+void
+cluster_leave(void)
+{
+    struct timeval tv = { 0, 500000 };
+    redisContext *c;
+    redisReply *r;
+    char k[CL_KEYLEN], suf[CLWIRE_NODE_MAX + 8];
+
+    if (!CL.on)
+        return;
+    c = redisConnectWithTimeout(CL.host, CL.port, tv);
+    if (c == NULL || c->err) {
+        if (c != NULL)
+            redisFree(c);
+        return;                 /* the others see the heartbeat expire instead */
+    }
+    redisSetTimeout(c, tv);
+    if (CL.db != 0 && (r = redisCommand(c, "SELECT %d", CL.db)) != NULL)
+        freeReplyObject(r);
+    snprintf(suf, sizeof(suf), "hb:%s", CL.self);
+    if ((r = redisCommand(c, "DEL %s", key(k, sizeof(k), suf))) != NULL)
+        freeReplyObject(r);
+    redisFree(c);
+    CL.leaving = true;
 }
 
 void

@@ -38,6 +38,10 @@ struct store;
  * 0, or -1 with a message (bad cluster_bus or cluster_addr).
  */
 int cluster_start(const struct config *cfg, struct store *st, char *err, size_t errlen);
+/* Main thread, when a stop begins: take this node off the ring at once
+ * (its heartbeat key is deleted; a blocking call of at most half a second),
+ * so the others stop sending it fetches while it drains. */
+void cluster_leave(void);
 /* Main thread, after the workers stopped: stop the thread, free all. */
 void cluster_stop(void);
 

@@ -305,7 +305,7 @@ cache_lookup_step(struct sess *s)
     lk.now = now_of(s);
     lk.match = match_cb;
     lk.match_arg = s;
-    lk.flags = STORE_LOOKUP_CREATE | STORE_LOOKUP_REFRESH | peer_lookup_flags();
+    lk.flags = STORE_LOOKUP_CREATE | STORE_LOOKUP_REFRESH | peer_lookup_flags(s);
     if (s->hash_always_miss)
         lk.flags |= STORE_LOOKUP_FORCE_MISS;
     r = store_lookup(s->w->store, &lk, &o, &busy);
@@ -554,6 +554,7 @@ dlv_begin(struct sess *s, uint64_t expect_len)
     if (OURS("Cache-Status"))
         ac_buf_printf(t, "Cache-Status: accel; %s; ttl=%lld\r\n", s->cstatus ? s->cstatus : "hit",
                       (long long)floor(tm.insert + tm.ttl - now_of(s)));
+    peer_dlv_fields(s, t);          /* a cluster peer gets the object's tags */
     if (s->w->stopping)
         s->keepalive = false;
     if (!s->keepalive)

@@ -59,8 +59,6 @@ peer_route(struct sess *s, struct ac_slice key)
         /* A peer (or a client pretending) sent it: fetch from the origin,
          * without the marker. */
         s->bereq_ops[s->n_bereq_ops++] = (struct pol_hdrop){ hop_name(), AC_SLICE(NULL, 0) };
-        if (from_peer(s))
-            STAT_INC(s->w, cluster_peer_request);
         return;
     }
     be = cluster_owner(key);
@@ -123,9 +121,30 @@ peer_local_ttl(struct sess *s)
         d->keep = cap;
 }
 
-unsigned
-peer_lookup_flags(void)
+void
+peer_dlv_fields(struct sess *s, struct ac_buf *t)
 {
+    size_t n;
+
+    if (!cluster_on() || s->obj == NULL || !from_peer(s))
+        return;
+    n = store_obj_tag_count(s->obj);
+    if (n == 0)
+        return;
+    ac_buf_catstr(t, "Surrogate-Key:");
+    for (size_t i = 0; i < n; i++) {
+        struct store_bytes tag = store_obj_tag(s->obj, i);
+        ac_buf_cat(t, " ", 1);
+        ac_buf_cat(t, tag.p, tag.len);
+    }
+    ac_buf_catstr(t, "\r\n");
+}
+
+unsigned
+peer_lookup_flags(struct sess *s)
+{
+    if (s->lookups == 1 && cluster_on() && from_peer(s))
+        STAT_INC(s->w, cluster_peer_request);
     return cluster_disk_ok() ? 0 : STORE_LOOKUP_MEM_ONLY;
 }
 

@@ -33,9 +33,15 @@ bool peer_fallback(struct sess *s);
  * longer than its own lifetime).  Call after the caching decision. */
 void peer_local_ttl(struct sess *s);
 
-/* Extra store_lookup() flags: memory only while the node has not caught up
- * with the invalidations it missed. */
-unsigned peer_lookup_flags(void);
+/* Delivering s->obj to a cluster peer: add its tags (Surrogate-Key),
+ * which are not part of the stored header block, so that the peer's copy
+ * answers tag purges too. */
+struct ac_buf;
+void peer_dlv_fields(struct sess *s, struct ac_buf *t);
+
+/* Extra store_lookup() flags for s: memory only while the node has not
+ * caught up with the invalidations it missed.  Counts requests from peers. */
+unsigned peer_lookup_flags(struct sess *s);
 
 /*
  * Answer an invalidation (purge, ban) whose JSON object, without its
