@@ -99,18 +99,53 @@ peer_fallback(struct sess *s)
     return true;
 }
 
+/*
+ * The freshness the owner had left for its object: the ttl= parameter of
+ * its Cache-Status entry (RFC 9211), the last field line.  An owner serving
+ * a stale object (grace, soft purge) says ttl <= 0 there, although the
+ * origin's max-age and Age would call it fresh; a non-owner must not keep
+ * such a copy.  false when there is none (the owner's policy removed it).
+ */
+static bool
+owner_ttl(const struct sess *s, double *ttl)
+{
+    const struct h1_header *last = NULL;
+
+    for (unsigned i = 0; i < s->resp.nhdrs; i++)
+        if (ac_slice_caseeq(s->resp.hdrs[i].name, AC_LIT("Cache-Status")))
+            last = &s->resp.hdrs[i];
+    if (last == NULL)
+        return false;
+    const char *p = last->value.p, *end = p + last->value.len, *found = NULL;
+    for (const char *q = p; q + 4 <= end; q++)
+        if (memcmp(q, "ttl=", 4) == 0 && (q == p || q[-1] == ' ' || q[-1] == ';'))
+            found = q + 4;
+    if (found == NULL)
+        return false;
+    double v = 0;
+    bool neg = found < end && *found == '-', digits = false;
+    for (const char *q = found + neg; q < end && *q >= '0' && *q <= '9' && v < 1e12; q++) {
+        v = v * 10 + (*q - '0');
+        digits = true;
+    }
+    *ttl = neg ? -v : v;
+    return digits;
+}
+
 void
 peer_local_ttl(struct sess *s)
 {
     struct cache_decision *d = &s->dec;
-    double cap = s->w->cfg->p.cluster_local_ttl;
+    double cap = s->w->cfg->p.cluster_local_ttl, ot;
 
     if (s->be == NULL || !s->be->peer || !d->store)
         return;
+    if (owner_ttl(s, &ot) && ot < cap)
+        cap = ot;
     if (cap <= 0) {
         d->store = false;       /* every request goes to the owner */
         d->hfm = false;
-        d->why = "cluster_local_ttl = 0";
+        d->why = "cluster: local ttl 0, or the owner's copy is stale";
         return;
     }
     if (d->ttl - d->initial_age > cap)

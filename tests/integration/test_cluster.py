@@ -316,8 +316,10 @@ def test_node_joins_and_leaves_under_load_without_errors(cluster, origin):
 
 def test_dead_peer_keys_go_to_the_origin_then_move(cluster, origin):
     cc = {"Cache-Control": "max-age=300"}
-    nodes = three(cluster, "-p", "cluster_local_ttl=0")
-    a, b, c = nodes
+    a = cluster.add("-p", "cluster_local_ttl=0")
+    b = cluster.add("-p", "cluster_local_ttl=0")
+    c = cluster.add("-p", "cluster_local_ttl=0", check_exit=False)      # killed below
+    wait_ring([a, b, c], 3)
     # a path that c owns
     path = None
     for i in range(200):
