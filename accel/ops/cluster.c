@@ -55,7 +55,7 @@
 #define CL_REPLY_DEADLINE 3.0       /* a command without an answer this long: reconnect */
 #define CL_PEER_DOWN_MS 3000        /* a failed peer is skipped this long */
 #define CL_TRIM_EVERY 10            /* heartbeats between the leader's trims */
-#define CL_ACK_POLL 0.003           /* acks are polled this often while a purge waits */
+#define CL_ACK_POLL 0.001           /* acks are polled this often while a purge waits */
 
 enum bus_state { BUS_DOWN, BUS_CONNECTING, BUS_SYNCING, BUS_UP };
 static const char *const bus_names[] = { "down", "connecting", "syncing", "up" };

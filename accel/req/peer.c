@@ -17,7 +17,7 @@
 
 #include <stdio.h>
 
-#define PEER_WAIT_POLL 0.002        /* seconds between two looks at the acks */
+#define PEER_WAIT_POLL 0.001        /* seconds between two looks at the acks */
 
 static struct ac_slice
 hop_name(void)
