@@ -87,26 +87,33 @@ owner_port() {  # the client port of /1k.bin's owner
     python3 -c 'import json,sys; print(json.load(sys.stdin)["owner"].rsplit(":",1)[1])'
 }
 
-declare -A RPS=() P99=()
-measure() {  # measure NAME PORT: ROUNDS wrk runs, medians into RPS/P99
-  local r f v=() l=()
+declare -A RPS=() P99=() VALS=() LATS=()
+one_run() {  # one_run NAME PORT ROUND: one wrk run, its figures kept for the medians
+  local f="$RUN/wrk-$1-$3.txt"
+  run_wrk "$f" -t1 -c50 --latency -H "Host: bench.example" "http://127.0.0.1:$2/1k.bin"
+  VALS[$1]="${VALS[$1]:-} $(wrk_rps "$f")"
+  LATS[$1]="${LATS[$1]:-} $(to_ms "$(wrk_pct "$f" 99)")"
+  log "$1 round $3: $(wrk_rps "$f") req/s, p99 $(wrk_pct "$f" 99), errors $(wrk_errs "$f")"
+}
+measure_pair() {  # measure_pair NAME1 PORT1 NAME2 PORT2: ROUNDS rounds, order alternating
+  local r
   curl -s -o /dev/null -H "Host: bench.example" "http://127.0.0.1:$2/1k.bin"
+  curl -s -o /dev/null -H "Host: bench.example" "http://127.0.0.1:$4/1k.bin"
   for r in $(seq 1 "$ROUNDS"); do
-    f="$RUN/wrk-$1-$r.txt"
-    run_wrk "$f" -t1 -c50 --latency -H "Host: bench.example" "http://127.0.0.1:$2/1k.bin"
-    v+=("$(wrk_rps "$f")"); l+=("$(to_ms "$(wrk_pct "$f" 99)")")
-    log "$1 round $r: $(wrk_rps "$f") req/s, p99 $(wrk_pct "$f" 99), errors $(wrk_errs "$f")"
+    if [ $((r % 2)) = 1 ]; then one_run "$1" "$2" "$r"; one_run "$3" "$4" "$r"
+    else one_run "$3" "$4" "$r"; one_run "$1" "$2" "$r"; fi
   done
-  RPS[$1]=$(printf '%s\n' "${v[@]}" | median)
-  P99[$1]=$(printf '%s\n' "${l[@]}" | median)
+  for n in "$1" "$3"; do
+    RPS[$n]=$(printf '%s\n' ${VALS[$n]} | median)
+    P99[$n]=$(printf '%s\n' ${LATS[$n]} | median)
+  done
 }
 
 start_nodes 5
 OWNER=$(owner_port)
 OTHER=$((BASE + 2)); [ "$OTHER" = "$OWNER" ] && OTHER=$((BASE + 3))
 log "owner of /1k.bin: port $OWNER; non-owner: port $OTHER"
-measure owner "$OWNER"
-measure non-owner "$OTHER"
+measure_pair owner "$OWNER" non-owner "$OTHER"
 
 # purge fan-out: every answer waits for all three nodes
 python3 - "$OTHER" "$PURGES" > "$RUN/purge.txt" <<'EOF'
@@ -138,8 +145,7 @@ stop_nodes
 start_nodes 0
 OWNER=$(owner_port)
 OTHER=$((BASE + 2)); [ "$OTHER" = "$OWNER" ] && OTHER=$((BASE + 3))
-measure non-owner-hop "$OTHER"
-measure owner-ttl0 "$OWNER"
+measure_pair owner-ttl0 "$OWNER" non-owner-hop "$OTHER"
 stop_nodes
 
 echo

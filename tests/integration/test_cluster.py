@@ -79,13 +79,16 @@ class Cluster:
         self.name = name
         self.nodes = []
 
-    def add(self, *extra, disk=None, check_exit=True):
+    def add(self, *extra, disk=None, check_exit=True, vcl=None):
         admin = free_port()
         args = ["-p", "cluster_bus=" + self.redis.url, "-p", "cluster_name=" + self.name,
                 "-p", "cluster_heartbeat=0.2", "-T", "127.0.0.1:%d" % admin]
         if disk is not None:
             args += ["-s", "disk=%s" % disk]
-        a = self.start_accel(*(args + list(extra)), origins=[self.origin], check_exit=check_exit)
+        if vcl is not None:
+            args += ["-f", vcl]
+        a = self.start_accel(*(args + list(extra)), origins=[] if vcl else [self.origin],
+                             check_exit=check_exit)
         a.admin = admin
         self.nodes.append(a)
         return a
@@ -342,6 +345,82 @@ def test_dead_peer_keys_go_to_the_origin_then_move(cluster, origin):
     wait_ring([a, b], 2)
     r = get(b, path)
     assert (r.status, r.body) == (200, b"dead peer")
+
+
+def test_slow_peer_gets_a_deadline_then_the_origin(cluster, origin):
+    """A member that stops answering (SIGSTOP: its kernel still accepts
+    connections) costs a request cluster_peer_timeout, then the origin
+    answers; once its heartbeat is gone its keys move."""
+    cc = {"Cache-Control": "max-age=300"}
+    a = cluster.add("-p", "cluster_peer_timeout=0.5", "-p", "cluster_local_ttl=0")
+    b = cluster.add("-p", "cluster_peer_timeout=0.5", "-p", "cluster_local_ttl=0")
+    c = cluster.add("-p", "cluster_peer_timeout=0.5", "-p", "cluster_local_ttl=0")
+    wait_ring([a, b, c], 3)
+    path = owned_by(a, c, "/slowpeer/")
+    origin.on(path, body=b"via origin", headers=cc)
+    os.kill(c.pid, signal.SIGSTOP)
+    try:
+        t0 = time.monotonic()
+        r = get(a, path)
+        took = time.monotonic() - t0
+        assert (r.status, r.body) == (200, b"via origin"), r
+        assert took < 5, took       # the deadline, not the 60 s first-byte timeout
+        assert counters(a)["cluster_peer_fallback"] >= 1
+        wait_until(lambda: len(info(a)["ring"]) == 2, 15, "the stopped member leaves the ring")
+        t0 = time.monotonic()
+        assert get(a, owned_by(a, b, "/after/")).status == 200
+        assert time.monotonic() - t0 < 5
+    finally:
+        os.kill(c.pid, signal.SIGCONT)
+    wait_ring([a, b, c], 3)
+
+
+def owned_by(via, node, prefix):
+    """A path whose cache key `node` owns, as `via` sees the ring."""
+    me = "127.0.0.1:%d" % node.port
+    for i in range(500):
+        p = "%s%d" % (prefix, i)
+        doc = json.loads(request(via.admin, "GET", "/cluster/owner?url=%s&host=%s"
+                                 % (p, HOST)).body)
+        if doc["owner"] == me:
+            return p
+    raise AssertionError("no path owned by %s" % me)
+
+
+POLICY = """
+sub vcl_recv {
+    if (req.method == "PURGE") { return (purge); }
+    if (req.method == "BAN") {
+        ban("req.url ~ " + req.http.x-ban-prefix);
+        return (synth(200, "Banned"));
+    }
+}
+"""
+
+
+def test_policy_purge_ban_and_unsafe_methods_reach_every_node(cluster, origin, tmp_path):
+    from policy_common import write_vcl
+    vcl = write_vcl(tmp_path, POLICY, origin)
+    nodes = [cluster.add("-p", "cluster_local_ttl=300", vcl=vcl) for _ in range(3)]
+    wait_ring(nodes, 3)
+    a, b, c = nodes
+    cc = {"Cache-Control": "max-age=300"}
+    paths = ("/pp", "/pb/1", "/pu")
+    for p in paths:
+        origin.on(p, body=b"old", headers=cc)
+    warm(nodes, paths)
+    for p in paths:
+        origin.on(p, body=b"new", headers=cc)
+    assert request(a.port, "PURGE", "/pp", host=HOST).status == 200     # vcl_purge's answer
+    assert request(b.port, "BAN", "/", host=HOST, headers={"X-Ban-Prefix": "^/pb/"}).status == 200
+    # RFC 9111 4.4: a POST answered 2xx invalidates the target everywhere
+    origin.on("/pu", body=b"new", headers=cc)
+    assert request(c.port, "POST", "/pu", host=HOST, body=b"x").status == 200
+    for p in paths:
+        for n in nodes:
+            wait_until(lambda: get(n, p).body == b"new", 10, "%s refreshed on %d" % (p, n.port))
+    pubs = sum(info(n)["counters"]["published"] for n in nodes)
+    assert pubs >= 3, pubs
 
 
 def test_bad_cluster_parameters_are_refused(start_accel, origin, tmp_path):
