@@ -151,6 +151,8 @@ static struct {
     unsigned nmembers;
     struct clwire_id pos_snap;
     bool pos_snap_known;
+    struct clwire_id published_max;  /* the newest id our own XADDs got */
+    char epoch_snap[64];
     double wait_until;          /* a purge waits for acks until then */
     atomic_bool disk_ok;
 #define X(n, h) atomic_uint_fast64_t n;
@@ -424,6 +426,42 @@ cluster_publish(enum clwire_op op, unsigned flags, struct ac_slice arg)
     return t;
 }
 
+void
+cluster_pos_fmt(char *out, size_t outlen)
+{
+    char idb[CLWIRE_ID_STRMAX];
+
+    AC_ZERO(pthread_mutex_lock(&CL.mtx));
+    if (CL.pos_snap_known)
+        snprintf(out, outlen, "%s %s", CL.epoch_snap, clwire_id_fmt(CL.pos_snap, idb));
+    else
+        snprintf(out, outlen, "- 0-0");
+    AC_ZERO(pthread_mutex_unlock(&CL.mtx));
+}
+
+bool
+cluster_peer_behind(struct ac_slice v)
+{
+    const char *sp = v.p != NULL ? memchr(v.p, ' ', v.len) : NULL;
+    struct clwire_id theirs, mine;
+    bool behind = true;
+
+    if (sp == NULL || clwire_id_parse(AC_SLICE(sp + 1, (size_t)(v.p + v.len - sp - 1)),
+                                      &theirs) != 0)
+        return true;
+    AC_ZERO(pthread_mutex_lock(&CL.mtx));
+    mine = CL.pos_snap;
+    if (clwire_id_cmp(CL.published_max, mine) > 0)
+        mine = CL.published_max;
+    /* same data set, nothing of ours still unpublished, and the owner has
+     * applied at least what we have */
+    if (CL.pos_snap_known && CL.qlen == 0 && (size_t)(sp - v.p) == strlen(CL.epoch_snap) &&
+        memcmp(v.p, CL.epoch_snap, (size_t)(sp - v.p)) == 0)
+        behind = clwire_id_cmp(theirs, mine) < 0;
+    AC_ZERO(pthread_mutex_unlock(&CL.mtx));
+    return behind;
+}
+
 uint64_t
 cluster_ticket_last(void)
 {
@@ -489,6 +527,8 @@ on_xadd(redisAsyncContext *c, void *r_, void *priv)
         bus_down("XADD failed");
         return;
     }
+    if (clwire_id_cmp(id, CL.published_max) > 0)
+        CL.published_max = id;
     struct ticket *tk = &CL.tickets[p->ticket % CL_TICKETS];
     if (tk->t == p->ticket) {
         tk->has_id = true;
@@ -632,6 +672,7 @@ persist_position(void)
     AC_ZERO(pthread_mutex_lock(&CL.mtx));
     CL.pos_snap = CL.pos;
     CL.pos_snap_known = true;
+    snprintf(CL.epoch_snap, sizeof(CL.epoch_snap), "%s", CL.epoch);
     for (unsigned i = 0; i < CL.nmembers; i++)
         if (strcmp(CL.members[i].id, CL.self) == 0) {
             CL.members[i].ack = CL.pos;

@@ -66,6 +66,17 @@ void cluster_owner_id(struct ac_slice key, char *out, size_t outlen);
 /* A fetch from peer be failed (connect, deadline): skip it for a while. */
 void cluster_peer_failed(const struct backend *be);
 
+/*
+ * Peer fetches and invalidations in flight: the owner tells the peer how
+ * far it has applied the stream (cluster_pos_fmt() into a response field),
+ * and the peer keeps the answer only when the owner is not behind what the
+ * peer itself has applied or published (cluster_peer_behind()): so a copy
+ * fetched from an owner that has not applied a purge yet is never kept.
+ * The value is "EPOCH MS-SEQ"; any thread.
+ */
+void cluster_pos_fmt(char *out, size_t outlen);
+bool cluster_peer_behind(struct ac_slice owner_pos);
+
 /* May lookups use the disk tier?  False from start-up until this node has
  * replayed the invalidations it missed (always true without a cluster or
  * without a disk tier). */

@@ -1079,6 +1079,7 @@ cache_on_beresp(struct sess *s, size_t r)
     struct store_bytes tags[64];
 
     s->resp_time = now_of(s);
+    peer_beresp(s);                 /* a peer's answer: its position field out */
     if (s->revalidating && resp->status == 304 && s->stale != NULL)
         return freshen(s, r);
     if (resp->status >= 500 && stale_if_error_ok(s))

@@ -25,6 +25,9 @@ hop_name(void)
     return AC_LIT(CLUSTER_HOP_HEADER);
 }
 
+/* The owner's stream position, in its answers to peers (never stored). */
+#define PEER_POS_HEADER "X-Accel-Peer-Pos"
+
 static bool
 from_peer(const struct sess *s)
 {
@@ -132,6 +135,34 @@ owner_ttl(const struct sess *s, double *ttl)
     return digits;
 }
 
+/* Take the owner's position field out of the response (it must not be
+ * stored or reach a client) and return its value. */
+static struct ac_slice
+take_pos(struct sess *s)
+{
+    struct ac_slice v = AC_SLICE(NULL, 0);
+    unsigned k = 0;
+
+    for (unsigned i = 0; i < s->resp.nhdrs; i++) {
+        if (ac_slice_caseeq(s->resp.hdrs[i].name, AC_LIT(PEER_POS_HEADER))) {
+            v = s->resp.hdrs[i].value;
+            continue;
+        }
+        s->resp.hdrs[k++] = s->resp.hdrs[i];
+    }
+    s->resp.nhdrs = k;
+    return v;
+}
+
+void
+peer_beresp(struct sess *s)
+{
+    s->cl_owner_behind = false;
+    if (s->be == NULL || !s->be->peer)
+        return;
+    s->cl_owner_behind = cluster_peer_behind(take_pos(s));
+}
+
 void
 peer_local_ttl(struct sess *s)
 {
@@ -142,10 +173,12 @@ peer_local_ttl(struct sess *s)
         return;
     if (owner_ttl(s, &ot) && ot < cap)
         cap = ot;
+    if (s->cl_owner_behind)
+        cap = 0;                /* the owner may not have applied a purge we saw */
     if (cap <= 0) {
         d->store = false;       /* every request goes to the owner */
         d->hfm = false;
-        d->why = "cluster: local ttl 0, or the owner's copy is stale";
+        d->why = "cluster: local ttl 0, the owner's copy is stale or the owner is behind";
         return;
     }
     if (d->ttl - d->initial_age > cap)
@@ -161,8 +194,12 @@ peer_dlv_fields(struct sess *s, struct ac_buf *t)
 {
     size_t n;
 
+    char pos[CLWIRE_ID_STRMAX + 80];
+
     if (!cluster_on() || s->obj == NULL || !from_peer(s))
         return;
+    cluster_pos_fmt(pos, sizeof(pos));
+    ac_buf_printf(t, PEER_POS_HEADER ": %s\r\n", pos);
     n = store_obj_tag_count(s->obj);
     if (n == 0)
         return;

@@ -29,6 +29,10 @@ void peer_route(struct sess *s, struct ac_slice key);
  */
 bool peer_fallback(struct sess *s);
 
+/* A response head from a peer: take the owner's position field out (it is
+ * never stored nor sent on) and note whether the owner is behind us. */
+void peer_beresp(struct sess *s);
+
 /* An object fetched from a peer is kept at most cluster_local_ttl (and no
  * longer than its own lifetime).  Call after the caching decision. */
 void peer_local_ttl(struct sess *s);

@@ -208,6 +208,7 @@ struct sess {
     double cl_until;
     int cl_status;
     const char *cl_reason;
+    bool cl_owner_behind;           /* a peer's answer: the owner had applied less than us */
 };
 
 /* Accept hook: a new client connection on worker w (fd is non-blocking);

@@ -145,7 +145,13 @@ def test_one_origin_fetch_serves_every_node(cluster, origin):
         for n in nodes:
             r = get(n, "/obj")
             assert (r.status, r.body) == (200, b"shared"), r
+            # the cluster's own fields never reach a client ...
+            assert r.header("X-Accel-Peer-Pos") is None and r.header("X-Accel-Peer") is None
     assert origin.count("/obj") == 1, "every node fetched from the origin itself"
+    # ... nor the origin, which sees the client's address first
+    req = origin.requests_for("/obj")[0]
+    assert req.header("X-Accel-Peer") is None, req.headers
+    assert req.header("X-Forwarded-For").startswith("127.0.0.1"), req.headers
     fetched = sum(counters(n)["cluster_peer_fetch"] for n in nodes)
     served = sum(counters(n)["cluster_peer_request"] for n in nodes)
     assert fetched >= 2 and served == fetched, (fetched, served)
