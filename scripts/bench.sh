@@ -2,7 +2,8 @@
 # Benchmarks, run by `make bench` after the build (never part of make test).
 #   1. tests/bench/proxy_bench.sh: accel beside nginx proxy_pass (issue 2)
 #   2. build/bench/store_bench, when it has been built
-#   3. with ACCEL_COMPARE=1: the workplace comparison harness
+#   3. tests/bench/cluster_bench.sh: three nodes through Redis (issue 21)
+#   4. with ACCEL_COMPARE=1: the workplace comparison harness
 #      ../shared/bench/compare.sh (relative to the repository root) with accel
 #      as a third target.
 # Knobs are passed through the environment (see each script's header), e.g.
@@ -31,6 +32,12 @@ if [ -x "$B/bench/store_bench" ]; then
 else
     echo
     echo "== store bench: $BUILD/bench/store_bench not built, skipped"
+fi
+
+echo
+echo "== cluster bench: owner / non-owner hits, purge fan-out (tests/bench/cluster_bench.sh)"
+if ! ACCEL="${ACCEL:-$B/accel}" bash "$ROOT/tests/bench/cluster_bench.sh"; then
+    echo "bench: cluster_bench.sh failed" >&2; fail=1
 fi
 
 if [ "${ACCEL_COMPARE:-0}" = 1 ]; then
