@@ -282,6 +282,28 @@ def test_redis_killed_and_restarted_mid_run(cluster, origin, redis):
         wait_until(lambda: get(n, "/r").body == b"r new", 15, "purge applied after the outage")
 
 
+def test_hung_redis_is_a_bus_down_after_a_deadline(cluster, origin, redis):
+    """A Redis that stops answering (SIGSTOP) gives no error: every command
+    has a deadline, then the bus counts as down; nothing a client does
+    waits for it longer than cluster_purge_wait."""
+    cc = {"Cache-Control": "max-age=300"}
+    origin.on("/h", body=b"h", headers=cc)
+    nodes = three(cluster)
+    os.kill(redis.proc.pid, signal.SIGSTOP)
+    try:
+        t0 = time.monotonic()
+        r = request(nodes[0].port, "PURGE", "/h", host=HOST)
+        assert r.status == 200 and time.monotonic() - t0 < 5, r
+        for n in nodes:
+            assert get(n, "/h").status == 200
+        wait_until(lambda: all(info(n)["bus"]["state"] != "up" for n in nodes), 20,
+                   "the hung bus declared down")
+    finally:
+        os.kill(redis.proc.pid, signal.SIGCONT)
+    wait_ring(nodes, 3, timeout=30)
+    wait_until(lambda: info(nodes[0])["bus"]["queued"] == 0, 15, "the purge published")
+
+
 def test_node_joins_and_leaves_under_load_without_errors(cluster, origin):
     cc = {"Cache-Control": "max-age=300"}
     for i in range(40):
