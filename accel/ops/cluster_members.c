@@ -80,11 +80,16 @@ idlist_free(struct idlist *l)
     free(l);
 }
 
-/* XTRIM, and the mark only when entries were removed (atomically, so no
- * node can read the stream between the two without seeing the mark). */
+/* XTRIM, and as the mark the id of the newest entry it removed (one
+ * script: no node can read the stream between the two without seeing the
+ * mark).  A member whose position is at or past the mark missed nothing;
+ * one before it may have, and drops its cache when it returns.  The mark
+ * is not the cut itself: when the retention cuts above every position
+ * (an idle stream), the members that applied everything must not drop. */
 static const char trim_lua[] =
+    "local last = redis.call('XREVRANGE', KEYS[1], '(' .. ARGV[1], '-', 'COUNT', 1) "
     "local n = redis.call('XTRIM', KEYS[1], 'MINID', ARGV[1]) "
-    "if n > 0 then redis.call('SET', KEYS[2], ARGV[1]) end return n";
+    "if n > 0 and last[1] then redis.call('SET', KEYS[2], last[1][1]) end return n";
 
 static void
 on_trim(redisAsyncContext *c, void *r_, void *priv)

@@ -255,6 +255,50 @@ def test_killed_node_replays_missed_purges_before_serving_from_disk(cluster, ori
     assert origin.count("/k2") == 1, "the unpurged object was not served from disk"
 
 
+def test_node_gone_past_the_retention_drops_its_cache_on_return(cluster, origin, tmp_path):
+    """Entries a member never applied are trimmed once it has been away for
+    cluster_retention; when it comes back it cannot replay them, so it
+    drops its whole cache instead of serving something purged."""
+    disk = tmp_path / "rdisk"
+    disk.mkdir()
+    cc = {"Cache-Control": "max-age=300"}
+    origin.on("/g1", body=b"g1 old", headers=cc)
+    origin.on("/g2", body=b"g2", headers=cc)
+    args = ("-p", "cluster_local_ttl=300", "-p", "cluster_retention=1")
+    a = cluster.add(*args)
+    b = cluster.add(*args)
+    c = cluster.add(*args, disk=str(disk), check_exit=False)
+    wait_ring([a, b, c], 3)
+    wait_until(lambda: info(c)["replayed"], 10, "node c caught up")
+    for p in ("/g1", "/g2"):
+        assert get(c, p).status == 200
+    wait_until(lambda: store_stats(c)["disk_objects"] >= 2, 10, "objects written to c's disk")
+    c.signal(signal.SIGKILL)
+    c.wait_exit(10)
+    origin.on("/g1", body=b"g1 new", headers=cc)
+    assert request(a.port, "PURGE", "/g1", host=HOST).status == 200
+    mark = "accel:{%s}:trimmed" % cluster.name
+    wait_until(lambda: cluster.redis.cli("GET", mark), 30, "the leader trimmed past node c")
+
+    # the members that applied everything keep their caches over a reconnect
+    wait_until(lambda: cluster.redis.cli("XLEN", "accel:{%s}:inval" % cluster.name) == "0", 30,
+               "the idle stream trimmed by the retention")
+    cluster.redis.cli("CLIENT", "KILL", "TYPE", "normal")
+    wait_until(lambda: all(info(n)["counters"]["reconnects"] >= 2 for n in (a, b)), 15,
+               "a and b reconnected")
+    wait_ring([a, b], 2)
+    assert all(info(n)["counters"]["cache_dropped"] == 0 for n in (a, b))
+    c2 = cluster.add(*args, disk=str(disk))
+    wait_until(lambda: info(c2)["replayed"], 15, "restarted node caught up")
+    assert info(c2)["counters"]["cache_dropped"] >= 1
+    assert get(c2, "/g1").body == b"g1 new"
+    n = origin.count("/g2")
+    r = get(c2, "/g2")
+    assert r.body == b"g2"
+    assert origin.count("/g2") + counters(c2)["cluster_peer_fetch"] > n, \
+        "the disk copy was served although the node could not know what it missed"
+
+
 def test_redis_killed_and_restarted_mid_run(cluster, origin, redis):
     cc = {"Cache-Control": "max-age=300"}
     origin.on("/r", body=b"r old", headers=cc)
