@@ -423,8 +423,8 @@ on_sync(redisAsyncContext *c, void *r_, void *priv)
             cl_bus_down("no epoch");
             return;
         }
+        cl_set_state(BUS_UP);       /* first: the position's HSET goes out with it */
         sync_decide();
-        cl_set_state(BUS_UP);
         LOG_I("cluster %s: bus %s up (epoch %s), reading from %llu-%llu", CL.name, CL.url,
               CL.epoch, (unsigned long long)CL.pos.ms, (unsigned long long)CL.pos.seq);
         cl_flush_queue();

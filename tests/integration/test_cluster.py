@@ -155,6 +155,11 @@ def test_one_origin_fetch_serves_every_node(cluster, origin):
     fetched = sum(counters(n)["cluster_peer_fetch"] for n in nodes)
     served = sum(counters(n)["cluster_peer_request"] for n in nodes)
     assert fetched >= 2 and served == fetched, (fetched, served)
+    # every member shows the others live, with their applied position
+    for n in nodes:
+        ms = info(n)["members"]
+        assert sorted(m["state"] for m in ms) == ["live", "live", "self"], ms
+        assert all("applied" in m for m in ms), ms
     # the owner is the same for everybody, and says so
     owners = {json.loads(request(n.admin, "GET", "/cluster/owner?url=/obj&host=" + HOST).body)
               ["owner"] for n in nodes}
