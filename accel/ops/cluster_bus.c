@@ -206,8 +206,11 @@ apply(const struct clwire_entry *e)
         drop_cache("a member asked for it (its queue overflowed, or an admin)");
         break;
     }
-    if (r != STORE_OK)
+    if (r != STORE_OK) {
+        /* the position moves on: what this purge covered must go another way */
         LOG_W("cluster: %s purge not applied: %s", clwire_op_name(e->op), store_strerror(r));
+        drop_cache("a purge the store could not apply");
+    }
 }
 
 /* One XREAD entry [id, [f, v, ...]]: apply it unless it is ours.  The
@@ -251,7 +254,7 @@ apply_reply_entry(const redisReply *en)
 static void
 persist_position(void)
 {
-    char v[160], idb[CLWIRE_ID_STRMAX], k[200];
+    char v[160], idb[CLWIRE_ID_STRMAX], k[CL_KEYLEN];
 
     AC_ZERO(pthread_mutex_lock(&CL.mtx));
     CL.pos_snap = CL.pos;
