@@ -156,10 +156,12 @@ def test_one_origin_fetch_serves_every_node(cluster, origin):
     served = sum(counters(n)["cluster_peer_request"] for n in nodes)
     assert fetched >= 2 and served == fetched, (fetched, served)
     # every member shows the others live, with their applied position
-    for n in nodes:
+    def members_ok(n):      # acks are read just after the membership: poll
         ms = info(n)["members"]
-        assert sorted(m["state"] for m in ms) == ["live", "live", "self"], ms
-        assert all("applied" in m for m in ms), ms
+        return (sorted(m["state"] for m in ms) == ["live", "live", "self"] and
+                all("applied" in m for m in ms))
+    for n in nodes:
+        wait_until(lambda: members_ok(n), 10, "members with state and position on %d" % n.port)
     # the owner is the same for everybody, and says so
     owners = {json.loads(request(n.admin, "GET", "/cluster/owner?url=/obj&host=" + HOST).body)
               ["owner"] for n in nodes}
