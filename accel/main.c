@@ -8,10 +8,12 @@
 #include "cache.h"
 #include "cluster.h"
 #include "config.h"
+#include "h1.h"
 #include "log.h"
 #include "policy.h"
 #include "pool.h"
 #include "probe.h"
+#include "req.h"
 #include "store.h"
 #include "tls.h"
 #include "wrk.h"
@@ -26,6 +28,33 @@
 
 static struct config cfg;       /* read-only once workers start (architecture.md) */
 static struct cache_params cparams; /* idem */
+
+/*
+ * What the workers run, wired here so that net/ knows no room above it:
+ * client connections are HTTP/1.1 (client/h1.c), a draining or exiting
+ * worker closes its idle origin connections (origin/pool.c), an exiting one
+ * frees its cache of request objects (req/req.c).
+ */
+static void
+wrk_on_exit(struct wrk *w)
+{
+    pool_close_idle(w);
+    req_cache_flush(w);
+}
+
+static void
+wrk_on_destroy(struct wrk *w)
+{
+    if (w->pset != NULL)
+        pool_set_release(&w->pset);
+}
+
+static const struct wrk_hooks wrk_hooks = {
+    .accept = h1_accept,
+    .drain = pool_close_idle,
+    .exit = wrk_on_exit,
+    .destroy = wrk_on_destroy,
+};
 
 static void
 on_store_panic(const char *func, const char *file, int line, const char *expr)
@@ -244,11 +273,16 @@ main(int argc, char **argv)
     }
     if (cluster_start(&cfg, st, err, sizeof(err)) != 0) {
         LOG_E("%s", err);
+        pool_set_release(&bset);
+        if (prog != NULL)
+            vcl_program_release(&prog);
         if (st != NULL)
             store_close(&st);
         config_free(&cfg);
         return 2;
     }
+    if (cluster_on())
+        bans_set_added_hook(cluster_ban_added);  /* bans accepted here are published */
     if (tls_server_init(&cfg, err, sizeof(err)) != 0) {
         LOG_E("%s", err);
         pool_set_release(&bset);
@@ -259,7 +293,7 @@ main(int argc, char **argv)
         config_free(&cfg);
         return 1;
     }
-    if (wrk_create_all(&cfg, st, &cparams, &ws, err, sizeof(err)) != 0 ||
+    if (wrk_create_all(&cfg, st, &cparams, &wrk_hooks, &ws, err, sizeof(err)) != 0 ||
         (cfg.user != NULL && drop_privileges(cfg.user, err, sizeof(err)) != 0)) {
         LOG_E("%s", err);
         wrk_destroy_all(&ws, cfg.nworkers);

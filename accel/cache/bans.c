@@ -13,7 +13,6 @@
 
 #include "ban.h"
 #include "cache.h"
-#include "cluster.h"
 
 #include <pthread.h>
 #include <stdio.h>
@@ -30,6 +29,14 @@ struct bans_entry {
 /* Process-wide: the parsed bans (see docs/architecture.md, "Globals"). */
 static pthread_mutex_t bans_mtx = PTHREAD_MUTEX_INITIALIZER;
 static struct bans_entry *bans_head;
+/* Who hears of bans accepted here (the cluster bus); set before workers. */
+static bans_added_f *added_hook;
+
+void
+bans_set_added_hook(bans_added_f *fn)
+{
+    added_hook = fn;
+}
 
 static const struct ban *
 lookup(struct store_bytes spec)
@@ -72,8 +79,8 @@ add(struct store *st, struct ac_slice expr, double now, struct ac_buf *canon, ch
     if (canon != NULL)
         ac_buf_catstr(canon, t);
     /* accepted here: the other members of a cluster get it too */
-    if (r == STORE_OK && publish)
-        (void)cluster_publish(CLWIRE_BAN, 0, AC_SLICE(t, strlen(t)));
+    if (r == STORE_OK && publish && added_hook != NULL)
+        added_hook(AC_SLICE(t, strlen(t)));
     ban_free(&b);
     if (r != STORE_OK) {
         snprintf(err, errlen, "the store could not record the ban: %s", store_strerror(r));

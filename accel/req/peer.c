@@ -10,12 +10,12 @@
  * ring, and one origin fetch serves the whole cluster (coalescing happens
  * on the owner's busy object).
  */
-#include "peer.h"
+#include "req_int.h"
 
 #include "cluster.h"
-#include "sess.h"
 
 #include <stdio.h>
+#include <string.h>
 
 #define PEER_WAIT_POLL 0.001        /* seconds between two looks at the acks */
 
@@ -29,9 +29,9 @@ hop_name(void)
 #define PEER_POS_HEADER "X-Accel-Peer-Pos"
 
 static bool
-from_peer(const struct sess *s)
+from_peer(const struct req *req)
 {
-    const struct h1_header *h = h1_header_find(s->hdrs, s->req.nhdrs, hop_name());
+    const struct h1_header *h = h1_header_find(req->hdrs, req->http.nhdrs, hop_name());
     size_t nl = strlen(cluster_name());
 
     return h != NULL && h->value.len > nl && memcmp(h->value.p, cluster_name(), nl) == 0 &&
@@ -39,66 +39,61 @@ from_peer(const struct sess *s)
 }
 
 static void
-drop_marker_op(struct sess *s)
+drop_marker_op(struct req *req)
 {
-    for (unsigned i = 0; i < s->n_bereq_ops; i++)
-        if (ac_slice_caseeq(s->bereq_ops[i].name, hop_name())) {
-            s->bereq_ops[i] = s->bereq_ops[--s->n_bereq_ops];
+    for (unsigned i = 0; i < req->n_bereq_ops; i++)
+        if (ac_slice_caseeq(req->bereq_ops[i].name, hop_name())) {
+            req->bereq_ops[i] = req->bereq_ops[--req->n_bereq_ops];
             i--;
         }
 }
 
 void
-peer_route(struct sess *s, struct ac_slice key)
+peer_route(struct req *req, struct ac_slice key)
 {
     const struct backend *be;
 
     if (!cluster_on())
         return;
-    drop_marker_op(s);
-    if (s->n_bereq_ops >= POL_MAX_HDROPS)
+    drop_marker_op(req);
+    if (req->n_bereq_ops >= POL_MAX_HDROPS)
         return;                 /* no room for the marker: the origin, directly */
-    if (h1_header_find(s->hdrs, s->req.nhdrs, hop_name()) != NULL) {
+    if (h1_header_find(req->hdrs, req->http.nhdrs, hop_name()) != NULL) {
         /* A peer (or a client pretending) sent it: fetch from the origin,
          * without the marker. */
-        s->bereq_ops[s->n_bereq_ops++] = (struct pol_hdrop){ hop_name(), AC_SLICE(NULL, 0) };
+        req->bereq_ops[req->n_bereq_ops++] = (struct pol_hdrop){ hop_name(), AC_SLICE(NULL, 0) };
         return;
     }
     be = cluster_owner(key);
     if (be == NULL)
         return;                 /* ours */
-    s->be = be;
-    s->bereq_ops[s->n_bereq_ops++] = (struct pol_hdrop){ hop_name(), cluster_hop_value() };
-    STAT_INC(s->w, cluster_peer_fetch);
+    req->fetch.be = be;
+    req->bereq_ops[req->n_bereq_ops++] = (struct pol_hdrop){ hop_name(), cluster_hop_value() };
+    STAT_INC(req->w, cluster_peer_fetch);
 }
 
 bool
-peer_fallback(struct sess *s)
+peer_fallback(struct req *req)
 {
-    const struct backend *peer = s->be;
+    struct fetch *f = &req->fetch;
+    const struct backend *peer = f->be, *to;
 
-    if (peer == NULL || !peer->peer || s->bytes_sent > 0 ||
-        (s->state != S_CONNECT && s->state != S_BEREQ && s->state != S_BERESP))
+    if (peer == NULL || !peer->peer || req->bytes_sent > 0 ||
+        (req->state != R_CONNECT && req->state != R_BEREQ && req->state != R_BERESP))
         return false;
     cluster_peer_failed(peer);
-    if (s->oc != NULL)
-        pool_close(&s->oc);
-    drop_marker_op(s);
-    s->be = s->prog != NULL ? pol_backend(s) : pool_pick(s->w);
-    if (s->be == NULL) {
-        s->be = peer;           /* the error path names the server that failed */
-        return false;
-    }
-    LOG_W("cluster: peer %s did not answer for " AC_SLICE_FMT "; fetching from origin %s",
-          peer->name, AC_SLICE_ARG(s->req.path), s->be->name);
-    STAT_INC(s->w, cluster_peer_fallback);
-    s->relay.start = s->relay.end = 0;
-    s->resp_bytes_in = 0;
-    s->oc_reused = false;
-    s->timed_out = false;
-    s->retries = 0;
-    fetch_build_bereq(s);
-    s->state = S_CONNECT;
+    fetch_close(f);
+    drop_marker_op(req);
+    to = req->prog != NULL ? pol_backend(req) : pool_pick(req->w);
+    if (to == NULL)
+        return false;           /* f->be stays: the error path names the peer that failed */
+    LOG_W("cluster: peer %s failed (%s%s%s) for " AC_SLICE_FMT "; fetching from origin %s",
+          peer->name, f->fail_what ? f->fail_what : "?", f->fail_err ? ": " : "",
+          f->fail_err ? strerror(f->fail_err) : "", AC_SLICE_ARG(req->http.path), to->name);
+    STAT_INC(req->w, cluster_peer_fallback);
+    fetch_redirect(f, to);
+    req_build_bereq(req);
+    req->state = R_CONNECT;
     return true;
 }
 
@@ -110,13 +105,13 @@ peer_fallback(struct sess *s)
  * such a copy.  false when there is none (the owner's policy removed it).
  */
 static bool
-owner_ttl(const struct sess *s, double *ttl)
+owner_ttl(const struct req *req, double *ttl)
 {
     const struct h1_header *last = NULL;
 
-    for (unsigned i = 0; i < s->resp.nhdrs; i++)
-        if (ac_slice_caseeq(s->resp.hdrs[i].name, AC_LIT("Cache-Status")))
-            last = &s->resp.hdrs[i];
+    for (unsigned i = 0; i < req->fetch.resp.nhdrs; i++)
+        if (ac_slice_caseeq(req->fetch.resp.hdrs[i].name, AC_LIT("Cache-Status")))
+            last = &req->fetch.resp.hdrs[i];
     if (last == NULL)
         return false;
     const char *p = last->value.p, *end = p + last->value.len, *found = NULL;
@@ -138,42 +133,42 @@ owner_ttl(const struct sess *s, double *ttl)
 /* Take the owner's position field out of the response (it must not be
  * stored or reach a client) and return its value. */
 static struct ac_slice
-take_pos(struct sess *s)
+take_pos(struct req *req)
 {
     struct ac_slice v = AC_SLICE(NULL, 0);
     unsigned k = 0;
 
-    for (unsigned i = 0; i < s->resp.nhdrs; i++) {
-        if (ac_slice_caseeq(s->resp.hdrs[i].name, AC_LIT(PEER_POS_HEADER))) {
-            v = s->resp.hdrs[i].value;
+    for (unsigned i = 0; i < req->fetch.resp.nhdrs; i++) {
+        if (ac_slice_caseeq(req->fetch.resp.hdrs[i].name, AC_LIT(PEER_POS_HEADER))) {
+            v = req->fetch.resp.hdrs[i].value;
             continue;
         }
-        s->resp.hdrs[k++] = s->resp.hdrs[i];
+        req->fetch.resp.hdrs[k++] = req->fetch.resp.hdrs[i];
     }
-    s->resp.nhdrs = k;
+    req->fetch.resp.nhdrs = k;
     return v;
 }
 
 void
-peer_beresp(struct sess *s)
+peer_beresp(struct req *req)
 {
-    s->cl_owner_behind = false;
-    if (s->be == NULL || !s->be->peer)
+    req->cl_owner_behind = false;
+    if (req->fetch.be == NULL || !req->fetch.be->peer)
         return;
-    s->cl_owner_behind = cluster_peer_behind(take_pos(s));
+    req->cl_owner_behind = cluster_peer_behind(take_pos(req));
 }
 
 void
-peer_local_ttl(struct sess *s)
+peer_local_ttl(struct req *req)
 {
-    struct cache_decision *d = &s->dec;
-    double cap = s->w->cfg->p.cluster_local_ttl, ot;
+    struct cache_decision *d = &req->dec;
+    double cap = req->w->cfg->p.cluster_local_ttl, ot;
 
-    if (s->be == NULL || !s->be->peer || !d->store)
+    if (req->fetch.be == NULL || !req->fetch.be->peer || !d->store)
         return;
-    if (owner_ttl(s, &ot) && ot < cap)
+    if (owner_ttl(req, &ot) && ot < cap)
         cap = ot;
-    if (s->cl_owner_behind)
+    if (req->cl_owner_behind)
         cap = 0;                /* the owner may not have applied a purge we saw */
     if (cap <= 0) {
         d->store = false;       /* every request goes to the owner */
@@ -190,22 +185,22 @@ peer_local_ttl(struct sess *s)
 }
 
 void
-peer_dlv_fields(struct sess *s, struct ac_buf *t)
+peer_dlv_fields(struct req *req, struct ac_buf *t)
 {
     size_t n;
 
     char pos[CLWIRE_ID_STRMAX + 80];
 
-    if (!cluster_on() || s->obj == NULL || !from_peer(s))
+    if (!cluster_on() || req->obj == NULL || !from_peer(req))
         return;
     cluster_pos_fmt(pos, sizeof(pos));
     ac_buf_printf(t, PEER_POS_HEADER ": %s\r\n", pos);
-    n = store_obj_tag_count(s->obj);
+    n = store_obj_tag_count(req->obj);
     if (n == 0)
         return;
     ac_buf_catstr(t, "Surrogate-Key:");
     for (size_t i = 0; i < n; i++) {
-        struct store_bytes tag = store_obj_tag(s->obj, i);
+        struct store_bytes tag = store_obj_tag(req->obj, i);
         ac_buf_cat(t, " ", 1);
         ac_buf_cat(t, tag.p, tag.len);
     }
@@ -213,54 +208,53 @@ peer_dlv_fields(struct sess *s, struct ac_buf *t)
 }
 
 unsigned
-peer_lookup_flags(struct sess *s)
+peer_lookup_flags(struct req *req)
 {
-    if (s->lookups == 1 && cluster_on() && from_peer(s))
-        STAT_INC(s->w, cluster_peer_request);
+    if (req->lookups == 1 && cluster_on() && from_peer(req))
+        STAT_INC(req->w, cluster_peer_request);
     return cluster_disk_ok() ? 0 : STORE_LOOKUP_MEM_ONLY;
 }
 
 static enum step
-inval_finish(struct sess *s, const struct cluster_ack *a)
+inval_finish(struct req *req, const struct cluster_ack *a)
 {
-    struct ac_buf *b = &s->tmpbuf;
+    struct ac_buf *b = &req->tmpbuf;
 
     if (a != NULL) {
         ac_buf_catstr(b, ", ");
         cluster_ack_json(b, a);
     }
     ac_buf_catstr(b, "}\n");
-    s->resp_ops[0].name = AC_LIT("Content-Type");
-    s->resp_ops[0].value = AC_LIT("application/json");
-    s->n_resp_ops = 1;
-    s->cl_ticket = 0;
-    return sess_synth_ex(s, s->cl_status, s->cl_reason, b->p, b->len, false, true);
+    req->resp_ops[0].name = AC_LIT("Content-Type");
+    req->resp_ops[0].value = AC_LIT("application/json");
+    req->n_resp_ops = 1;
+    req->cl_ticket = 0;
+    return req_synth_ex(req, req->cl_status, req->cl_reason, b->p, b->len, false, true);
 }
 
 enum step
-peer_inval_answer(struct sess *s, int status, const char *reason, uint64_t ticket)
+peer_inval_answer(struct req *req, int status, const char *reason, uint64_t ticket)
 {
-    s->cl_status = status;
-    s->cl_reason = reason;
+    req->cl_status = status;
+    req->cl_reason = reason;
     if (!cluster_on() || ticket == 0)
-        return inval_finish(s, NULL);
-    s->cl_ticket = ticket;
-    s->cl_until = ev_now(s->w->loop) + s->w->cfg->p.cluster_purge_wait;
-    s->state = S_CLWAIT;
+        return inval_finish(req, NULL);
+    req->cl_ticket = ticket;
+    req->cl_until = ev_now(req->w->loop) + req->w->cfg->p.cluster_purge_wait;
+    req->state = R_CLWAIT;
     return STEP_MORE;
 }
 
 enum step
-peer_wait_step(struct sess *s)
+peer_wait_step(struct req *req)
 {
     struct cluster_ack a;
-    bool done = cluster_ticket_poll(s->cl_ticket, &a);
+    bool done = cluster_ticket_poll(req->cl_ticket, &a);
 
-    s->timed_out = false;           /* our own poll timer */
-    if (!done && ev_now(s->w->loop) < s->cl_until) {
-        sess_want(s, 0, 0);
-        sess_timer(s, PEER_WAIT_POLL);
+    req->timed_out = false;           /* our own poll timer */
+    if (!done && ev_now(req->w->loop) < req->cl_until) {
+        req_timer(req, PEER_WAIT_POLL);
         return STEP_WAIT;
     }
-    return inval_finish(s, &a);
+    return inval_finish(req, &a);
 }

@@ -1,6 +1,6 @@
 /*
  * fuzz_clwire.c -- libFuzzer target for the cluster stream's entry decoder
- * and id parser (accel/ops/clwire.c): what another node, or anybody with
+ * and id parser (accel/cluster/clwire.c): what another node, or anybody with
  * access to the Redis, wrote into the stream.  The input is split into
  * field/value slices at 0x00 bytes (at most 32); the whole input is also
  * parsed as an id.  A decoded entry must encode and decode to itself, and

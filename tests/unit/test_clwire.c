@@ -1,6 +1,6 @@
 /*
- * test_clwire.c -- the cluster stream's entries and ids (accel/ops/clwire.c)
- * and the view over members (accel/ops/clview.c): pure parts of the bus.
+ * test_clwire.c -- the cluster stream's entries and ids (accel/cluster/clwire.c)
+ * and the view over members (accel/cluster/clview.c): pure parts of the bus.
  */
 #include <stdarg.h>
 #include <stddef.h>

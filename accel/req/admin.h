@@ -12,10 +12,10 @@
 #ifndef AC_ADMIN_H
 #define AC_ADMIN_H
 
-struct sess;
+struct req;
 enum step;
 
-/* Answer the request of a session accepted on an admin listener. */
-enum step admin_request(struct sess *s);
+/* Answer a request that came on an admin listener. */
+enum step admin_request(struct req *req);
 
 #endif /* AC_ADMIN_H */

@@ -195,6 +195,12 @@ cluster_publish(enum clwire_op op, unsigned flags, struct ac_slice arg)
 }
 
 void
+cluster_ban_added(struct ac_slice canon)
+{
+    (void)cluster_publish(CLWIRE_BAN, 0, canon);
+}
+
+void
 cluster_pos_fmt(char *out, size_t outlen)
 {
     char idb[CLWIRE_ID_STRMAX];

@@ -91,6 +91,8 @@ bool cluster_disk_ok(void);
  */
 uint64_t cluster_publish(enum clwire_op op, unsigned flags, struct ac_slice arg);
 uint64_t cluster_ticket_last(void);
+/* bans.h's added hook (main.c wires it): a ban accepted here, published. */
+void cluster_ban_added(struct ac_slice canon);
 
 struct cluster_ack {
     unsigned members;           /* live members, this node included */

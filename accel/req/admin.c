@@ -7,7 +7,7 @@
 #include "bans.h"
 #include "cluster.h"
 #include "pool.h"
-#include "sess.h"
+#include "req_int.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -65,15 +65,15 @@ json_str(struct ac_buf *b, struct ac_slice v)
 }
 
 static enum step
-answer(struct sess *s, int status, struct ac_buf *body)
+answer(struct req *req, int status, struct ac_buf *body)
 {
     ac_buf_cat(body, "\n", 1);
     ac_buf_cat(body, "", 1);
-    s->n_resp_ops = 0;
-    s->resp_ops[0].name = AC_LIT("Content-Type");
-    s->resp_ops[0].value = AC_LIT("application/json");
-    s->n_resp_ops = 1;
-    return sess_synth_ex(s, status, NULL, body->p, body->len - 1, false, true);
+    req->n_resp_ops = 0;
+    req->resp_ops[0].name = AC_LIT("Content-Type");
+    req->resp_ops[0].value = AC_LIT("application/json");
+    req->n_resp_ops = 1;
+    return req_synth_ex(req, status, NULL, body->p, body->len - 1, false, true);
 }
 
 static int
@@ -91,16 +91,16 @@ list_ban(void *arg, struct store_bytes spec, double time)
 
 /* Constant-time comparison of the secret (no early exit on a mismatch). */
 static bool
-secret_ok(const struct sess *s)
+secret_ok(const struct req *req)
 {
-    const char *want = s->w->cfg->admin_secret;
+    const char *want = req->w->cfg->admin_secret;
     const struct h1_header *h;
     size_t wl;
     unsigned diff = 0;
 
     if (want == NULL)
         return true;
-    h = h1_header_find(s->hdrs, s->req.nhdrs, AC_LIT("X-Admin-Secret"));
+    h = h1_header_find(req->hdrs, req->http.nhdrs, AC_LIT("X-Admin-Secret"));
     wl = strlen(want);
     if (h == NULL || h->value.len != wl)
         return false;
@@ -110,85 +110,85 @@ secret_ok(const struct sess *s)
 }
 
 enum step
-admin_request(struct sess *s)
+admin_request(struct req *req)
 {
-    struct ac_slice path = s->req.path;
+    struct ac_slice path = req->http.path;
     const char *q = memchr(path.p, '?', path.len);
     struct ac_slice route = AC_SLICE(path.p, q ? (size_t)(q - path.p) : path.len);
-    bool post = ac_slice_eq(s->req.method, AC_LIT("POST"));
-    bool get = ac_slice_eq(s->req.method, AC_LIT("GET"));
-    struct ac_buf *body = &s->tmpbuf, arg;
-    double now = ev_now(s->w->loop);
+    bool post = ac_slice_eq(req->http.method, AC_LIT("POST"));
+    bool get = ac_slice_eq(req->http.method, AC_LIT("GET"));
+    struct ac_buf *body = &req->tmpbuf, arg;
+    double now = ev_now(req->w->loop);
     enum step r;
 
-    s->cache_state = "ADMIN";
+    req->cache_state = "ADMIN";
     ac_buf_reset(body);
-    if (!secret_ok(s)) {
+    if (!secret_ok(req)) {
         ac_buf_catstr(body, "{\"error\": \"missing or wrong X-Admin-Secret\"}");
-        return answer(s, 401, body);
+        return answer(req, 401, body);
     }
-    if (get && ac_slice_eq(route, AC_LIT("/stats")) && s->w->store == NULL) {
+    if (get && ac_slice_eq(route, AC_LIT("/stats")) && req->w->store == NULL) {
         ac_buf_catstr(body, "{\"backends\": ");
-        pool_stats_json(pool_worker_set(s->w), body);
+        pool_stats_json(pool_worker_set(req->w), body);
         ac_buf_catstr(body, "}");
-        return answer(s, 200, body);
+        return answer(req, 200, body);
     }
-    if (s->w->store == NULL) {
+    if (req->w->store == NULL) {
         ac_buf_catstr(body, "{\"error\": \"no cache (-s none)\"}");
-        return answer(s, 404, body);
+        return answer(req, 404, body);
     }
     ac_buf_init(&arg, 0, 0);
     if (post && ac_slice_eq(route, AC_LIT("/purge"))) {
         unsigned flags = 0;
         size_t n = 0;
         int rc;
-        if (query_param(s->req.path, "soft", &arg) && !(arg.len == 1 && arg.p[0] == '0'))
+        if (query_param(req->http.path, "soft", &arg) && !(arg.len == 1 && arg.p[0] == '0'))
             flags |= STORE_PURGE_SOFT;
-        if (query_param(s->req.path, "tag", &arg)) {
-            rc = store_purge_tag(s->w->store, (struct store_bytes){ arg.p, arg.len }, flags, now,
+        if (query_param(req->http.path, "tag", &arg)) {
+            rc = store_purge_tag(req->w->store, (struct store_bytes){ arg.p, arg.len }, flags, now,
                                  &n);
             if (arg.len > 0)
                 (void)cluster_publish(CLWIRE_TAG, flags ? CLWIRE_SOFT : 0, ac_buf_slice(&arg));
-        } else if (query_param(s->req.path, "url", &arg) && arg.len > 0 && arg.p[0] == '/') {
+        } else if (query_param(req->http.path, "url", &arg) && arg.len > 0 && arg.p[0] == '/') {
             struct ac_buf host;
             ac_buf_init(&host, 0, 0);
-            if (!query_param(s->req.path, "host", &host))
+            if (!query_param(req->http.path, "host", &host))
                 ac_buf_catstr(&host, "localhost");
-            rc = cache_purge_url(s, ac_buf_slice(&arg), ac_buf_slice(&host), flags, &n);
+            rc = cache_purge_url(req, ac_buf_slice(&arg), ac_buf_slice(&host), flags, &n);
             ac_buf_free(&host);
         } else {
             ac_buf_free(&arg);
             ac_buf_catstr(body, "{\"error\": \"expected url=/path (and host=) or tag=\"}");
-            return answer(s, 400, body);
+            return answer(req, 400, body);
         }
         ac_buf_free(&arg);
         if (rc != STORE_OK) {
             ac_buf_printf(body, "{\"error\": \"%s\"}", store_strerror(rc));
-            return answer(s, 500, body);
+            return answer(req, 500, body);
         }
         ac_buf_printf(body, "{\"purged\": %zu, \"mode\": \"%s\"", n,
                       (flags & STORE_PURGE_SOFT) ? "soft" : "hard");
-        return peer_inval_answer(s, 200, NULL, cluster_ticket_last());
+        return peer_inval_answer(req, 200, NULL, cluster_ticket_last());
     }
     if (post && ac_slice_eq(route, AC_LIT("/ban"))) {
-        const struct h1_header *h = h1_header_find(s->hdrs, s->req.nhdrs, AC_LIT("Ban"));
+        const struct h1_header *h = h1_header_find(req->hdrs, req->http.nhdrs, AC_LIT("Ban"));
         char err[256];
         struct ac_buf canon;
-        if (!query_param(s->req.path, "expr", &arg) && h != NULL)
+        if (!query_param(req->http.path, "expr", &arg) && h != NULL)
             ac_buf_cats(&arg, h->value);
         ac_buf_init(&canon, 0, 0);
-        if (arg.len == 0 || bans_add(s->w->store, ac_buf_slice(&arg), now, &canon, err,
+        if (arg.len == 0 || bans_add(req->w->store, ac_buf_slice(&arg), now, &canon, err,
                                      sizeof(err)) != 0) {
             if (arg.len == 0)
                 snprintf(err, sizeof(err), "expected expr= or a Ban: header");
             ac_buf_catstr(body, "{\"error\": ");
             json_str(body, AC_SLICE(err, strlen(err)));
             ac_buf_catstr(body, "}");
-            r = answer(s, 400, body);
+            r = answer(req, 400, body);
         } else {
             ac_buf_catstr(body, "{\"ban\": ");
             json_str(body, ac_buf_slice(&canon));
-            r = peer_inval_answer(s, 200, NULL, cluster_ticket_last());
+            r = peer_inval_answer(req, 200, NULL, cluster_ticket_last());
         }
         ac_buf_free(&canon);
         ac_buf_free(&arg);
@@ -197,53 +197,53 @@ admin_request(struct sess *s)
     ac_buf_free(&arg);
     if (get && ac_slice_eq(route, AC_LIT("/cluster"))) {
         cluster_json(body);
-        return answer(s, 200, body);
+        return answer(req, 200, body);
     }
     if (get && ac_slice_eq(route, AC_LIT("/cluster/owner"))) {
         /* which member owns a URL's cache key (tools, tests) */
         struct ac_buf host;
         char owner[CLWIRE_NODE_MAX + 1];
         ac_buf_init(&host, 0, 0);
-        if (!query_param(s->req.path, "url", &arg) || arg.len == 0 || arg.p[0] != '/') {
+        if (!query_param(req->http.path, "url", &arg) || arg.len == 0 || arg.p[0] != '/') {
             ac_buf_free(&arg);
             ac_buf_free(&host);
             ac_buf_catstr(body, "{\"error\": \"expected url=/path (and host=)\"}");
-            return answer(s, 400, body);
+            return answer(req, 400, body);
         }
-        if (!query_param(s->req.path, "host", &host))
+        if (!query_param(req->http.path, "host", &host))
             ac_buf_catstr(&host, "localhost");
-        int kr = cache_url_key(s, ac_buf_slice(&arg), ac_buf_slice(&host));
+        int kr = cache_url_key(req, ac_buf_slice(&arg), ac_buf_slice(&host));
         ac_buf_free(&arg);
         ac_buf_free(&host);
         if (kr != 0) {
             ac_buf_catstr(body, "{\"error\": \"the policy gave no key\"}");
-            return answer(s, 500, body);
+            return answer(req, 500, body);
         }
-        cluster_owner_id(ac_buf_slice(&s->key), owner, sizeof(owner));
+        cluster_owner_id(ac_buf_slice(&req->key), owner, sizeof(owner));
         ac_buf_catstr(body, "{\"owner\": ");
         json_str(body, AC_SLICE(owner, strlen(owner)));
         ac_buf_printf(body, ", \"self\": %s}", strcmp(owner, cluster_self()) == 0 ? "true" : "false");
-        return answer(s, 200, body);
+        return answer(req, 200, body);
     }
     if (get && ac_slice_eq(route, AC_LIT("/bans"))) {
         ac_buf_catstr(body, "[");
-        store_ban_iter(s->w->store, list_ban, body);
+        store_ban_iter(req->w->store, list_ban, body);
         ac_buf_catstr(body, "]");
-        return answer(s, 200, body);
+        return answer(req, 200, body);
     }
     if (get && ac_slice_eq(route, AC_LIT("/stats"))) {
         struct store_stats st;
         bool first = true;
-        store_stats(s->w->store, &st);
+        store_stats(req->w->store, &st);
         ac_buf_catstr(body, "{\"store\": {");
 #define X(name, help) json_count(body, &first, #name, st.name);
         STORE_STATS_LIST(X)
 #undef X
         /* every worker's counters, summed (workers are one array) */
         struct stats sum;
-        const struct wrk *w0 = s->w - s->w->id;
+        const struct wrk *w0 = req->w - req->w->id;
         memset(&sum, 0, sizeof(sum));
-        for (unsigned i = 0; i < s->w->cfg->nworkers; i++)
+        for (unsigned i = 0; i < req->w->cfg->nworkers; i++)
             stats_accumulate(&sum, &w0[i].stats);
         ac_buf_catstr(body, "}, \"counters\": {");
         first = true;
@@ -251,16 +251,16 @@ admin_request(struct sess *s)
         STAT_COUNTERS(X)
 #undef X
         ac_buf_catstr(body, "}, \"backends\": ");
-        pool_stats_json(pool_worker_set(s->w), body);
+        pool_stats_json(pool_worker_set(req->w), body);
         if (cluster_on()) {
             ac_buf_catstr(body, ", \"cluster\": ");
             cluster_json(body);
         }
         ac_buf_catstr(body, "}");
-        return answer(s, 200, body);
+        return answer(req, 200, body);
     }
     ac_buf_catstr(body, "{\"error\": \"unknown admin request\", \"routes\": [\"POST /purge\", "
                         "\"POST /ban\", \"GET /bans\", \"GET /stats\", \"GET /cluster\", "
                         "\"GET /cluster/owner?url=\"]}");
-    return answer(s, 404, body);
+    return answer(req, 404, body);
 }
