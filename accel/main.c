@@ -271,32 +271,31 @@ main(int argc, char **argv)
         config_free(&cfg);
         return 1;
     }
-    if (cluster_start(&cfg, st, err, sizeof(err)) != 0) {
+    /* the cluster's start fails on its parameters (a usage error: 2); on
+     * any failure the bus thread stops before the store it writes to closes */
+    int rc = 0;
+    if (cluster_start(&cfg, st, err, sizeof(err)) != 0)
+        rc = 2;
+    else if (tls_server_init(&cfg, err, sizeof(err)) != 0)
+        rc = 1;
+    if (rc != 0) {
         LOG_E("%s", err);
+        cluster_stop();
         pool_set_release(&bset);
         if (prog != NULL)
             vcl_program_release(&prog);
         if (st != NULL)
             store_close(&st);
         config_free(&cfg);
-        return 2;
+        return rc;
     }
     if (cluster_on())
         bans_set_added_hook(cluster_ban_added);  /* bans accepted here are published */
-    if (tls_server_init(&cfg, err, sizeof(err)) != 0) {
-        LOG_E("%s", err);
-        pool_set_release(&bset);
-        if (prog != NULL)
-            vcl_program_release(&prog);
-        if (st != NULL)
-            store_close(&st);
-        config_free(&cfg);
-        return 1;
-    }
     if (wrk_create_all(&cfg, st, &cparams, &wrk_hooks, &ws, err, sizeof(err)) != 0 ||
         (cfg.user != NULL && drop_privileges(cfg.user, err, sizeof(err)) != 0)) {
         LOG_E("%s", err);
         wrk_destroy_all(&ws, cfg.nworkers);
+        cluster_stop();
         pool_set_release(&bset);
         if (prog != NULL)
             vcl_program_release(&prog);
