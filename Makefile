@@ -34,7 +34,11 @@ endif
 
 PKGS    := openssl zlib libbrotlienc libbrotlidec lmdb libpcre2-8 libnghttp2
 PKG_CFLAGS = $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
-PKG_LIBS   = $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lev -lm
+PKG_LIBS   = $(shell pkg-config --libs $(PKGS) 2>/dev/null) $(HIREDIS_LIBS) -lev -lm
+# hiredis (the cluster bus, accel/cluster/): its headers only for the files
+# that use them; every binary that links libaccel.a links the library.
+HIREDIS_CFLAGS = $(shell pkg-config --cflags hiredis 2>/dev/null)
+HIREDIS_LIBS   = $(shell pkg-config --libs hiredis 2>/dev/null || echo -lhiredis)
 CMOCKA_LIBS = $(shell pkg-config --libs cmocka 2>/dev/null || echo -lcmocka)
 
 STORE_SRC := $(wildcard store/*.c)
@@ -43,25 +47,28 @@ VCL_SRC   := $(wildcard vcl-lite/*.c)
 # layer of the daemon.  A room is compiled with its own headers and those of
 # the rooms below it on the include path, nothing above, so an upward
 # #include does not build:
-#   client -> req -> cache, origin -> net -> ops -> base; http -> base
-# (transports, the request machine, caching rules and origins, workers and
-# connections, configuration/log/counters, shared basics; the HTTP codec).
+#   client -> req -> cluster -> cache, origin -> net -> ops -> base; http -> base
+# (transports, the request machine, the cluster bus, caching rules and
+# origins, workers and connections, configuration/log/counters, shared
+# basics; the HTTP codec).
 # req/int/ holds the request machine's own headers (struct req): on req's
 # path only, so transports see req.h and xport.h, never the request's
 # insides.  The libraries go to the rooms that use them.  main.c, unit tests,
 # fuzz targets and benchmarks see everything (ACCEL_INC).
-ACCEL_ROOMS := base ops net http cache origin req client
+ACCEL_ROOMS := base ops net http cache origin cluster req client
 INC_base    := base
 INC_ops     := ops base
 INC_net     := net ops base
 INC_http    := http base
 INC_cache   := cache http ops base
 INC_origin  := origin net http ops base
-INC_req     := req req/int cache origin net http ops base
+INC_cluster := cluster cache origin net http ops base
+INC_req     := req req/int cluster cache origin net http ops base
 INC_client  := client req origin net http ops base
 LIB_net     := store vcl-lite
 LIB_cache   := store
 LIB_origin  := vcl-lite
+LIB_cluster := store vcl-lite
 LIB_req     := store vcl-lite
 LIB_client  := vcl-lite
 room_inc = $(addprefix -Iaccel/,$(INC_$(1))) $(addprefix -I,$(LIB_$(1)))
@@ -94,6 +101,7 @@ $(BUILD)/obj/vcl-lite/%.o: vcl-lite/%.c
 $(foreach r,$(ACCEL_ROOMS),$(eval \
     $(patsubst %.c,$(BUILD)/obj/%.o,$(wildcard accel/$(r)/*.c)): ROOM_INC := $(call room_inc,$(r))))
 $(BUILD)/obj/accel/main.o: ROOM_INC := $(ACCEL_INC) -Istore -Ivcl-lite
+$(patsubst %.c,$(BUILD)/obj/%.o,$(wildcard accel/cluster/*.c)): ROOM_INC += $(HIREDIS_CFLAGS)
 $(BUILD)/obj/accel/%.o: accel/%.c
 	@mkdir -p $(@D)
 	$(CC) $(CFLAGS_BASE) $(PKG_CFLAGS) $(ROOM_INC) -MMD -MP -c $< -o $@
@@ -153,9 +161,10 @@ FUZZ_CC     := clang
 FUZZ_FLAGS  := $(CSTD) -O1 -g -fsanitize=fuzzer-no-link,address,undefined -fno-omit-frame-pointer -DAC_FUZZ=1
 FUZZ_BIN    := $(FUZZ_SRC:tests/fuzz/%.c=build/fuzz/%)
 FUZZ_LIBOBJ := $(STORE_SRC:%.c=build/fuzz/obj/%.o) $(VCL_SRC:%.c=build/fuzz/obj/%.o) $(ACCEL_SRC:%.c=build/fuzz/obj/%.o)
+$(patsubst %.c,build/fuzz/obj/%.o,$(wildcard accel/cluster/*.c)): ROOM_CFLAGS := $(HIREDIS_CFLAGS)
 build/fuzz/obj/%.o: %.c
 	@mkdir -p $(@D)
-	$(FUZZ_CC) $(FUZZ_FLAGS) $(PKG_CFLAGS) $(ACCEL_INC) -Istore -Ivcl-lite -pthread -MMD -MP -c $< -o $@
+	$(FUZZ_CC) $(FUZZ_FLAGS) $(PKG_CFLAGS) $(ROOM_CFLAGS) $(ACCEL_INC) -Istore -Ivcl-lite -pthread -MMD -MP -c $< -o $@
 build/fuzz/%: tests/fuzz/%.c $(FUZZ_LIBOBJ)
 	$(FUZZ_CC) $(FUZZ_FLAGS) -fsanitize=fuzzer $(PKG_CFLAGS) $(ACCEL_INC) -Istore -Ivcl-lite -pthread $< \
 	    $(FUZZ_LIBOBJ) $(PKG_LIBS) -o $@

@@ -6,6 +6,7 @@
 #include "bans.h"
 #include "brjob.h"
 #include "cache.h"
+#include "cluster.h"
 #include "config.h"
 #include "h1.h"
 #include "h2x.h"
@@ -272,16 +273,26 @@ main(int argc, char **argv)
         config_free(&cfg);
         return 1;
     }
-    if (tls_server_init(&cfg, err, sizeof(err)) != 0) {
+    /* the cluster's start fails on its parameters (a usage error: 2); on
+     * any failure the bus thread stops before the store it writes to closes */
+    int rc = 0;
+    if (cluster_start(&cfg, st, err, sizeof(err)) != 0)
+        rc = 2;
+    else if (tls_server_init(&cfg, err, sizeof(err)) != 0)
+        rc = 1;
+    if (rc != 0) {
         LOG_E("%s", err);
+        cluster_stop();
         pool_set_release(&bset);
         if (prog != NULL)
             vcl_program_release(&prog);
         if (st != NULL)
             store_close(&st);
         config_free(&cfg);
-        return 1;
+        return rc;
     }
+    if (cluster_on())
+        bans_set_added_hook(cluster_ban_added);  /* bans accepted here are published */
     int wrc = wrk_create_all(&cfg, st, &cparams, &wrk_hooks, &ws, err, sizeof(err));
     for (unsigned i = 0; wrc == 0 && i < cfg.nworkers; i++)
         h2x_worker_init(&ws[i]);
@@ -289,6 +300,7 @@ main(int argc, char **argv)
         (cfg.user != NULL && drop_privileges(cfg.user, err, sizeof(err)) != 0)) {
         LOG_E("%s", err);
         wrk_destroy_all(&ws, cfg.nworkers);
+        cluster_stop();
         pool_set_release(&bset);
         if (prog != NULL)
             vcl_program_release(&prog);
@@ -329,7 +341,9 @@ main(int argc, char **argv)
         break;
     }
     LOG_I("signal %d: draining (up to %gs)", sig, cfg.p.drain_timeout);
+    cluster_leave();
     wrk_stop_all(ws, cfg.nworkers);
+    cluster_stop();                 /* after the workers: they used its peers */
     probe_stop();
     if (cfg.ncerts > 0) {
         /* the workers have stopped: their counters can be read */

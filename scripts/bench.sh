@@ -3,7 +3,8 @@
 #   1. tests/bench/proxy_bench.sh: accel beside nginx proxy_pass (issue 2)
 #   2. build/bench/store_bench, when it has been built
 #   3. tests/bench/h2_bench.sh: HTTP/2 over TLS beside nginx ssl http2 (issue 15)
-#   4. with ACCEL_COMPARE=1: the workplace comparison harness
+#   4. tests/bench/cluster_bench.sh: three nodes through Redis (issue 21)
+#   5. with ACCEL_COMPARE=1: the workplace comparison harness
 #      ../shared/bench/compare.sh (relative to the repository root) with accel
 #      as a third target.
 # Knobs are passed through the environment (see each script's header), e.g.
@@ -38,6 +39,12 @@ echo
 echo "== HTTP/2 bench: accel vs nginx ssl http2 (tests/bench/h2_bench.sh)"
 if ! ACCEL="${ACCEL:-$B/accel}" bash "$ROOT/tests/bench/h2_bench.sh"; then
     echo "bench: h2_bench.sh failed" >&2; fail=1
+fi
+
+echo
+echo "== cluster bench: owner / non-owner hits, purge fan-out (tests/bench/cluster_bench.sh)"
+if ! ACCEL="${ACCEL:-$B/accel}" bash "$ROOT/tests/bench/cluster_bench.sh"; then
+    echo "bench: cluster_bench.sh failed" >&2; fail=1
 fi
 
 if [ "${ACCEL_COMPARE:-0}" = 1 ]; then

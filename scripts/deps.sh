@@ -3,8 +3,8 @@
 # build and the tests need ("test") or that the benchmarks need ("bench").
 set -e
 want="gcc make pkg-config clang libev-dev libssl-dev libbrotli-dev zlib1g-dev
-liblmdb-dev libcmocka-dev libpcre2-dev libnghttp2-dev curl openssl python3 python3-pytest python3-brotli
-python3-h2 valgrind iproute2 libclang-rt-dev"
+liblmdb-dev libcmocka-dev libpcre2-dev libnghttp2-dev libhiredis-dev redis-server curl openssl python3
+python3-pytest python3-brotli python3-h2 valgrind iproute2 libclang-rt-dev"
 if [ "${1:-test}" = bench ]; then
     want="$want wrk nginx varnish nghttp2-client util-linux"
 fi

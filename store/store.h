@@ -439,6 +439,29 @@ int store_ban_iter(struct store *st, store_ban_iter_f *fn, void *arg);
  */
 int store_housekeep(struct store *st, double now, unsigned budget);
 
+/* ---- application records ----------------------------------------------- */
+
+/*
+ * A few small named values the application keeps beside the cache, durable
+ * with the disk tier (accel's cluster bus keeps its stream position here,
+ * so a restarted node knows which invalidations it already applied).  They
+ * live in the disk tier's metadata under a prefix of their own; a disk
+ * store discarded for its format version loses them with the objects.
+ * Without a disk tier nothing is kept: put succeeds, get answers MISS.
+ *
+ * store_meta_put() copies value (at most STORE_META_MAX bytes; name at most
+ * 64) and commits synchronously before it returns (durable).  Errors:
+ * STORE_EINVAL, STORE_EDISK.
+ * store_meta_get() copies up to cap bytes into buf and sets *lenp to the
+ * value's length; STORE_MISS when absent.  Errors: STORE_EINVAL (cap too
+ * small: *lenp says how much is needed), STORE_EDISK.
+ * store_has_disk() says whether st has a disk tier.
+ */
+#define STORE_META_MAX 1024
+int store_meta_put(struct store *st, struct store_bytes name, struct store_bytes value);
+int store_meta_get(struct store *st, struct store_bytes name, void *buf, size_t cap, size_t *lenp);
+bool store_has_disk(const struct store *st);
+
 /* ---- introspection ------------------------------------------------------- */
 
 /* X(name, description): the counters of struct store_stats. */

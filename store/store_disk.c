@@ -1249,3 +1249,83 @@ store_disk_close(struct store *st)
     free(d);
     st->disk = NULL;
 }
+
+/* ---- application records (store_meta_*) ------------------------------------------- */
+
+/* Application names live under "app:" in the meta database, apart from the
+ * store's own records ("format", "ban_seq"). */
+static int
+meta_key(struct store_bytes name, uint8_t out[70], MDB_val *k)
+{
+    if (name.p == NULL || name.len == 0 || name.len > 64)
+        return STORE_EINVAL;
+    memcpy(out, "app:", 4);
+    memcpy(out + 4, name.p, name.len);
+    k->mv_size = 4 + name.len;
+    k->mv_data = out;
+    return STORE_OK;
+}
+
+bool
+store_has_disk(const struct store *st)
+{
+    STORE_CHECK_OBJ(st, STORE_MAGIC);
+    return st->disk != NULL;
+}
+
+int
+store_meta_put(struct store *st, struct store_bytes name, struct store_bytes value)
+{
+    struct store_disk *d;
+    uint8_t kb[70];
+    MDB_val k, v = { value.len, (void *)(uintptr_t)value.p };
+    MDB_txn *txn;
+
+    STORE_CHECK_OBJ(st, STORE_MAGIC);
+    if (meta_key(name, kb, &k) != STORE_OK || value.len > STORE_META_MAX ||
+        (value.p == NULL && value.len > 0))
+        return STORE_EINVAL;
+    d = st->disk;
+    if (d == NULL)
+        return STORE_OK;
+    if (mdb_txn_begin(d->env, NULL, 0, &txn) != 0)
+        return STORE_EDISK;
+    if (mdb_put(txn, d->meta, &k, &v, 0) != 0) {
+        mdb_txn_abort(txn);
+        return STORE_EDISK;
+    }
+    return commit_durable(d, txn);
+}
+
+int
+store_meta_get(struct store *st, struct store_bytes name, void *buf, size_t cap, size_t *lenp)
+{
+    struct store_disk *d;
+    uint8_t kb[70];
+    MDB_val k, v;
+    MDB_txn *txn;
+    int rc, r;
+
+    STORE_CHECK_OBJ(st, STORE_MAGIC);
+    if (meta_key(name, kb, &k) != STORE_OK)
+        return STORE_EINVAL;
+    d = st->disk;
+    if (d == NULL)
+        return STORE_MISS;
+    if (mdb_txn_begin(d->env, NULL, MDB_RDONLY, &txn) != 0)
+        return STORE_EDISK;
+    rc = mdb_get(txn, d->meta, &k, &v);
+    if (rc == MDB_NOTFOUND) {
+        r = STORE_MISS;
+    } else if (rc != 0) {
+        r = STORE_EDISK;
+    } else {
+        if (lenp != NULL)
+            *lenp = v.mv_size;
+        r = v.mv_size > cap ? STORE_EINVAL : STORE_OK;
+        if (r == STORE_OK && v.mv_size > 0)
+            memcpy(buf, v.mv_data, v.mv_size);
+    }
+    mdb_txn_abort(txn);
+    return r;
+}

@@ -29,6 +29,14 @@ struct bans_entry {
 /* Process-wide: the parsed bans (see docs/architecture.md, "Globals"). */
 static pthread_mutex_t bans_mtx = PTHREAD_MUTEX_INITIALIZER;
 static struct bans_entry *bans_head;
+/* Who hears of bans accepted here (the cluster bus); set before workers. */
+static bans_added_f *added_hook;
+
+void
+bans_set_added_hook(bans_added_f *fn)
+{
+    added_hook = fn;
+}
 
 static const struct ban *
 lookup(struct store_bytes spec)
@@ -56,9 +64,9 @@ lookup(struct store_bytes spec)
     return b;                   /* immutable and never freed before bans_fini() */
 }
 
-int
-bans_add(struct store *st, struct ac_slice expr, double now, struct ac_buf *canon, char *err,
-         size_t errlen)
+static int
+add(struct store *st, struct ac_slice expr, double now, struct ac_buf *canon, char *err,
+    size_t errlen, bool publish)
 {
     struct ban *b = NULL;
     const char *t;
@@ -70,12 +78,29 @@ bans_add(struct store *st, struct ac_slice expr, double now, struct ac_buf *cano
     r = store_ban_add(st, (struct store_bytes){ t, strlen(t) }, now);
     if (canon != NULL)
         ac_buf_catstr(canon, t);
+    /* accepted here: the other members of a cluster get it too */
+    if (r == STORE_OK && publish && added_hook != NULL)
+        added_hook(AC_SLICE(t, strlen(t)));
     ban_free(&b);
     if (r != STORE_OK) {
         snprintf(err, errlen, "the store could not record the ban: %s", store_strerror(r));
         return -1;
     }
     return 0;
+}
+
+int
+bans_add(struct store *st, struct ac_slice expr, double now, struct ac_buf *canon, char *err,
+         size_t errlen)
+{
+    return add(st, expr, now, canon, err, errlen, true);
+}
+
+int
+bans_add_local(struct store *st, struct ac_slice expr, double now, struct ac_buf *canon,
+               char *err, size_t errlen)
+{
+    return add(st, expr, now, canon, err, errlen, false);
 }
 
 static bool

@@ -12,11 +12,24 @@
 
 /*
  * Parse expr, record the ban in st (persisted before this returns) at time
- * now, and put its canonical text in canon (if not NULL).  Returns 0, or -1
- * with a message in err (the expression is bad, or the store failed).
+ * now, and put its canonical text in canon (if not NULL); then tell the
+ * added hook (in a cluster: the ban is published to the other members, and
+ * cluster_ticket_last() names the publication).  Returns 0, or -1 with a
+ * message in err (the expression is bad, or the store failed).
  */
 int bans_add(struct store *st, struct ac_slice expr, double now, struct ac_buf *canon, char *err,
              size_t errlen);
+
+/* The same without telling the hook: for bans that came from the
+ * cluster's stream. */
+int bans_add_local(struct store *st, struct ac_slice expr, double now, struct ac_buf *canon,
+                   char *err, size_t errlen);
+
+/* The room above hears of each ban bans_add() recorded (its canonical
+ * text), on the thread that added it: main.c wires the cluster bus here
+ * (cluster_ban_added()), before the workers start.  NULL: nobody. */
+typedef void bans_added_f(struct ac_slice canon);
+void bans_set_added_hook(bans_added_f *fn);
 
 /* The store's ban_match callback (store_config.ban_match; ban_arg unused):
  * does the ban whose canonical text is spec match obj?  Parsed bans are kept

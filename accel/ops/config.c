@@ -226,6 +226,11 @@ config_usage(FILE *f)
             "TLS 1.3 cipher suites (OpenSSL syntax)");
     fprintf(f, "  %-22s %-10s %s\n", "origin_ca_file", "(system)",
             "CA file (PEM) trusted for -b https:// origins");
+    fprintf(f, "  %-22s %-10s %s\n", "cluster_bus", "(alone)",
+            "redis://HOST:PORT[/DB]: join the cluster coordinated through that Redis");
+    fprintf(f, "  %-22s %-10s %s\n", "cluster_name", "accel", "namespace of the cluster's Redis keys");
+    fprintf(f, "  %-22s %-10s %s\n", "cluster_addr", "(first -a)",
+            "HOST:PORT other members reach this node at");
 #define X(name, kind, def, help) fprintf(f, "  %-22s %-10.10g %s\n", #name, (double)(def), help);
     CONFIG_PARAMS(X)
 #undef X
@@ -267,6 +272,17 @@ set_param(struct config *cfg, const char *arg, char *err, size_t errlen)
         free(cfg->tls_ciphersuites);
         cfg->tls_ciphersuites = ac_xstrdup(eq + 1);
         return 0;
+    }
+    if (nl > 8 && memcmp(arg, "cluster_", 8) == 0) {
+        char **sp = nl == 11 && memcmp(arg, "cluster_bus", 11) == 0    ? &cfg->cluster_bus
+                  : nl == 12 && memcmp(arg, "cluster_name", 12) == 0 ? &cfg->cluster_name
+                  : nl == 12 && memcmp(arg, "cluster_addr", 12) == 0 ? &cfg->cluster_addr
+                                                                     : NULL;
+        if (sp != NULL) {
+            free(*sp);
+            *sp = ac_xstrdup(eq + 1);
+            return 0;
+        }
     }
     if (nl == 22 && memcmp(arg, "targeted_cache_control", 22) == 0) {
         free(cfg->targeted_cc);
@@ -523,6 +539,9 @@ config_free(struct config *cfg)
         free(cfg->backend[i].name);
     }
     free(cfg->origin_ca_file);
+    free(cfg->cluster_bus);
+    free(cfg->cluster_name);
+    free(cfg->cluster_addr);
     for (unsigned i = 0; i < cfg->nstorage; i++)
         free(cfg->storage[i]);
     free(cfg->listen);

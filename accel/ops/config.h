@@ -57,7 +57,12 @@
     X(h2_max_settings, UINT, 100, "HTTP/2 SETTINGS frames per 10 s; 0: no limit") \
     X(h2_max_pings, UINT, 100, "HTTP/2 PING frames per 10 s; 0: no limit") \
     X(h2_max_empty_frames, UINT, 200, "HTTP/2 empty DATA, PRIORITY, unknown frames per 10 s; 0: no limit") \
-    X(h2_out_buffer, SIZE, 65536, "HTTP/2 frames buffered per connection before the socket")
+    X(h2_out_buffer, SIZE, 65536, "HTTP/2 frames buffered per connection before the socket") \
+    X(cluster_local_ttl, DUR, 5, "cluster: a non-owner keeps a peer's object this long at most (capped by its ttl)") \
+    X(cluster_purge_wait, DUR, 1, "cluster: a PURGE/BAN answer waits this long for the members to apply it") \
+    X(cluster_peer_timeout, DUR, 2, "cluster: deadline for a peer's connect and first byte, then the origin") \
+    X(cluster_heartbeat, DUR, 1, "cluster: heartbeat interval (a member is gone after 3 missed)") \
+    X(cluster_retention, DUR, 86400, "cluster: invalidations kept for absent members at most this long")
 
 enum config_kind { CONFIG_DUR, CONFIG_UINT, CONFIG_SIZE, CONFIG_REAL };
 
@@ -108,6 +113,9 @@ struct config {
     char *tls_ciphersuites;             /* -p tls_ciphersuites=LIST (TLS 1.3; NULL: default) */
     char *origin_ca_file;               /* -p origin_ca_file=PEM for -b https:// (NULL: system store) */
     char *user;                         /* -u USER: drop privileges after start-up */
+    char *cluster_bus;                  /* -p cluster_bus=redis://HOST:PORT[/DB] (NULL: alone) */
+    char *cluster_name;                 /* -p cluster_name=NAME (Redis key namespace) */
+    char *cluster_addr;                 /* -p cluster_addr=HOST:PORT peers reach us at */
     struct config_params p;
 };
 

@@ -58,7 +58,10 @@
     X(h2_stalled, "HTTP/2 streams reset: the client's window stayed shut (send_timeout)") \
     X(h2_head_timeout, "HTTP/2 connections ended: a request head not finished (timeout_req_head)") \
     X(h2_idle, "HTTP/2 connections closed idle (timeout_idle)") \
-    X(h2_goaway, "HTTP/2 graceful GOAWAYs (shutdown, reload)")
+    X(h2_goaway, "HTTP/2 graceful GOAWAYs (shutdown, reload)") \
+    X(cluster_peer_fetch, "cache fetches sent to the cluster member owning the key") \
+    X(cluster_peer_fallback, "peer fetches that failed and went to the origin instead") \
+    X(cluster_peer_request, "requests that came from a cluster member (never forwarded)")
 
 struct stats {
 #define X(name, help) uint64_t name;

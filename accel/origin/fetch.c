@@ -610,6 +610,22 @@ fetch_move(struct fetch *f, const struct backend *to)
     f->timed_out = false;           /* a connect timeout was the old server's */
 }
 
+void
+fetch_redirect(struct fetch *f, const struct backend *to)
+{
+    fetch_close(f);
+    f->be = to;
+    f->oc_reused = false;
+    f->retries = 0;
+    f->relay.start = f->relay.end = 0;  /* a partial answer of the first one */
+    f->head_len = 0;
+    f->resp_bytes_in = 0;
+    f->origin_eof = false;
+    f->fail_status = 0;
+    f->fail_what = NULL;
+    f->fail_err = 0;
+}
+
 struct oconn *
 fetch_take_conn(struct fetch *f)
 {

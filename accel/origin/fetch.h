@@ -142,6 +142,10 @@ void fetch_failed(struct fetch *f, int status, const char *what, int err);
 /* Go to another server after f->be failed before answering (the owner
  * chose `to`): health report, log line, counters. */
 void fetch_move(struct fetch *f, const struct backend *to);
+/* Start over on `to` as if nothing had been sent: the owner decided f->be
+ * was the wrong place to ask (a cluster peer that failed before
+ * answering).  No health report, log line or counter: the owner's call. */
+void fetch_redirect(struct fetch *f, const struct backend *to);
 /* Move a response being read (connection, buffer, body framing) from src
  * to dst, a fresh exchange of another owner (a fill handed to an internal
  * request). */

@@ -82,6 +82,48 @@ pool_set_from_config(const struct config *cfg, char *err, size_t errlen)
     return ps;
 }
 
+/* Peer sets (cluster members): their idle connections outlive w->pset
+ * changes, so pool_close_idle() must find them here. */
+#define POOL_PEER_SETS 256
+static pthread_mutex_t peer_mtx = PTHREAD_MUTEX_INITIALIZER;
+static struct pool_set *peer_sets[POOL_PEER_SETS];
+
+struct pool_set *
+pool_set_peer(const struct config *cfg, const struct sockaddr_storage *ss, socklen_t len,
+              const char *name, double connect_tmo, double first_byte_tmo)
+{
+    struct pool_set *ps = set_new(1, 0, cfg->nworkers);
+    struct backend *be = &ps->be[0];
+    bool kept = false;
+
+    memcpy(&be->ss, ss, len);
+    be->len = len;
+    be->peer = true;
+    be->connect_timeout = connect_tmo;
+    be->first_byte_timeout = first_byte_tmo;
+    sock_ntop_port((const struct sockaddr *)&be->ss, be->name, sizeof(be->name));
+    snprintf(be->vname, sizeof(be->vname), "peer:%s", name);
+    AC_ZERO(pthread_mutex_lock(&peer_mtx));
+    for (unsigned i = 0; i < POOL_PEER_SETS && !kept; i++)
+        if (peer_sets[i] == NULL) {
+            peer_sets[i] = ps;
+            kept = true;
+        }
+    AC_ZERO(pthread_mutex_unlock(&peer_mtx));
+    ps->keep_idle = kept;       /* table full: connections are simply not kept */
+    return ps;
+}
+
+void
+pool_set_peer_forget(struct pool_set *ps)
+{
+    AC_ZERO(pthread_mutex_lock(&peer_mtx));
+    for (unsigned i = 0; i < POOL_PEER_SETS; i++)
+        if (peer_sets[i] == ps)
+            peer_sets[i] = NULL;
+    AC_ZERO(pthread_mutex_unlock(&peer_mtx));
+}
+
 static void
 probe_cfg(struct backend *be, const struct vcl_probe_decl *pd)
 {
@@ -646,7 +688,8 @@ pool_put(struct oconn **ocp)
     AC_CHECK_OBJ(oc, OCONN_MAGIC);
     w = oc->w;
     l = &oc->be->idle[w->id];
-    if (w->stopping || oc->be->set != w->pset || l->n >= (unsigned)w->cfg->p.origin_idle_conns) {
+    if (w->stopping || (oc->be->set != w->pset && !oc->be->set->keep_idle) ||
+        l->n >= (unsigned)w->cfg->p.origin_idle_conns) {
         pool_close(&oc);
         return;
     }
@@ -684,20 +727,27 @@ pool_close(struct oconn **ocp)
     pool_set_release(&ps);
 }
 
-void
-pool_close_idle(struct wrk *w)
+static void
+close_idle_of(struct wrk *w, struct pool_set *ps)
 {
-    struct pool_set *ps = w->pset;
-
-    if (ps == NULL)
-        return;
-    for (unsigned i = 0; i < ps->nbe; i++) {
+    for (unsigned i = 0; ps != NULL && i < ps->nbe; i++) {
         struct oconn *oc;
         while ((oc = ps->be[i].idle[w->id].head) != NULL) {
             idle_unlink(oc);
             pool_close(&oc);
         }
     }
+}
+
+void
+pool_close_idle(struct wrk *w)
+{
+    close_idle_of(w, w->pset);
+    /* the registry keeps its sets alive while w closes their connections */
+    AC_ZERO(pthread_mutex_lock(&peer_mtx));
+    for (unsigned i = 0; i < POOL_PEER_SETS; i++)
+        close_idle_of(w, peer_sets[i]);
+    AC_ZERO(pthread_mutex_unlock(&peer_mtx));
 }
 
 /* ------------------------------------------------------------- stats */

@@ -85,6 +85,7 @@ struct backend {
     const char *tls_name;       /* .host_header, else .host (points into the above) */
     struct ssl_ctx_st *tls_ctx; /* client context: trust store, verification, sessions */
     bool none;                  /* `backend x none;`: never chosen */
+    bool peer;                  /* a cluster member (cluster/cluster.c), not an origin */
     struct sockaddr_storage ss;
     socklen_t len;
     double connect_timeout;     /* seconds; < 0: the -p parameter */
@@ -132,6 +133,7 @@ struct pool_set {
 #define POOL_SET_MAGIC 0x5a0e7c41
     atomic_uint refs;
     bool managed;               /* a policy's: health checked, retries elsewhere */
+    bool keep_idle;             /* a peer set: idle connections kept though not w->pset */
     unsigned nworkers;          /* size of each backend's idle array */
     unsigned nbe;
     struct backend *be;
@@ -155,6 +157,15 @@ struct pool_set *pool_set_from_config(const struct config *cfg, char *err, size_
  * a message in err. */
 struct pool_set *pool_set_from_program(const struct config *cfg, const struct vcl_program *p,
                                        char *err, size_t errlen);
+/* A set of one backend for a cluster peer at addr (peer = true, the given
+ * connect and first-byte timeouts), registered so that workers keep idle
+ * connections to it and pool_close_idle() closes them.  One reference for
+ * the caller; pool_set_peer_forget() unregisters it (after the workers
+ * stopped) before the caller releases it. */
+struct pool_set *pool_set_peer(const struct config *cfg, const struct sockaddr_storage *ss,
+                               socklen_t len, const char *name, double connect_tmo,
+                               double first_byte_tmo);
+void pool_set_peer_forget(struct pool_set *ps);
 /* Carry health (probe window, passive state) over from old to ps for every
  * backend with the same name and address, so a reload does not reset it. */
 void pool_set_inherit(struct pool_set *ps, const struct pool_set *old);

@@ -5,6 +5,7 @@
 #include "admin.h"
 
 #include "bans.h"
+#include "cluster.h"
 #include "pool.h"
 #include "req_int.h"
 
@@ -146,6 +147,8 @@ admin_request(struct req *req)
         if (query_param(req->http.path, "tag", &arg)) {
             rc = store_purge_tag(req->w->store, (struct store_bytes){ arg.p, arg.len }, flags, now,
                                  &n);
+            if (arg.len > 0)
+                (void)cluster_publish(CLWIRE_TAG, flags ? CLWIRE_SOFT : 0, ac_buf_slice(&arg));
         } else if (query_param(req->http.path, "url", &arg) && arg.len > 0 && arg.p[0] == '/') {
             struct ac_buf host;
             ac_buf_init(&host, 0, 0);
@@ -163,9 +166,9 @@ admin_request(struct req *req)
             ac_buf_printf(body, "{\"error\": \"%s\"}", store_strerror(rc));
             return answer(req, 500, body);
         }
-        ac_buf_printf(body, "{\"purged\": %zu, \"mode\": \"%s\"}", n,
+        ac_buf_printf(body, "{\"purged\": %zu, \"mode\": \"%s\"", n,
                       (flags & STORE_PURGE_SOFT) ? "soft" : "hard");
-        return answer(req, 200, body);
+        return peer_inval_answer(req, 200, NULL, cluster_ticket_last());
     }
     if (post && ac_slice_eq(route, AC_LIT("/ban"))) {
         const struct h1_header *h = h1_header_find(req->hdrs, req->http.nhdrs, AC_LIT("Ban"));
@@ -185,14 +188,43 @@ admin_request(struct req *req)
         } else {
             ac_buf_catstr(body, "{\"ban\": ");
             json_str(body, ac_buf_slice(&canon));
-            ac_buf_catstr(body, "}");
-            r = answer(req, 200, body);
+            r = peer_inval_answer(req, 200, NULL, cluster_ticket_last());
         }
         ac_buf_free(&canon);
         ac_buf_free(&arg);
         return r;
     }
     ac_buf_free(&arg);
+    if (get && ac_slice_eq(route, AC_LIT("/cluster"))) {
+        cluster_json(body);
+        return answer(req, 200, body);
+    }
+    if (get && ac_slice_eq(route, AC_LIT("/cluster/owner"))) {
+        /* which member owns a URL's cache key (tools, tests) */
+        struct ac_buf host;
+        char owner[CLWIRE_NODE_MAX + 1];
+        ac_buf_init(&host, 0, 0);
+        if (!query_param(req->http.path, "url", &arg) || arg.len == 0 || arg.p[0] != '/') {
+            ac_buf_free(&arg);
+            ac_buf_free(&host);
+            ac_buf_catstr(body, "{\"error\": \"expected url=/path (and host=)\"}");
+            return answer(req, 400, body);
+        }
+        if (!query_param(req->http.path, "host", &host))
+            ac_buf_catstr(&host, "localhost");
+        int kr = cache_url_key(req, ac_buf_slice(&arg), ac_buf_slice(&host));
+        ac_buf_free(&arg);
+        ac_buf_free(&host);
+        if (kr != 0) {
+            ac_buf_catstr(body, "{\"error\": \"the policy gave no key\"}");
+            return answer(req, 500, body);
+        }
+        cluster_owner_id(ac_buf_slice(&req->key), owner, sizeof(owner));
+        ac_buf_catstr(body, "{\"owner\": ");
+        json_str(body, AC_SLICE(owner, strlen(owner)));
+        ac_buf_printf(body, ", \"self\": %s}", strcmp(owner, cluster_self()) == 0 ? "true" : "false");
+        return answer(req, 200, body);
+    }
     if (get && ac_slice_eq(route, AC_LIT("/bans"))) {
         ac_buf_catstr(body, "[");
         store_ban_iter(req->w->store, list_ban, body);
@@ -220,10 +252,15 @@ admin_request(struct req *req)
 #undef X
         ac_buf_catstr(body, "}, \"backends\": ");
         pool_stats_json(pool_worker_set(req->w), body);
+        if (cluster_on()) {
+            ac_buf_catstr(body, ", \"cluster\": ");
+            cluster_json(body);
+        }
         ac_buf_catstr(body, "}");
         return answer(req, 200, body);
     }
     ac_buf_catstr(body, "{\"error\": \"unknown admin request\", \"routes\": [\"POST /purge\", "
-                        "\"POST /ban\", \"GET /bans\", \"GET /stats\"]}");
+                        "\"POST /ban\", \"GET /bans\", \"GET /stats\", \"GET /cluster\", "
+                        "\"GET /cluster/owner?url=\"]}");
     return answer(req, 404, body);
 }

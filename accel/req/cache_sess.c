@@ -177,8 +177,7 @@ go_fetch(struct req *req)
         if (req->fetch.be == NULL)
             return req_no_backend(req);     /* stale-if-error, else 503 */
     }
-    req_build_bereq(req);
-    req->state = R_CONNECT;
+    req_start_cache_fetch(req, ac_buf_slice(&req->key));
     return STEP_MORE;
 }
 
@@ -289,8 +288,7 @@ bgfetch_start(struct req *req, struct store_obj *busy, struct store_obj *stale)
     b->state = R_FINISH;            /* no origin: it ends at once */
     if (b->fetch.be != NULL) {
         b->req_time = now_of(req);
-        req_build_bereq(b);
-        b->state = R_CONNECT;
+        req_start_cache_fetch(b, ac_buf_slice(&req->key));
     }
     req_drive(b);
 }
@@ -311,7 +309,7 @@ cache_lookup_step(struct req *req)
     lk.now = now_of(req);
     lk.match = match_cb;
     lk.match_arg = req;
-    lk.flags = STORE_LOOKUP_CREATE | STORE_LOOKUP_REFRESH;
+    lk.flags = STORE_LOOKUP_CREATE | STORE_LOOKUP_REFRESH | peer_lookup_flags(req);
     if (req->hash_always_miss)
         lk.flags |= STORE_LOOKUP_FORCE_MISS;
     r = store_lookup(req->w->store, &lk, &o, &busy);
@@ -577,6 +575,7 @@ dlv_begin(struct req *req, uint64_t expect_len)
         ac_buf_cati(t, (int64_t)floor(tm.insert + tm.ttl - now_of(req)));
         ac_buf_cat(t, "\r\n", 2);
     }
+    peer_dlv_fields(req, t);        /* a cluster peer gets the object's tags */
     AC_ASSERT(!ac_buf_error(t));
 
     /* the stored status line ("200 OK\r\n") and the fields after it */
@@ -1088,6 +1087,7 @@ cache_on_beresp(struct req *req)
     struct store_bytes tags[64];
 
     req->resp_time = now_of(req);
+    peer_beresp(req);               /* a peer's answer: its position field out */
     if (req->revalidating && resp->status == 304 && req->stale != NULL)
         return freshen(req);
     if (resp->status >= 500 && stale_if_error_ok(req))
@@ -1106,6 +1106,7 @@ cache_on_beresp(struct req *req)
         if (policy_backend_response(req, &st))
             return st;
     }
+    peer_local_ttl(req);            /* a peer's object: kept briefly */
     if (req->dec.store && !cache_vary_selector(resp, &req->http, &req->scratch)) {
         req->dec.store = false;
         req->dec.why = "Vary: *";

@@ -8,6 +8,7 @@
 #include "req_int.h"
 
 #include "bans.h"
+#include "cluster.h"
 #include "http.h"
 
 #include <arpa/inet.h>
@@ -52,7 +53,7 @@ cache_purge_request(struct req *req)
     const struct h1_header *keys, *mode;
     unsigned flags = 0;
     size_t n = 0, total = 0;
-    char body[128];
+    uint64_t ticket = 0;
 
     req->cache_state = "PURGE";
     if (!is_loopback(&req->meta->peer))
@@ -74,6 +75,9 @@ cache_purge_request(struct req *req)
             if (q > p && store_purge_tag(req->w->store, (struct store_bytes){ p, (size_t)(q - p) },
                                          flags, now_of(req), &n) == STORE_OK)
                 total += n;
+            if (q > p)
+                ticket = cluster_publish(CLWIRE_TAG, flags ? CLWIRE_SOFT : 0,
+                                         AC_SLICE(p, (size_t)(q - p)));
             p = q;
         }
     } else {
@@ -81,17 +85,19 @@ cache_purge_request(struct req *req)
         if (store_purge_key(req->w->store, (struct store_bytes){ req->key.p, req->key.len }, flags,
                             now_of(req), &n) == STORE_OK)
             total = n;
+        ticket = cluster_publish(CLWIRE_KEY, flags ? CLWIRE_SOFT : 0, ac_buf_slice(&req->key));
     }
-    snprintf(body, sizeof(body), "{\"purged\": %zu, \"mode\": \"%s\"}\n", total,
-             (flags & STORE_PURGE_SOFT) ? "soft" : "hard");
-    if (total == 0)
-        return req_synth(req, 404, "Not in cache", body, false);
-    return req_synth(req, 200, "Purged", body, false);
+    ac_buf_reset(&req->tmpbuf);
+    ac_buf_printf(&req->tmpbuf, "{\"purged\": %zu, \"mode\": \"%s\"", total,
+                  (flags & STORE_PURGE_SOFT) ? "soft" : "hard");
+    /* in a cluster the other members may hold it: accepted, not "not found" */
+    if (total == 0 && !cluster_on())
+        return peer_inval_answer(req, 404, "Not in cache", 0);
+    return peer_inval_answer(req, 200, "Purged", ticket);
 }
 
 int
-cache_purge_url(struct req *req, struct ac_slice url, struct ac_slice host, unsigned flags,
-                size_t *countp)
+cache_url_key(struct req *req, struct ac_slice url, struct ac_slice host)
 {
     if (req->w->vcl != NULL) {
         /* the policy's key: vcl_hash with req.url and Host swapped in */
@@ -112,13 +118,23 @@ cache_purge_url(struct req *req, struct ac_slice url, struct ac_slice host, unsi
             if (ac_slice_caseeq(req->hdrs[i].name, AC_LIT("Host")))
                 req->hdrs[i].value = saved_host[nh++];
         if (r != 0)
-            return STORE_EINVAL;
+            return -1;
     } else {
         struct h1_request tmp = req->http;
         tmp.path = url;
         tmp.host = host;
         cache_key(&tmp, &req->key);
     }
+    return 0;
+}
+
+int
+cache_purge_url(struct req *req, struct ac_slice url, struct ac_slice host, unsigned flags,
+                size_t *countp)
+{
+    if (cache_url_key(req, url, host) != 0)
+        return STORE_EINVAL;
+    (void)cluster_publish(CLWIRE_KEY, flags ? CLWIRE_SOFT : 0, ac_buf_slice(&req->key));
     return store_purge_key(req->w->store, (struct store_bytes){ req->key.p, req->key.len }, flags,
                            now_of(req), countp);
 }
@@ -155,6 +171,10 @@ cache_ban_request(struct req *req)
     }
     ac_buf_json_escape(&req->tmpbuf, ac_buf_slice(&canon));
     ac_buf_free(&canon);
+    if (cluster_on()) {
+        ac_buf_catstr(&req->tmpbuf, "\"");
+        return peer_inval_answer(req, 200, "Banned", cluster_ticket_last());
+    }
     ac_buf_catstr(&req->tmpbuf, "\"}\n");
     ac_buf_cat(&req->tmpbuf, "", 1);
     return req_synth(req, 200, "Banned", req->tmpbuf.p, false);
@@ -177,6 +197,7 @@ cache_policy_purge(struct req *req)
     if (store_purge_key(req->w->store, (struct store_bytes){ req->key.p, req->key.len }, flags,
                         now_of(req), &n) != STORE_OK)
         LOG_W("purge: store error");
+    (void)cluster_publish(CLWIRE_KEY, flags ? CLWIRE_SOFT : 0, ac_buf_slice(&req->key));
     req->cache_state = "PURGE";
     enum vcl_action a = pol_run(req, VCL_SUB_PURGE, &res);
     if (a == VCL_ACT_SYNTH)
@@ -238,13 +259,16 @@ cache_after_unsafe(struct req *req)
     if (store_purge_key(req->w->store, (struct store_bytes){ req->key.p, req->key.len }, 0, now_of(req),
                         &n) == STORE_OK)
         total += n;
+    (void)cluster_publish(CLWIRE_KEY, 0, ac_buf_slice(&req->key));
     for (size_t i = 0; i < AC_ARRAY_LEN(fields); i++) {
         const struct h1_header *h = h1_header_find(req->fetch.resp.hdrs, req->fetch.resp.nhdrs,
                                                    AC_SLICE(fields[i], strlen(fields[i])));
-        if (h != NULL && same_origin_key(req, h->value, &req->key) &&
-            store_purge_key(req->w->store, (struct store_bytes){ req->key.p, req->key.len }, 0,
-                            now_of(req), &n) == STORE_OK)
-            total += n;
+        if (h != NULL && same_origin_key(req, h->value, &req->key)) {
+            if (store_purge_key(req->w->store, (struct store_bytes){ req->key.p, req->key.len }, 0,
+                                now_of(req), &n) == STORE_OK)
+                total += n;
+            (void)cluster_publish(CLWIRE_KEY, 0, ac_buf_slice(&req->key));
+        }
     }
     STAT_ADD(req->w, cache_invalidated, total);
 }

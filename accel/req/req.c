@@ -31,6 +31,7 @@ static req_step_f *const steps[R__MAX] = {
     [R_RESPBODY] = req_respbody_step,
     [R_TUNNEL] = req_tunnel_step,
     [R_SYNTH] = step_synth,
+    [R_CLWAIT] = peer_wait_step,
     [R_FINISH] = step_finish,
 };
 

@@ -182,6 +182,15 @@ req_start_pass(struct req *req)
     return STEP_MORE;
 }
 
+void
+req_start_cache_fetch(struct req *req, struct ac_slice key)
+{
+    AC_ASSERT(req->busy != NULL);
+    peer_route(req, key);           /* a cluster member may own the key */
+    req_build_bereq(req);
+    req->state = R_CONNECT;
+}
+
 /*
  * vcl_backend_error: the policy may retry, or shape the error answer
  * (beresp.status, beresp.reason, beresp.http.*, synthetic()).
@@ -231,6 +240,8 @@ origin_fail(struct req *req)
     struct fetch *f = &req->fetch;
     int status = f->fail_status;
 
+    if (peer_fallback(req))
+        return STEP_MORE;           /* a cluster peer failed: the origin instead */
     fetch_failed(f, status, f->fail_what, f->fail_err);
     if (cache_on_origin_fail(req))
         return STEP_MORE;           /* stale-if-error took over */

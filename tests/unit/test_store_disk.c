@@ -771,10 +771,50 @@ alternate_body_is_written_again_and_survives_reopen(void **state)
     assert_int_equal(s.disk_corrupt, 0);
 }
 
+/* store_meta_*: application records (accel's cluster position) survive a
+ * reopen, stay apart from the store's own records, and check their sizes;
+ * a memory-only store keeps none. */
+static void
+meta_records_survive_reopen(void **state)
+{
+    struct fx *f = *state;
+    char buf[64];
+    size_t len = 0;
+    struct store *mem = NULL;
+    struct store_config mc;
+
+    assert_int_equal(open_store(f, 0, 0, NULL), STORE_OK);
+    assert_true(store_has_disk(f->st));
+    assert_int_equal(store_meta_get(f->st, B("cluster:x"), buf, sizeof(buf), &len), STORE_MISS);
+    assert_int_equal(store_meta_put(f->st, B("cluster:x"), B("epoch 1-2")), STORE_OK);
+    assert_int_equal(store_meta_put(f->st, B("format"), B("not the store's")), STORE_OK);
+    store_close(&f->st);
+    assert_int_equal(open_store(f, 0, 0, NULL), STORE_OK);
+    assert_string_equal(f->msg, "");        /* the store's own "format" is untouched */
+    assert_int_equal(store_meta_get(f->st, B("cluster:x"), buf, sizeof(buf), &len), STORE_OK);
+    assert_int_equal(len, 9);
+    assert_memory_equal(buf, "epoch 1-2", 9);
+    assert_int_equal(store_meta_get(f->st, B("cluster:x"), buf, 3, &len), STORE_EINVAL);
+    assert_int_equal(len, 9);
+    assert_int_equal(store_meta_put(f->st, B(""), B("v")), STORE_EINVAL);
+    {
+        static char big[STORE_META_MAX + 1];
+        assert_int_equal(store_meta_put(f->st, B("k"), ((struct store_bytes){ big, sizeof(big) })),
+                         STORE_EINVAL);
+    }
+    store_config_init(&mc);
+    assert_int_equal(store_open(&mc, &mem), STORE_OK);
+    assert_false(store_has_disk(mem));
+    assert_int_equal(store_meta_put(mem, B("k"), B("v")), STORE_OK);
+    assert_int_equal(store_meta_get(mem, B("k"), buf, sizeof(buf), &len), STORE_MISS);
+    store_close(&mem);
+}
+
 int
 main(void)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(meta_records_survive_reopen, setup, teardown),
         cmocka_unit_test_setup_teardown(objects_survive_reopen_with_remaining_ttl, setup, teardown),
         cmocka_unit_test_setup_teardown(disk_digest_collision_keeps_keys_apart, setup, teardown),
         cmocka_unit_test_setup_teardown(sigkill_during_heavy_writes_serves_nothing_corrupt, setup, teardown),

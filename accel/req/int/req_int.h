@@ -20,6 +20,7 @@
 #include "fetch.h"
 #include "gz.h"
 #include "h1_parse.h"
+#include "peer.h"
 #include "policy.h"
 #include "pool.h"
 #include "store.h"
@@ -41,6 +42,7 @@
     X(R_RESPBODY)   /* relaying the response body to the client */ \
     X(R_TUNNEL)     /* the transport relays bytes both ways (Upgrade, pipe) */ \
     X(R_SYNTH)      /* writing a response accel made itself */ \
+    X(R_CLWAIT)     /* a purge answer waits for the cluster's members (peer.c) */ \
     X(R_FINISH)     /* done: log, release, tell the transport */
 
 enum req_state {
@@ -167,6 +169,13 @@ struct req {
     struct ac_slice resp_reason;    /* resp.reason set by the policy */
     int resp_status_set;            /* resp.status set by the policy (0: not) */
     bool prog_restart_exhausted;
+
+    /* cluster (peer.c): a purge answer waiting for the members */
+    uint64_t cl_ticket;
+    double cl_until;
+    int cl_status;
+    const char *cl_reason;
+    bool cl_owner_behind;           /* a peer's answer: the owner had applied less than us */
 };
 
 /* ------------------------------------------------------------ req.c */
@@ -220,6 +229,10 @@ req_step_f req_connect_step, req_bereq_step, req_reqbody_step, req_beresp_step,
     req_respbody_step, req_tunnel_step;
 /* Go to the origin without the cache (builds the request, handles a body). */
 enum step req_start_pass(struct req *req);
+/* A cache fetch (req->busy to fill, for cache key `key`) whose origin
+ * server is chosen (req->fetch.be): in a cluster the key's owner may take
+ * its place (peer_route()); the origin request head, then R_CONNECT. */
+void req_start_cache_fetch(struct req *req, struct ac_slice key);
 /* Build the origin request head into req->bereq (vcl_backend_fetch first). */
 void req_build_bereq(struct req *req);
 /* Set up the fetch for the chosen backend (req->fetch.be). */
@@ -267,6 +280,9 @@ void cache_on_wake(struct wrk_wakeup *wu);
 
 /* ---------------------------------------------------------- inval.c */
 
+/* The cache key of url on host into req->key (the policy's vcl_hash with
+ * req.url and Host swapped in, when there is one); 0 or -1. */
+int cache_url_key(struct req *req, struct ac_slice url, struct ac_slice host);
 /* Purge every variant of url on host (the policy's key when there is one). */
 int cache_purge_url(struct req *req, struct ac_slice url, struct ac_slice host, unsigned flags,
                     size_t *countp);
