@@ -224,9 +224,29 @@ config_usage(FILE *f)
             "TLS 1.3 cipher suites (OpenSSL syntax)");
     fprintf(f, "  %-22s %-10s %s\n", "origin_ca_file", "(system)",
             "CA file (PEM) trusted for -b https:// origins");
-#define X(name, kind, def, help) fprintf(f, "  %-22s %-10.10g %s\n", #name, (double)(def), help);
+#define X(name, kind, def, help) \
+    if (CONFIG_##kind == CONFIG_BOOL) \
+        fprintf(f, "  %-22s %-10s %s\n", #name, (def) ? "on" : "off", help); \
+    else \
+        fprintf(f, "  %-22s %-10.10g %s\n", #name, (double)(def), help);
     CONFIG_PARAMS(X)
 #undef X
+}
+
+/* on/off (and the usual synonyms) -> 1/0; -1 for anything else. */
+static double
+parse_bool(const char *s)
+{
+    static const char *const yes[] = { "on", "true", "yes", "1" }, *const no[] = { "off", "false",
+                                                                               "no", "0" };
+
+    for (size_t i = 0; i < AC_ARRAY_LEN(yes); i++) {
+        if (strcasecmp(s, yes[i]) == 0)
+            return 1;
+        if (strcasecmp(s, no[i]) == 0)
+            return 0;
+    }
+    return -1;
 }
 
 static int
@@ -269,7 +289,8 @@ set_param(struct config *cfg, const char *arg, char *err, size_t errlen)
     if (nl == sizeof(#name) - 1 && memcmp(arg, #name, nl) == 0) { \
         enum config_kind k = CONFIG_##kind; \
         v = k == CONFIG_DUR ? config_parse_duration(eq + 1) \
-            : k == CONFIG_REAL ? strtod(eq + 1, NULL) : config_parse_size(eq + 1); \
+            : k == CONFIG_REAL ? strtod(eq + 1, NULL) \
+            : k == CONFIG_BOOL ? parse_bool(eq + 1) : config_parse_size(eq + 1); \
         if (v < 0 || (k == CONFIG_UINT && v != (double)(unsigned long)v)) \
             return fail(err, errlen, "-p %s: invalid value '%s'", #name, eq + 1); \
         cfg->p.name = v; \

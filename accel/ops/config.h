@@ -12,7 +12,8 @@
 #include <sys/socket.h>
 
 /* Tunable parameters (-p name=value).  X(name, kind, default, help)
- * kind: DUR (seconds, "500ms", "2s", "1m"), UINT, SIZE ("64k", "1m"), REAL. */
+ * kind: DUR (seconds, "500ms", "2s", "1m"), UINT, SIZE ("64k", "1m"), REAL,
+ * BOOL ("on"/"off", also true/false, yes/no, 1/0; stored as 1 or 0). */
 #define CONFIG_PARAMS(X) \
     X(timeout_idle, DUR, 60, "idle keep-alive client connection timeout") \
     X(timeout_req_head, DUR, 10, "deadline to receive a whole request head") \
@@ -26,6 +27,7 @@
     X(max_header_line, SIZE, 8192, "one header field line (431)") \
     X(max_headers, UINT, 100, "number of header fields (431)") \
     X(max_target, SIZE, 8192, "request-target length (414)") \
+    X(uri_strict, BOOL, 0, "on: only RFC 3986 characters in request-targets (400 for [ ] { } | ^ \\ \" raw UTF-8)") \
     X(drain_timeout, DUR, 10, "on SIGTERM, wait this long for requests in flight") \
     X(origin_idle_conns, UINT, 64, "idle origin connections kept per origin per worker") \
     X(origin_idle_timeout, DUR, 30, "idle origin connections are closed after this") \
@@ -47,7 +49,7 @@
     X(brotli_max_size, SIZE, 8388608, "larger objects get no brotli body (0: no brotli at all)") \
     X(compress_min_size, SIZE, 1024, "smaller responses (by Content-Length) are not compressed")
 
-enum config_kind { CONFIG_DUR, CONFIG_UINT, CONFIG_SIZE, CONFIG_REAL };
+enum config_kind { CONFIG_DUR, CONFIG_UINT, CONFIG_SIZE, CONFIG_REAL, CONFIG_BOOL };
 
 struct config_params {
 #define X(name, kind, def, help) double name;

@@ -905,7 +905,7 @@ freshen(struct sess *s, size_t r)
     memset(&mr, 0, sizeof(mr));
     mr.hdrs = mh;
     struct h1_limits lim = { s->tmpbuf.len + 1, 0, s->tmpbuf.len + 1,
-                             (unsigned)s->w->cfg->p.max_headers };
+                             (unsigned)s->w->cfg->p.max_headers, false };
     pr = h1_parse_response(s->tmpbuf.p, s->tmpbuf.len, &lim, AC_LIT("GET"), &mr);
     if (pr > 0)
         cache_decide(&s->req, &mr, s->req_time, s->resp_time, cp, &s->dec);

@@ -595,9 +595,16 @@ op_hash_data(void *priv, struct vcl_str str)
 {
     struct sess *s = priv;
 
-    /* Each part ends with a separator, so ("ab","c") and ("a","bc") differ. */
-    ac_buf_cat(&s->key, str.p, str.len);
-    ac_buf_cat(&s->key, "\n", 1);
+    /* Each part ends with a separator, so ("ab","c") and ("a","bc") differ;
+     * parts are in canonical target form (h1_target_canon: "[" as "%5B",
+     * a newline as "%0A"), so req.url as a browser and as curl send it
+     * hash alike and no part can fake a separator. */
+    char *d = ac_buf_reserve(&s->key, 3 * str.len + 1);
+    if (d == NULL)
+        return -1;
+    size_t n = h1_target_canon(str.p, str.len, d);
+    d[n] = '\n';
+    ac_buf_commit(&s->key, n + 1);
     return ac_buf_error(&s->key) ? -1 : 0;
 }
 
@@ -920,7 +927,8 @@ policy_main_explain(const struct config *cfg, int argc, char **argv)
     sin->sin_family = AF_INET;
     sin->sin_addr.s_addr = htonl(INADDR_LOOPBACK);
     s->hdrs = ac_xcalloc((size_t)cfg->p.max_headers, sizeof(*s->hdrs));
-    struct h1_limits lim = { 65536, 8192, 8192, (unsigned)cfg->p.max_headers };
+    struct h1_limits lim = { 65536, 8192, 8192, (unsigned)cfg->p.max_headers,
+                             cfg->p.uri_strict != 0 };
     s->req.hdrs = s->hdrs;
     if (h1_parse_request(raw.p, raw.len, &lim, &s->req) <= 0) {
         fprintf(stderr, "accel: explain: invalid request: %s\n",

@@ -605,6 +605,7 @@ step_head(struct sess *s)
             .max_target = (size_t)cfg->p.max_target,
             .max_header_line = (size_t)cfg->p.max_header_line,
             .max_headers = (unsigned)cfg->p.max_headers,
+            .strict_target = cfg->p.uri_strict != 0,
         };
         memset(&s->req, 0, sizeof(s->req));
         s->req.hdrs = s->hdrs;
