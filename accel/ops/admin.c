@@ -63,16 +63,20 @@ json_str(struct ac_buf *b, struct ac_slice v)
     ac_buf_cat(b, "\"", 1);
 }
 
+enum step
+admin_answer_json(struct sess *s, int status, const char *reason, const char *json, size_t len)
+{
+    s->resp_ops[0].name = AC_LIT("Content-Type");
+    s->resp_ops[0].value = AC_LIT("application/json");
+    s->n_resp_ops = 1;
+    return sess_synth_ex(s, status, reason, json, len, false, true);
+}
+
 static enum step
 answer(struct sess *s, int status, struct ac_buf *body)
 {
     ac_buf_cat(body, "\n", 1);
-    ac_buf_cat(body, "", 1);
-    s->n_resp_ops = 0;
-    s->resp_ops[0].name = AC_LIT("Content-Type");
-    s->resp_ops[0].value = AC_LIT("application/json");
-    s->n_resp_ops = 1;
-    return sess_synth_ex(s, status, NULL, body->p, body->len - 1, false, true);
+    return admin_answer_json(s, status, NULL, body->p, body->len);
 }
 
 static int

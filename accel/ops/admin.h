@@ -12,10 +12,17 @@
 #ifndef AC_ADMIN_H
 #define AC_ADMIN_H
 
+#include <stddef.h>
+
 struct sess;
 enum step;
 
 /* Answer the request of a session accepted on an admin listener. */
 enum step admin_request(struct sess *s);
+/* A synthetic answer whose body is JSON (Content-Type: application/json),
+ * as the admin listener and PURGE/BAN without a policy give; reason NULL:
+ * the standard phrase.  json[0..len) is copied. */
+enum step admin_answer_json(struct sess *s, int status, const char *reason, const char *json,
+                            size_t len);
 
 #endif /* AC_ADMIN_H */

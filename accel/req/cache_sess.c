@@ -131,6 +131,7 @@ cache_synth_or_restart(struct sess *s, enum vcl_action a, const struct vcl_resul
 {
     if (a == VCL_ACT_RESTART)
         return sess_restart(s);
+    s->cache_state = "SYNTH";       /* the policy answered (access log) */
     if (a == VCL_ACT_SYNTH)
         return sess_synth(s, (int)res->status,
                           res->reason.p ? pol_cstr(s, res->reason) : NULL, NULL, false);

@@ -7,6 +7,7 @@
  */
 #include "sess.h"
 
+#include "admin.h"
 #include "bans.h"
 #include "http.h"
 
@@ -84,9 +85,8 @@ cache_purge_request(struct sess *s)
     }
     snprintf(body, sizeof(body), "{\"purged\": %zu, \"mode\": \"%s\"}\n", total,
              (flags & STORE_PURGE_SOFT) ? "soft" : "hard");
-    if (total == 0)
-        return sess_synth(s, 404, "Not in cache", body, false);
-    return sess_synth(s, 200, "Purged", body, false);
+    return admin_answer_json(s, total ? 200 : 404, total ? "Purged" : "Not in cache", body,
+                             strlen(body));
 }
 
 int
@@ -137,9 +137,10 @@ cache_ban_request(struct sess *s)
     s->cache_state = "BAN";
     if (!is_loopback(&s->peer))
         return sess_synth(s, 405, "Not allowed", "BAN is allowed from loopback only\n", false);
-    if (h == NULL)
-        return sess_synth(s, 400, NULL, "{\"error\": \"expected a Ban: header with the "
-                                        "expression\"}\n", false);
+    if (h == NULL) {
+        static const char no_ban[] = "{\"error\": \"expected a Ban: header with the expression\"}\n";
+        return admin_answer_json(s, 400, NULL, no_ban, sizeof(no_ban) - 1);
+    }
     ac_buf_reset(&s->tmpbuf);
     ac_buf_catstr(&s->tmpbuf, "{\"ban\": \"");
     struct ac_buf canon;
@@ -150,14 +151,12 @@ cache_ban_request(struct sess *s)
         ac_buf_catstr(&s->tmpbuf, "{\"error\": \"");
         ac_buf_json_escape(&s->tmpbuf, AC_SLICE(err, strlen(err)));
         ac_buf_catstr(&s->tmpbuf, "\"}\n");
-        ac_buf_cat(&s->tmpbuf, "", 1);
-        return sess_synth(s, 400, NULL, s->tmpbuf.p, false);
+        return admin_answer_json(s, 400, NULL, s->tmpbuf.p, s->tmpbuf.len);
     }
     ac_buf_json_escape(&s->tmpbuf, ac_buf_slice(&canon));
     ac_buf_free(&canon);
     ac_buf_catstr(&s->tmpbuf, "\"}\n");
-    ac_buf_cat(&s->tmpbuf, "", 1);
-    return sess_synth(s, 200, "Banned", s->tmpbuf.p, false);
+    return admin_answer_json(s, 200, "Banned", s->tmpbuf.p, s->tmpbuf.len);
 }
 
 /* return (purge): drop every variant of the key, then vcl_purge. */

@@ -436,6 +436,8 @@ synth_build(struct sess *s, int status, struct ac_slice rs, const char *body, si
     if (reqbody_pending(s) || !s->keepalive || s->w->stopping)
         close = true;
     s->keepalive = !close;
+    if (s->cache_state == NULL)
+        s->cache_state = "SYNTH";   /* answered before any cache or origin step */
     s->status = status;
     ac_buf_reset(&s->whead);
     ac_buf_printf(&s->whead, "HTTP/1.1 %d ", status);
@@ -517,18 +519,24 @@ reject(struct sess *s)
         [H1_ERR_VERSION] = { 505, "HTTP version not supported\n" },
     };
     unsigned e = (unsigned)s->req.error;
+    char body[160];
 
     if (e >= AC_ARRAY_LEN(map))
         e = H1_ERR_BAD;
     STAT_INC(s->w, client_req_bad);
-    AC_DEBUG("client %s: bad request: %s", s->client_ip, s->req.reason ? s->req.reason : "?");
+    /* Say why, to the client, the access log and (-d) the error log. */
+    s->bad_reason = s->req.reason ? s->req.reason : "bad request";
+    s->bad_off = s->req.reason ? s->req.err_off : SIZE_MAX;
+    log_bad_request(s->client_ip, map[e].status, s->req.reason, s->bad_off,
+                    ac_iobuf_head(&s->rbuf), ac_iobuf_len(&s->rbuf));
+    http_bad_request_body(body, sizeof(body), map[e].body, s->req.reason, s->bad_off);
     /* Nothing of a rejected request is trusted, not even its method. */
     memset(&s->req, 0, sizeof(s->req));
     s->req.hdrs = s->hdrs;
     s->t_start = ev_now(s->w->loop);
     s->keepalive = false;
     s->head_len = ac_iobuf_len(&s->rbuf);
-    return sess_synth(s, map[e].status, NULL, map[e].body, true);
+    return sess_synth(s, map[e].status, NULL, body, true);
 }
 
 /*
@@ -574,6 +582,8 @@ step_tls(struct sess *s)
         s->t_start = ev_now(s->w->loop);
         s->keepalive = false;
         s->head_len = 0;
+        s->bad_reason = "plain HTTP on a TLS port";
+        s->bad_off = SIZE_MAX;
         return sess_synth(s, 400, NULL, "The plain HTTP request was sent to HTTPS port\n", true);
     }
     STAT_INC(s->w, tls_handshake);
@@ -597,6 +607,8 @@ step_head(struct sess *s)
         s->keepalive = false;
         memset(&s->req, 0, sizeof(s->req));
         s->t_start = ev_now(s->w->loop);
+        s->bad_reason = "request head not received in time";
+        s->bad_off = SIZE_MAX;
         return sess_synth(s, 408, NULL, "Request head not received in time\n", true);
     }
     if (ac_iobuf_len(b) > 0) {
@@ -635,6 +647,8 @@ step_head(struct sess *s)
             size_t max = (size_t)cfg->p.max_head_bytes + 1024;
             if (b->cap >= max) {
                 s->req.error = H1_ERR_HEAD_TOO_LARGE;
+                s->req.reason = "head too large";
+                s->req.err_off = SIZE_MAX;
                 return reject(s);
             }
             ac_iobuf_grow(b, AC_MIN(b->cap * 4, max));
@@ -885,6 +899,8 @@ log_request(struct sess *s)
         r.user_agent = h->value;
     r.upstream_status = s->upstream_status;
     r.cache = s->cache_state;
+    r.bad_reason = s->bad_reason;
+    r.bad_off = s->bad_off;
     log_access_add(&s->w->alog, &r);
 }
 

@@ -93,7 +93,9 @@ struct sess {
     int status;                     /* status sent to the client */
     uint64_t bytes_sent;            /* body bytes sent */
     int upstream_status;
-    const char *cache_state;        /* for the log: "PASS", "MISS", ... */
+    const char *cache_state;        /* for the log: "PASS", "MISS", "SYNTH", ... */
+    const char *bad_reason;         /* refused by the parser: the rule, for the log */
+    size_t bad_off;                 /* ... and the offending byte (SIZE_MAX: none) */
     bool logged;                    /* the access-log line of this request is written */
 
     /* client output */
