@@ -6,6 +6,7 @@
 
 #include "bans.h"
 #include "pool.h"
+#include "reload.h"
 #include "sess.h"
 
 #include <stdio.h>
@@ -112,6 +113,107 @@ secret_ok(const struct sess *s)
     return diff == 0;
 }
 
+/* Does the client want text rather than JSON?  (Accept names text/plain
+ * and not application/json.) */
+static bool
+wants_text(const struct sess *s)
+{
+    const struct h1_header *h = h1_header_find(s->hdrs, s->req.nhdrs, AC_LIT("Accept"));
+
+    if (h == NULL)
+        return false;
+    return h1_list_has_token(h->value, AC_LIT("text/plain")) &&
+           !h1_list_has_token(h->value, AC_LIT("application/json"));
+}
+
+/* Longest a POST /reload waits for the main thread (compile, DNS, the
+ * first probes of new backends): then 504 and the reload goes on. */
+#define RELOAD_WAIT_MAX 60.0
+
+/*
+ * POST /reload: the main thread compiles the policy and reads the
+ * certificates (reload.h); this session waits in S_ADMIN and answers the
+ * result: 200 {"status": "ok"}, or 422 {"status": "error", "message":
+ * "site.vcl:3:9: error: ..."} (the running policy stays), or 409 when there
+ * is nothing to reload.  Accept: text/plain gets the same as plain text.
+ */
+static enum step
+reload_begin(struct sess *s)
+{
+    AC_ASSERT(s->reload == NULL);
+    s->reload = reload_req_submit(s->w, s);
+    s->reload_until = ev_now(s->w->loop) + RELOAD_WAIT_MAX;
+    s->state = S_ADMIN;
+    return STEP_MORE;
+}
+
+static enum step
+reload_answer(struct sess *s, int status, struct ac_slice msg)
+{
+    struct ac_buf *body = &s->tmpbuf;
+    int code = status == 0 ? 200 : status > 0 ? 409 : status == -2 ? 504 : 422;
+
+    ac_buf_reset(body);
+    if (wants_text(s)) {
+        if (status == 0)
+            ac_buf_catstr(body, "reloaded\n");
+        else
+            ac_buf_printf(body, "reload failed%s:\n" AC_SLICE_FMT "\n",
+                          status < 0 ? ", the running policy and certificates stay" : "",
+                          AC_SLICE_ARG(msg));
+        s->resp_ops[0].name = AC_LIT("Content-Type");
+        s->resp_ops[0].value = AC_LIT("text/plain; charset=utf-8");
+        s->n_resp_ops = 1;
+        return sess_synth_ex(s, code, NULL, body->p, body->len, false, true);
+    }
+    if (status == 0) {
+        ac_buf_catstr(body, "{\"status\": \"ok\"}");
+    } else {
+        ac_buf_catstr(body, "{\"status\": \"error\", \"message\": ");
+        json_str(body, msg);
+        ac_buf_catstr(body, "}");
+    }
+    return answer(s, code, body);
+}
+
+enum step
+admin_wait_step(struct sess *s)
+{
+    struct ac_buf msg;
+    double left;
+    int status;
+    enum step r;
+
+    AC_CHECK_OBJ(s, SESS_MAGIC);
+    if (s->reload == NULL)
+        return STEP_DONE;
+    ac_buf_init(&msg, 0, 0);
+    if (reload_req_result(&s->reload, &status, &msg)) {
+        r = reload_answer(s, status, ac_buf_slice(&msg));
+        ac_buf_free(&msg);
+        return r;
+    }
+    ac_buf_free(&msg);
+    left = s->reload_until - ev_now(s->w->loop);
+    if (left <= 0 || s->w->stopping) {
+        admin_sess_end(s);
+        return reload_answer(s, -2, AC_LIT("the reload did not finish in time (it goes on; "
+                                           "the error log has the result)"));
+    }
+    sess_want(s, 0, 0);
+    sess_timer(s, left);
+    return STEP_WAIT;
+}
+
+void
+admin_sess_end(struct sess *s)
+{
+    if (s->reload == NULL)
+        return;
+    reload_req_abandon(&s->reload);
+    wrk_wake_cancel(s->w, s);       /* a wake-up already queued for it */
+}
+
 enum step
 admin_request(struct sess *s)
 {
@@ -129,6 +231,13 @@ admin_request(struct sess *s)
     if (!secret_ok(s)) {
         ac_buf_catstr(body, "{\"error\": \"missing or wrong X-Admin-Secret\"}");
         return answer(s, 401, body);
+    }
+    if (ac_slice_eq(route, AC_LIT("/reload"))) {
+        if (!post) {
+            ac_buf_catstr(body, "{\"error\": \"POST /reload\"}");
+            return answer(s, 405, body);
+        }
+        return reload_begin(s);
     }
     if (get && ac_slice_eq(route, AC_LIT("/stats")) && s->w->store == NULL) {
         ac_buf_catstr(body, "{\"backends\": ");
@@ -228,6 +337,6 @@ admin_request(struct sess *s)
         return answer(s, 200, body);
     }
     ac_buf_catstr(body, "{\"error\": \"unknown admin request\", \"routes\": [\"POST /purge\", "
-                        "\"POST /ban\", \"GET /bans\", \"GET /stats\"]}");
+                        "\"POST /ban\", \"GET /bans\", \"GET /stats\", \"POST /reload\"]}");
     return answer(s, 404, body);
 }

@@ -76,6 +76,8 @@ struct config {
     unsigned nbackend;
     unsigned nworkers;
     char *access_log;                   /* NULL: none, "-": stdout */
+    char *error_log;                    /* -e FILE: NULL: stderr */
+    char *pid_file;                     /* -P FILE: NULL: none */
     char *vcl_file;                     /* -f */
     char **storage;                     /* -s specs, as given */
     unsigned nstorage;

@@ -54,7 +54,7 @@ sess_wake(struct sess *s)
     AC_CHECK_OBJ(s, SESS_MAGIC);
     if (s->in_drive)
         return;
-    if (s->state == S_WAITOBJ || s->state == S_DELIVER ||
+    if (s->state == S_WAITOBJ || s->state == S_DELIVER || s->state == S_ADMIN ||
         (s->state == S_CONNECT && s->oc == NULL && s->qw.be != NULL))
         sess_drive(s);              /* the last: a max_connections slot came free */
 }

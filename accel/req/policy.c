@@ -6,6 +6,7 @@
 #include "policy.h"
 
 #include "bans.h"
+#include "check.h"
 #include "http.h"
 #include "log.h"
 #include "pool.h"
@@ -39,7 +40,14 @@ policy_compile(const struct config *cfg, const char *path, FILE *diag)
     int r;
 
     vcl_options_from(cfg, &o);
-    r = vcl_compile_file(path, &o, &p, &d);
+    if (path == NULL) {
+        /* No -f: the built-in policy in front of the -b origins (-x explain). */
+        char *src = check_builtin_policy_text(cfg);
+        r = vcl_compile_string("<built-in policy>", src, strlen(src), &o, &p, &d);
+        free(src);
+    } else {
+        r = vcl_compile_file(path, &o, &p, &d);
+    }
     if (d != NULL && diag != NULL && vcl_diags_count(d) > 0)
         fputs(vcl_diags_text(d), diag);
     vcl_diags_free(&d);
@@ -49,27 +57,6 @@ policy_compile(const struct config *cfg, const char *path, FILE *diag)
         return NULL;
     }
     return p;
-}
-
-int
-policy_main_check(const struct config *cfg)
-{
-    struct vcl_program *p;
-    char *dump;
-
-    if (cfg->vcl_file == NULL) {
-        fprintf(stderr, "accel: -C needs a policy file (-f FILE)\n");
-        return 2;
-    }
-    p = policy_compile(cfg, cfg->vcl_file, stderr);
-    if (p == NULL)
-        return 1;
-    dump = vcl_program_dump(p);
-    if (dump != NULL)
-        fputs(dump, stdout);
-    free(dump);
-    vcl_program_release(&p);
-    return 0;
 }
 
 /* ------------------------------------------------------------ installing */
@@ -871,10 +858,6 @@ policy_main_explain(const struct config *cfg, int argc, char **argv)
     struct vcl_result res;
     int rc = 0;
 
-    if (cfg->vcl_file == NULL) {
-        fprintf(stderr, "accel: -x explain needs a policy file (-f FILE)\n");
-        return 2;
-    }
     ac_buf_init(&raw, 256, 0);
     ac_buf_init(&rawresp, 256, 0);
     for (int i = 0; i < argc; i++) {
@@ -900,7 +883,7 @@ policy_main_explain(const struct config *cfg, int argc, char **argv)
         }
     }
     if (reqline == NULL) {
-        fprintf(stderr, "usage: accel -x explain -f FILE 'METHOD /path' [-H 'Name: value']... "
+        fprintf(stderr, "usage: accel -x explain [-f FILE] 'METHOD /path' [-H 'Name: value']... "
                         "[-R 'HTTP/1.1 200 OK' [-B 'Name: value']...]\n");
         return 2;
     }

@@ -32,6 +32,7 @@ static sess_step_f *const steps[S__MAX] = {
     [S_RESPBODY] = fetch_respbody,
     [S_TUNNEL] = tunnel_step,
     [S_SYNTH] = step_synth,
+    [S_ADMIN] = admin_wait_step,
     [S_FINISH] = step_finish,
     [S_CLOSE] = step_close,
 };
@@ -125,6 +126,7 @@ sess_free(struct sess *s)
     if (!s->bg && !s->logged && s->req.method.p != NULL && s->state != S_HEAD)
         log_request(s);
     cache_sess_reset(s);
+    admin_sess_end(s);
     pol_end(s);                     /* the program reference */
     free(s->arena.base);
     ac_buf_free(&s->synth_body);

@@ -39,6 +39,7 @@
     X(S_RESPBODY)   /* relaying the response body to the client */ \
     X(S_TUNNEL)     /* upgraded: relaying bytes both ways */ \
     X(S_SYNTH)      /* writing a response accel made itself */ \
+    X(S_ADMIN)      /* admin request waiting for the main thread (admin.c) */ \
     X(S_FINISH)     /* request done: log, then keep-alive or close */ \
     X(S_CLOSE)      /* flush what is queued, then close */
 
@@ -198,6 +199,8 @@ struct sess {
     bool abandon;                   /* vcl_backend_fetch did not return fetch */
     bool piping;                    /* return (pipe): raw bytes both ways after the head */
     bool admin;                     /* accepted on the admin listener (-T) */
+    struct reload_req *reload;      /* POST /reload waiting in S_ADMIN (admin.c) */
+    double reload_until;
     bool tls;                       /* the client connection is TLS (X-Forwarded-Proto) */
     bool poll_first;                /* wait for readiness before the next read: it
                                      * would find nothing (saves a syscall) */
