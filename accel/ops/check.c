@@ -49,8 +49,14 @@ check_builtin_policy_text(const struct config *cfg)
         sock_ntop_port((const struct sockaddr *)&a->ss, host, sizeof(host));
         port = strrchr(host, ':');
         *port++ = '\0';
-        ac_buf_printf(&b, "backend %s%.0u { .host = \"%s\"; .port = \"%s\";", i ? "b" : "default",
-                      i ? i + 1 : 0, host[0] == '[' ? host + 1 : host, port);
+        if (host[0] == '[' && port - 2 > host && port[-2] == ']')
+            port[-2] = '\0';           /* "[::1]" -> "::1" */
+        if (i == 0)
+            ac_buf_catstr(&b, "backend default");
+        else
+            ac_buf_printf(&b, "backend b%u", i + 1);
+        ac_buf_printf(&b, " { .host = \"%s\"; .port = \"%s\";", host[0] == '[' ? host + 1 : host,
+                      port);
         if (a->tls)
             ac_buf_printf(&b, " .ssl = true; .host_header = \"%s\";", a->name);
         ac_buf_catstr(&b, " }\n");

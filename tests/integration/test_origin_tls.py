@@ -4,6 +4,7 @@ certificate, connection reuse and session resumption, and health probes
 spoken over TLS.  The origin is the scripted test origin behind Python's
 ssl module, with a test PKI made by the openssl command line."""
 
+import re
 import ssl
 import pytest
 
