@@ -42,9 +42,32 @@ CMOCKA_LIBS = $(shell pkg-config --libs cmocka 2>/dev/null || echo -lcmocka)
 STORE_SRC := $(wildcard store/*.c)
 VCL_SRC   := $(wildcard vcl-lite/*.c)
 # accel/ is split into rooms (docs/architecture.md): each sub-folder is one
-# layer of the daemon.  ACCEL_INC puts every room's headers on the path.
-ACCEL_ROOMS := base net http req cache origin ops
-ACCEL_INC := -Iaccel $(addprefix -Iaccel/,$(ACCEL_ROOMS))
+# layer of the daemon.  A room is compiled with its own headers and those of
+# the rooms below it on the include path, nothing above, so an upward
+# #include does not build:
+#   client -> req -> cache, origin -> net -> ops -> base; http -> base
+# (transports, the request machine, caching rules and origins, workers and
+# connections, configuration/log/counters, shared basics; the HTTP codec).
+# req/int/ holds the request machine's own headers (struct req): on req's
+# path only, so transports see req.h and xport.h, never the request's
+# insides.  The libraries go to the rooms that use them.  main.c, unit tests,
+# fuzz targets and benchmarks see everything (ACCEL_INC).
+ACCEL_ROOMS := base ops net http cache origin req client
+INC_base    := base
+INC_ops     := ops base
+INC_net     := net ops base
+INC_http    := http base
+INC_cache   := cache http ops base
+INC_origin  := origin net http ops base
+INC_req     := req req/int cache origin net http ops base
+INC_client  := client req origin net http ops base
+LIB_net     := store vcl-lite
+LIB_cache   := store
+LIB_origin  := vcl-lite
+LIB_req     := store vcl-lite
+LIB_client  := vcl-lite
+room_inc = $(addprefix -Iaccel/,$(INC_$(1))) $(addprefix -I,$(LIB_$(1)))
+ACCEL_INC := -Iaccel $(addprefix -Iaccel/,$(ACCEL_ROOMS) req/int)
 ACCEL_SRC := $(foreach r,$(ACCEL_ROOMS),$(wildcard accel/$(r)/*.c))
 UNIT_SRC  := $(wildcard tests/unit/test_*.c)
 FUZZ_SRC  := $(wildcard tests/fuzz/fuzz_*.c)
@@ -70,9 +93,12 @@ $(BUILD)/obj/store/%.o: store/%.c
 $(BUILD)/obj/vcl-lite/%.o: vcl-lite/%.c
 	@mkdir -p $(@D)
 	$(CC) $(CFLAGS_BASE) $(PKG_CFLAGS) -Ivcl-lite -MMD -MP -c $< -o $@
+$(foreach r,$(ACCEL_ROOMS),$(eval \
+    $(patsubst %.c,$(BUILD)/obj/%.o,$(wildcard accel/$(r)/*.c)): ROOM_INC := $(call room_inc,$(r))))
+$(BUILD)/obj/accel/main.o: ROOM_INC := $(ACCEL_INC) -Istore -Ivcl-lite
 $(BUILD)/obj/accel/%.o: accel/%.c
 	@mkdir -p $(@D)
-	$(CC) $(CFLAGS_BASE) $(PKG_CFLAGS) $(ACCEL_INC) -Istore -Ivcl-lite -MMD -MP -c $< -o $@
+	$(CC) $(CFLAGS_BASE) $(PKG_CFLAGS) $(ROOM_INC) -MMD -MP -c $< -o $@
 
 $(LIBSTORE): $(STORE_OBJ)
 	@mkdir -p $(@D)

@@ -10,11 +10,13 @@
 #include "cache.h"
 #include "check.h"
 #include "config.h"
+#include "h1.h"
 #include "log.h"
 #include "policy.h"
 #include "pool.h"
 #include "probe.h"
 #include "reload.h"
+#include "req.h"
 #include "store.h"
 #include "tls.h"
 #include "wrk.h"
@@ -35,6 +37,33 @@
 
 static struct config cfg;       /* read-only once workers start (architecture.md) */
 static struct cache_params cparams; /* idem */
+
+/*
+ * What the workers run, wired here so that net/ knows no room above it:
+ * client connections are HTTP/1.1 (client/h1.c), a draining or exiting
+ * worker closes its idle origin connections (origin/pool.c), an exiting one
+ * frees its cache of request objects (req/req.c).
+ */
+static void
+wrk_on_exit(struct wrk *w)
+{
+    pool_close_idle(w);
+    req_cache_flush(w);
+}
+
+static void
+wrk_on_destroy(struct wrk *w)
+{
+    if (w->pset != NULL)
+        pool_set_release(&w->pset);
+}
+
+static const struct wrk_hooks wrk_hooks = {
+    .accept = h1_accept,
+    .drain = pool_close_idle,
+    .exit = wrk_on_exit,
+    .destroy = wrk_on_destroy,
+};
 
 static void
 on_store_panic(const char *func, const char *file, int line, const char *expr)
@@ -364,7 +393,7 @@ main(int argc, char **argv)
         return 1;
     }
     err[0] = '\0';
-    if (wrk_create_all(&cfg, st, &cparams, &ws, err, sizeof(err)) != 0 ||
+    if (wrk_create_all(&cfg, st, &cparams, &wrk_hooks, &ws, err, sizeof(err)) != 0 ||
         (sfd = signalfd(-1, &set, SFD_CLOEXEC)) < 0 || reload_queue_init() != 0 ||
         (cfg.pid_file != NULL && (pidfd = pidfile_write(cfg.pid_file, err, sizeof(err))) < 0) ||
         (cfg.error_log != NULL && log_error_file_open(cfg.error_log, err, sizeof(err)) != 0) ||

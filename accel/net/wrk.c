@@ -1,11 +1,10 @@
 /*
- * wrk.c -- worker threads: accept loop, session registry, draining.
+ * wrk.c -- worker threads: accept loop, the registry of what a worker owns,
+ * cross-thread wake-ups, draining.
  */
 #include "wrk.h"
 
 #include "conn.h"
-#include "pool.h"
-#include "sess.h"
 #include "store.h"
 #include "tls.h"
 #include "vcl.h"
@@ -43,52 +42,84 @@ on_accept(struct ev_loop *loop, ev_io *io, int revents)
             return;
         }
         (void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-        sess_new(w, fd, (struct sockaddr *)&ss, sl, l->addr->admin, l->addr->tls);
+        w->hooks->accept(w, fd, (struct sockaddr *)&ss, sl, l->addr);
     }
 }
 
 void
-wrk_sess_add(struct wrk *w, struct sess *s)
+wrk_task_add(struct wrk *w, struct wrk_task *t)
 {
-    s->prev = NULL;
-    s->next = w->sessions;
-    if (w->sessions)
-        w->sessions->prev = s;
-    w->sessions = s;
-    w->nsess++;
+    AC_ASSERT(!t->listed);
+    t->prev = NULL;
+    t->next = w->tasks;
+    if (w->tasks)
+        w->tasks->prev = t;
+    w->tasks = t;
+    t->listed = true;
+    w->ntasks++;
 }
 
 void
-wrk_sess_del(struct wrk *w, struct sess *s)
+wrk_task_del(struct wrk *w, struct wrk_task *t)
 {
-    if (s->prev)
-        s->prev->next = s->next;
+    AC_ASSERT(t->listed);
+    if (t->prev)
+        t->prev->next = t->next;
     else
-        w->sessions = s->next;
-    if (s->next)
-        s->next->prev = s->prev;
-    s->next = s->prev = NULL;
-    AC_ASSERT(w->nsess > 0);
-    w->nsess--;
+        w->tasks = t->next;
+    if (t->next)
+        t->next->prev = t->prev;
+    t->next = t->prev = NULL;
+    t->listed = false;
+    AC_ASSERT(w->ntasks > 0);
+    w->ntasks--;
 }
 
 void
 wrk_maybe_done(struct wrk *w)
 {
-    if (w->stopping && w->nsess == 0)
+    if (w->stopping && w->ntasks == 0)
         ev_break(w->loop, EVBREAK_ALL);
 }
 
+static void
+io_set(struct ev_loop *loop, ev_io *io, int fd, int events)
+{
+    int cur = ev_is_active(io) ? (io->events & (EV_READ | EV_WRITE)) : 0;
+
+    if (cur == events)
+        return;
+    ev_io_stop(loop, io);
+    if (events) {
+        /* ev_io_modify, not ev_io_set: the fd is the same, and ev_io_set
+         * would make libev re-register it (a failing epoll_ctl) */
+        if (io->fd != fd)
+            ev_io_set(io, fd, events);
+        else
+            ev_io_modify(io, events);
+        ev_io_start(loop, io);
+    }
+}
+
 void
-wrk_wake(struct wrk *w, struct sess *s)
+wrk_io_want(struct ev_loop *loop, ev_io *io, int fd, int *wantp, int ev)
+{
+    *wantp = ev;
+    if (ev == 0 && ev_is_active(io) && (io->events & (EV_READ | EV_WRITE)) == EV_READ)
+        return;
+    io_set(loop, io, fd, ev);
+}
+
+void
+wrk_wake(struct wrk *w, struct wrk_wakeup *wu)
 {
     bool poke = false;
 
     AC_ZERO(pthread_mutex_lock(&w->wake_mtx));
-    if (!s->wake_queued) {
-        s->wake_queued = true;
-        s->wake_next = w->wake_head;
-        w->wake_head = s;
+    if (!wu->queued) {
+        wu->queued = true;
+        wu->next = w->wake_head;
+        w->wake_head = wu;
         poke = true;
     }
     AC_ZERO(pthread_mutex_unlock(&w->wake_mtx));
@@ -97,20 +128,20 @@ wrk_wake(struct wrk *w, struct sess *s)
 }
 
 void
-wrk_wake_cancel(struct wrk *w, struct sess *s)
+wrk_wake_cancel(struct wrk *w, struct wrk_wakeup *wu)
 {
-    struct sess **pp;
+    struct wrk_wakeup **pp;
 
     AC_ZERO(pthread_mutex_lock(&w->wake_mtx));
-    if (s->wake_queued) {
-        for (pp = &w->wake_head; *pp != NULL; pp = &(*pp)->wake_next) {
-            if (*pp == s) {
-                *pp = s->wake_next;
+    if (wu->queued) {
+        for (pp = &w->wake_head; *pp != NULL; pp = &(*pp)->next) {
+            if (*pp == wu) {
+                *pp = wu->next;
                 break;
             }
         }
-        s->wake_queued = false;
-        s->wake_next = NULL;
+        wu->queued = false;
+        wu->next = NULL;
     }
     AC_ZERO(pthread_mutex_unlock(&w->wake_mtx));
 }
@@ -119,23 +150,23 @@ static void
 on_wake(struct ev_loop *loop, ev_async *a, int revents)
 {
     struct wrk *w = AC_CONTAINER_OF(a, struct wrk, wake_async);
-    struct sess *s;
+    struct wrk_wakeup *wu;
 
     (void)loop;
     (void)revents;
     for (;;) {
-        /* One at a time: driving a session may free others' queue entries. */
+        /* One at a time: running one may cancel (free) others' entries. */
         AC_ZERO(pthread_mutex_lock(&w->wake_mtx));
-        s = w->wake_head;
-        if (s != NULL) {
-            w->wake_head = s->wake_next;
-            s->wake_next = NULL;
-            s->wake_queued = false;
+        wu = w->wake_head;
+        if (wu != NULL) {
+            w->wake_head = wu->next;
+            wu->next = NULL;
+            wu->queued = false;
         }
         AC_ZERO(pthread_mutex_unlock(&w->wake_mtx));
-        if (s == NULL)
+        if (wu == NULL)
             break;
-        sess_wake(s);
+        wu->fn(wu);
     }
 }
 
@@ -166,10 +197,10 @@ on_drain_timeout(struct ev_loop *loop, ev_timer *t, int revents)
     struct wrk *w = AC_CONTAINER_OF(t, struct wrk, drain_timer);
 
     (void)revents;
-    if (w->nsess > 0)
-        LOG_W("worker %u: drain timeout, closing %u connection(s)", w->id, w->nsess);
-    while (w->sessions != NULL)
-        sess_kill(w->sessions);
+    if (w->ntasks > 0)
+        LOG_W("worker %u: drain timeout, closing %u connection(s)", w->id, w->ntasks);
+    while (w->tasks != NULL)
+        w->tasks->ops->kill(w->tasks);
     ev_break(loop, EVBREAK_ALL);
 }
 
@@ -177,7 +208,7 @@ static void
 on_stop(struct ev_loop *loop, ev_async *a, int revents)
 {
     struct wrk *w = AC_CONTAINER_OF(a, struct wrk, stop_async);
-    struct sess *s, *next;
+    struct wrk_task *t, *next;
 
     (void)revents;
     if (w->stopping)
@@ -188,11 +219,13 @@ on_stop(struct ev_loop *loop, ev_async *a, int revents)
         close(w->lst[i].fd);
         w->lst[i].fd = -1;
     }
-    pool_close_idle(w);
+    if (w->hooks->drain != NULL)
+        w->hooks->drain(w);
     ev_timer_stop(loop, &w->housekeep);
-    for (s = w->sessions; s != NULL; s = next) {
-        next = s->next;
-        sess_drain(s);
+    for (t = w->tasks; t != NULL; t = next) {
+        next = t->next;             /* draining t may end it */
+        if (t->ops->drain != NULL)
+            t->ops->drain(t);
     }
     ev_timer_set(&w->drain_timer, w->cfg->p.drain_timeout, 0);
     ev_timer_start(loop, &w->drain_timer);
@@ -206,17 +239,19 @@ wrk_main(void *arg)
 
     AC_CHECK_OBJ(w, WRK_MAGIC);
     ev_run(w->loop, 0);
-    /* Leave nothing behind: sessions, idle origin connections, log lines. */
-    while (w->sessions != NULL)
-        sess_kill(w->sessions);
-    pool_close_idle(w);
+    /* Leave nothing behind: connections, requests, idle origin
+     * connections, log lines. */
+    while (w->tasks != NULL)
+        w->tasks->ops->kill(w->tasks);
+    if (w->hooks->exit != NULL)
+        w->hooks->exit(w);
     log_access_flush(&w->alog);
     return NULL;
 }
 
 int
 wrk_create_all(const struct config *cfg, struct store *st, const struct cache_params *cp,
-               struct wrk **out, char *err, size_t errlen)
+               const struct wrk_hooks *hooks, struct wrk **out, char *err, size_t errlen)
 {
     struct wrk *ws = ac_xcalloc(cfg->nworkers, sizeof(*ws));
     int alog_fd = -1;
@@ -238,6 +273,7 @@ wrk_create_all(const struct config *cfg, struct store *st, const struct cache_pa
         w->magic = WRK_MAGIC;
         w->id = i;
         w->cfg = cfg;
+        w->hooks = hooks;
         w->store = st;
         w->cparams = cp;
         AC_ZERO(pthread_mutex_init(&w->wake_mtx, NULL));
@@ -318,8 +354,8 @@ wrk_destroy_all(struct wrk **wsp, unsigned n)
             if (w->lst[j].fd >= 0)
                 close(w->lst[j].fd);
         free(w->lst);
-        if (w->pset != NULL)
-            pool_set_release(&w->pset);
+        if (w->hooks != NULL && w->hooks->destroy != NULL)
+            w->hooks->destroy(w);
         alog_fd = w->alog.fd;
         log_access_fini(&w->alog);
         if (w->loop)

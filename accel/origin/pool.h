@@ -13,7 +13,8 @@
  * With -b and no policy there is one set for the process lifetime.
  *
  * An oconn is owned by its worker: either idle in the pool (watched for
- * close and idle timeout) or checked out by one session.
+ * close and idle timeout) or checked out by one origin exchange (fetch.h)
+ * or tunnel.
  */
 #ifndef AC_POOL_H
 #define AC_POOL_H
@@ -29,6 +30,12 @@
 #include "vcl.h"
 
 struct pool_set;
+struct oconn;
+
+struct oconn_list {
+    struct oconn *head;
+    unsigned n;
+};
 
 /* What a probe sends and expects (Varnish vcl-probe semantics). */
 struct pool_probe_cfg {
@@ -52,7 +59,7 @@ struct pool_probe_cfg {
     X(probe_bad, "failed probes")
 
 /* A request waiting for a max_connections slot of a backend (embedded in
- * the session).  Waiters are served first come, first served: a slot given
+ * the origin exchange).  Waiters are served first come, first served: a slot given
  * back goes straight to the oldest waiter (granted), whose wake(arg) is
  * called, from the releasing thread, under the backend's queue lock. */
 struct pool_waiter {
@@ -107,10 +114,11 @@ struct oconn {
     struct conn c;
     struct wrk *w;
     const struct backend *be;   /* holds a reference on be->set */
-    ev_io io;                   /* idle: watches for close; checked out: the session's */
+    ev_io io;                   /* idle: watches for close; checked out: its owner's */
     ev_timer idle_tmr;
     struct oconn *next, *prev;  /* idle list */
-    struct sess *owner;         /* NULL while idle */
+    void *owner;                /* NULL while idle; checked out: its fetch (fetch.h) or
+                                 * tunnel, which set the io callback */
     unsigned nreq;              /* requests sent on this connection */
     bool connecting;
     bool handshaking;           /* TLS to the origin: handshake not done yet */

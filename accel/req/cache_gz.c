@@ -77,20 +77,20 @@ vary_names_ae(const struct h1_response *r)
  * off.  The policy may change all three.
  */
 void
-cache_gz_defaults(struct sess *s, const struct h1_response *r)
+cache_gz_defaults(struct req *req, const struct h1_response *r)
 {
-    const struct config_params *p = &s->w->cfg->p;
+    const struct config_params *p = &req->w->cfg->p;
     const struct h1_header *ct = h1_header_find(r->hdrs, r->nhdrs, AC_LIT("Content-Type"));
     int oc = origin_coding(r);
     bool text = ct != NULL && gz_compressible_type(ct->value);
     bool has_body = r->status >= 200 && r->status != 204 && r->status != 206 &&
                     r->status != 304 && r->body != H1_BODY_NONE;
     bool big = r->body != H1_BODY_LENGTH || (double)r->content_length >= p->compress_min_size;
-    bool ok = text && has_body && big && !s->dec.no_transform;
+    bool ok = text && has_body && big && !req->dec.no_transform;
 
-    s->do_gunzip = false;
-    s->do_gzip = ok && oc == GZ_IDENTITY && p->gzip_level > 0;
-    s->do_brotli = ok && (oc == GZ_IDENTITY || oc == GZ_GZIP) && p->brotli_max_size > 0 &&
+    req->do_gunzip = false;
+    req->do_gzip = ok && oc == GZ_IDENTITY && p->gzip_level > 0;
+    req->do_brotli = ok && (oc == GZ_IDENTITY || oc == GZ_GZIP) && p->brotli_max_size > 0 &&
                    (r->body != H1_BODY_LENGTH || (double)r->content_length <= p->brotli_max_size);
 }
 
@@ -103,33 +103,33 @@ cache_gz_defaults(struct sess *s, const struct h1_response *r)
  * and served exactly as sent.
  */
 unsigned
-cache_gz_setup(struct sess *s, const struct h1_response *r, unsigned *flagsp)
+cache_gz_setup(struct req *req, const struct h1_response *r, unsigned *flagsp)
 {
-    const struct config_params *p = &s->w->cfg->p;
+    const struct config_params *p = &req->w->cfg->p;
     int oc = origin_coding(r);
     unsigned senc, f = 0;
 
     *flagsp = 0;
-    if (oc < 0 || s->dec.no_transform)
+    if (oc < 0 || req->dec.no_transform)
         return cache_gz_store_encoding(r);
     senc = (unsigned)oc;
-    if (oc == GZ_GZIP && s->do_gunzip) {
-        s->fill_gz = gz_new(GZ_K_GZIP_DEC, 0, 0);
+    if (oc == GZ_GZIP && req->do_gunzip) {
+        req->fill_gz = gz_new(GZ_K_GZIP_DEC, 0, 0);
         senc = GZ_IDENTITY;
-        STAT_INC(s->w, gzip_gunzipped);
+        STAT_INC(req->w, gzip_gunzipped);
     } else if (oc == GZ_GZIP || oc == GZ_BR) {
-        s->fill_gz = gz_new(oc == GZ_GZIP ? GZ_K_GZIP_DEC : GZ_K_BR_DEC, 0, 0);
-        s->fill_gz_check = true;
-    } else if (s->do_gzip) {
-        s->fill_gz = gz_new(GZ_K_GZIP_ENC, (int)p->gzip_level, 0);
+        req->fill_gz = gz_new(oc == GZ_GZIP ? GZ_K_GZIP_DEC : GZ_K_BR_DEC, 0, 0);
+        req->fill_gz_check = true;
+    } else if (req->do_gzip) {
+        req->fill_gz = gz_new(GZ_K_GZIP_ENC, (int)p->gzip_level, 0);
         senc = GZ_GZIP;
-        STAT_INC(s->w, gzip_stored);
+        STAT_INC(req->w, gzip_stored);
     }
-    if (s->fill_gz != NULL || senc != (unsigned)oc) {
-        AC_NOTNULL(s->fill_gz);     /* zlib/brotli fail only when out of memory */
-        s->fill_buf = ac_xmalloc(GZ_BUFSZ);
+    if (req->fill_gz != NULL || senc != (unsigned)oc) {
+        AC_NOTNULL(req->fill_gz);     /* zlib/brotli fail only when out of memory */
+        req->fill_buf = ac_xmalloc(GZ_BUFSZ);
     }
-    if (s->do_brotli && (senc == GZ_IDENTITY || senc == GZ_GZIP))
+    if (req->do_brotli && (senc == GZ_IDENTITY || senc == GZ_GZIP))
         f |= OBJ_F_BROTLI;
     if (senc != GZ_IDENTITY || senc != (unsigned)oc || (f & OBJ_F_BROTLI)) {
         f |= OBJ_F_NEGOTIATE | ((unsigned)oc << OBJ_ORIGENC_SHIFT);
@@ -172,102 +172,103 @@ cache_gz_strip(struct ac_buf *b)
  * The representation this request gets (RFC 9110 §12.5.3): for an object
  * whose coding is negotiated, the best of the stored body, its brotli
  * body once made, and identity (decoded on the fly) that the client's
- * Accept-Encoding accepts.  Sets s->dlv_alt and returns the coding; asks
+ * Accept-Encoding accepts.  Sets req->dlv_alt and returns the coding; asks
  * for a brotli body when the client would take one and there is none yet.
  */
 unsigned
-cache_gz_choose(struct sess *s, bool complete, size_t len)
+cache_gz_choose(struct req *req, bool complete, size_t len)
 {
-    struct store_obj *o = s->obj;
+    struct store_obj *o = req->obj;
     unsigned f = store_obj_flags(o), enc = store_obj_encoding(o), altenc = 0;
-    const struct config_params *p = &s->w->cfg->p;
+    const struct config_params *p = &req->w->cfg->p;
     struct gz_accept acc;
     bool alt;
 
-    s->dlv_alt = false;
+    req->dlv_alt = false;
     if (!(f & OBJ_F_NEGOTIATE))
         return enc;
     alt = store_obj_alt(o, &altenc, NULL);
-    gz_accept_from_headers(s->req.hdrs, s->req.nhdrs, &acc);
+    gz_accept_from_headers(req->http.hdrs, req->http.nhdrs, &acc);
     unsigned e = gz_choose(&acc, GZ_MASK(enc) | GZ_MASK(GZ_IDENTITY) | (alt ? GZ_MASK(altenc) : 0));
     if ((f & OBJ_F_BROTLI) && !alt && complete && acc.q_br > 0 &&
         (double)len <= p->brotli_max_size && store_obj_alt_state(o) == STORE_ALT_NONE)
         (void)brjob_submit(o, (int)p->brotli_level);  /* e.g. after a restart */
     if (alt && e == altenc && e != enc)
-        s->dlv_alt = true;
+        req->dlv_alt = true;
     return e;
 }
 
 /*
  * Delivery through a decoder (identity for a client that takes neither
- * gzip nor br): decode what has arrived into dlv_buf, queue it as one
- * chunk, and decode more only once it is written, so memory stays at one
+ * gzip nor br): decode what has arrived into dlv_buf, write it, and decode
+ * more only once the transport has taken it, so memory stays at one
  * buffer per client for any body size.  A stored body that does not
  * decode, or ends before its stream does, ends the response with a close
  * (no last chunk): the client never takes it for whole.
  */
 enum dlv
-cache_gz_pump(struct sess *s)
+cache_gz_pump(struct req *req)
 {
     for (;;) {
-        if (s->niov > 0) {
-            enum dlv d = dlv_flush(s);
-            if (d != DLV_DONE)
-                return d;
-            continue;
-        }
-        if (s->dlv_done)
+        if (req->out_wait)
+            return DLV_WAIT_WRITE;  /* dlv_buf is still the transport's */
+        if (req->dlv_done)
             return DLV_DONE;
         size_t len = 0, outn = 0;
-        enum store_obj_state st = store_obj_state(s->obj, &len);
+        enum store_obj_state st = store_obj_state(req->obj, &len);
         int r = GZ_OK;
         while (outn < GZ_BUFSZ) {
             struct store_bytes seg = { NULL, 0 };
             const char *p = NULL;
             size_t n = 0, w = 0;
-            if (s->dlv_off < len && store_obj_read(s->obj, (size_t)s->dlv_off, &seg, 1) == 1) {
+            if (req->dlv_off < len && store_obj_read(req->obj, (size_t)req->dlv_off, &seg, 1) == 1) {
                 p = seg.p;
-                n = (size_t)AC_MIN((uint64_t)seg.len, len - s->dlv_off);
+                n = (size_t)AC_MIN((uint64_t)seg.len, len - req->dlv_off);
             }
             size_t n0 = n;
-            r = gz_run(s->dlv_gz, &p, &n, s->dlv_buf + outn, GZ_BUFSZ - outn, &w, GZ_NOFLUSH);
-            s->dlv_off += n0 - n;
+            r = gz_run(req->dlv_gz, &p, &n, req->dlv_buf + outn, GZ_BUFSZ - outn, &w, GZ_NOFLUSH);
+            req->dlv_off += n0 - n;
             outn += w;
             if (r == GZ_ERR || (w == 0 && n == n0))
                 break;
         }
         if (r == GZ_ERR) {
-            STAT_INC(s->w, gzip_corrupt);
+            STAT_INC(req->w, gzip_corrupt);
             LOG_W("cached body of " AC_SLICE_FMT " does not decode; response cut",
-                  AC_SLICE_ARG(s->req.path));
+                  AC_SLICE_ARG(req->http.path));
             return DLV_ABORTED;
         }
         if (outn > 0) {
-            if (s->dlv_chunked) {
-                int hl = snprintf(s->dlv_chunkhdr, sizeof(s->dlv_chunkhdr), "%zx\r\n", outn);
-                sess_iov_add(s, s->dlv_chunkhdr, (size_t)hl);
-            }
-            sess_iov_add(s, s->dlv_buf, outn);
-            if (s->dlv_chunked)
-                sess_iov_add(s, "\r\n", 2);
-            s->bytes_sent += outn;
+            struct iovec iov = { req->dlv_buf, outn };
+            req->bytes_sent += outn;
+            int wr = req_write(req, &iov, 1, 0);
+            if (wr == AC_AGAIN)
+                return DLV_WAIT_WRITE;
+            if (wr != AC_OK)
+                return DLV_DEAD;
             continue;
         }
-        if (s->dlv_off < len)
+        if (req->dlv_off < len)
             return DLV_ABORTED;     /* input the decoder will not take */
         if (st == STORE_OBJ_ABORTED)
             return DLV_ABORTED;
-        if (st != STORE_OBJ_COMPLETE)
-            return DLV_WAIT_DATA;
-        if (!gz_finished(s->dlv_gz)) {
-            STAT_INC(s->w, gzip_corrupt);
+        if (st != STORE_OBJ_COMPLETE) {
+            int wr = req_flush_head(req);   /* the body is still coming */
+            if (wr == AC_AGAIN)
+                return DLV_WAIT_WRITE;
+            return wr == AC_OK ? DLV_WAIT_DATA : DLV_DEAD;
+        }
+        if (!gz_finished(req->dlv_gz)) {
+            STAT_INC(req->w, gzip_corrupt);
             LOG_W("cached body of " AC_SLICE_FMT " ends inside its compressed stream",
-                  AC_SLICE_ARG(s->req.path));
+                  AC_SLICE_ARG(req->http.path));
             return DLV_ABORTED;
         }
-        if (s->dlv_chunked)
-            sess_iov_add(s, "0\r\n\r\n", 5);
-        s->dlv_done = true;
+        req->dlv_done = true;
+        int wr = req_write(req, NULL, 0, XP_W_END);
+        if (wr == AC_AGAIN)
+            return DLV_WAIT_WRITE;
+        if (wr != AC_OK)
+            return DLV_DEAD;
     }
 }
-

@@ -1,17 +1,19 @@
 /*
- * cache_sess.c -- the caching states of a session: lookup, waiting on a busy
- * object (request coalescing), delivery from an object, and filling a busy
- * object from the origin while delivering it.  The rules themselves (what
- * to store, for how long) are in cache.c.
+ * cache_sess.c -- the caching states of a request: lookup, waiting on a
+ * busy object (request coalescing), delivery from an object, and filling a
+ * busy object from the origin while delivering it.  The rules themselves
+ * (what to store, for how long) are in cache.c.
  *
- * Who fills: the session whose lookup created the busy object fetches and
+ * Who fills: the request whose lookup created the busy object fetches and
  * appends the body to it at the origin's speed, while it delivers the object
  * to its own client at the client's speed; every other request for the key
  * waits on the busy object and streams it as it grows.  If that client goes
- * away, the session keeps filling for the others (client_dead).  Background
- * refreshes (grace) are sessions without a client (bg).
+ * away, the request keeps filling for the others without a transport
+ * (client_dead).  Background refreshes (grace) are internal requests
+ * without a client (bg) that carry the metadata of the request that found
+ * the object stale.
  */
-#include "sess.h"
+#include "req_int.h"
 
 #include "bans.h"
 #include "brjob.h"
@@ -24,297 +26,303 @@
 #include <stdio.h>
 #include <stdlib.h>
 
-
-
 static double
-now_of(const struct sess *s)
+now_of(const struct req *req)
 {
-    return ev_now(s->w->loop);
+    return ev_now(req->w->loop);
 }
 
 static bool
 match_cb(void *arg, struct store_bytes sel)
 {
-    struct sess *s = arg;
+    struct req *req = arg;
 
-    return cache_vary_match(AC_SLICE(sel.p, sel.len), &s->req);
+    return cache_vary_match(AC_SLICE(sel.p, sel.len), &req->http);
 }
 
 static void
 on_store_change(struct store_waiter *wt)
 {
-    struct sess *s = wt->priv;
+    struct req *req = wt->priv;
 
-    wrk_wake(s->w, s);          /* any thread: queue for the session's worker */
+    wrk_wake(req->w, &req->wake);   /* any thread: queue for the request's worker */
 }
 
 void
-sess_wake(struct sess *s)
+cache_on_wake(struct wrk_wakeup *wu)
 {
-    AC_CHECK_OBJ(s, SESS_MAGIC);
-    if (s->in_drive)
+    struct req *req = AC_CONTAINER_OF(wu, struct req, wake);
+
+    AC_CHECK_OBJ(req, REQ_MAGIC);
+    if (req->in_drive)
         return;
-    if (s->state == S_WAITOBJ || s->state == S_DELIVER || s->state == S_ADMIN ||
-        (s->state == S_CONNECT && s->oc == NULL && s->qw.be != NULL))
-        sess_drive(s);              /* the last: a max_connections slot came free */
+    if (req->state == R_WAITOBJ || req->state == R_DELIVER)
+        req_drive(req);
 }
 
 static void
-subscribe(struct sess *s, struct store_obj *o)
+subscribe(struct req *req, struct store_obj *o)
 {
-    if (s->subscribed)
+    if (req->subscribed)
         return;
-    store_waiter_init(&s->waiter, on_store_change, s);
-    AC_ZERO(store_waiter_subscribe(o, &s->waiter));
-    s->subscribed = true;
+    store_waiter_init(&req->waiter, on_store_change, req);
+    AC_ZERO(store_waiter_subscribe(o, &req->waiter));
+    req->subscribed = true;
 }
 
 static void
-unsubscribe(struct sess *s)
+unsubscribe(struct req *req)
 {
-    if (!s->subscribed)
+    if (!req->subscribed)
         return;
-    store_waiter_unsubscribe(&s->waiter);
-    s->subscribed = false;
-    wrk_wake_cancel(s->w, s);
+    store_waiter_unsubscribe(&req->waiter);
+    req->subscribed = false;
+    wrk_wake_cancel(req->w, &req->wake);
 }
 
 void
-cache_sess_reset(struct sess *s)
+cache_req_reset(struct req *req)
 {
-    pool_wait_leave(&s->qw);        /* before wrk_wake_cancel: a grant may wake us */
-    unsubscribe(s);
-    wrk_wake_cancel(s->w, s);
-    if (s->busy != NULL) {
+    unsubscribe(req);
+    if (req->busy != NULL) {
         /* A fill that did not finish: readers must not take it for whole. */
-        if (store_obj_state(s->busy, NULL) == STORE_OBJ_BUSY)
-            store_obj_abort(s->busy);
-        store_obj_release(&s->busy);
+        if (store_obj_state(req->busy, NULL) == STORE_OBJ_BUSY)
+            store_obj_abort(req->busy);
+        store_obj_release(&req->busy);
     }
-    store_obj_release(&s->obj);
-    store_obj_release(&s->stale);
-    s->lookups = 0;
-    s->revalidating = false;
-    s->xcache = NULL;
-    s->cstatus = NULL;
-    s->dlv_started = s->dlv_done = s->dlv_chunked = s->dlv_last_chunk = false;
-    s->dlv_off = s->dlv_end = 0;
-    s->fill_done = s->fill_overflow = false;
-    s->fill_len = 0;
-    s->pending_run = AC_SLICE(NULL, 0);
-    gz_free(&s->fill_gz);
-    gz_free(&s->dlv_gz);
-    free(s->fill_buf);
-    free(s->dlv_buf);
-    s->fill_buf = s->dlv_buf = NULL;
-    s->fill_gz_check = s->fill_gz_dirty = s->dlv_alt = false;
+    store_obj_release(&req->obj);
+    store_obj_release(&req->stale);
+    req->lookups = 0;
+    req->revalidating = false;
+    req->xcache = NULL;
+    req->cstatus = NULL;
+    req->dlv_started = req->dlv_done = false;
+    req->dlv_off = req->dlv_end = 0;
+    req->fill_done = req->fill_overflow = false;
+    req->fill_len = 0;
+    req->pending_run = AC_SLICE(NULL, 0);
+    gz_free(&req->fill_gz);
+    gz_free(&req->dlv_gz);
+    free(req->fill_buf);
+    free(req->dlv_buf);
+    req->fill_buf = req->dlv_buf = NULL;
+    req->fill_gz_check = req->fill_gz_dirty = req->dlv_alt = false;
 }
 
 static bool
-stale_if_error_ok(const struct sess *s)
+stale_if_error_ok(const struct req *req)
 {
     struct store_times t;
     unsigned f;
 
-    if (s->stale == NULL)
+    if (req->stale == NULL)
         return false;
-    f = store_obj_flags(s->stale);
+    f = store_obj_flags(req->stale);
     if (f & (OBJ_F_MUSTREVAL | STORE_OBJ_F_HFM))
         return false;
-    store_obj_times(s->stale, &t);
-    return now_of(s) < t.insert + t.ttl + (double)(f >> OBJ_SIE_SHIFT);
+    store_obj_times(req->stale, &t);
+    return now_of(req) < t.insert + t.ttl + (double)(f >> OBJ_SIE_SHIFT);
 }
 
 /* Go to the origin without the cache (pass, hit-for-miss). */
 enum step
-cache_synth_or_restart(struct sess *s, enum vcl_action a, const struct vcl_result *res)
+cache_synth_or_restart(struct req *req, enum vcl_action a, const struct vcl_result *res)
 {
     if (a == VCL_ACT_RESTART)
-        return sess_restart(s);
-    s->cache_state = "SYNTH";       /* the policy answered (access log) */
+        return req_restart(req);
+    req->cache_state = "SYNTH";     /* the policy answered (access log) */
     if (a == VCL_ACT_SYNTH)
-        return sess_synth(s, (int)res->status,
-                          res->reason.p ? pol_cstr(s, res->reason) : NULL, NULL, false);
-    return sess_synth(s, 503, NULL, "Policy failure\n", false);
+        return req_synth(req, (int)res->status,
+                          res->reason.p ? pol_cstr(req, res->reason) : NULL, NULL, false);
+    return req_synth(req, 503, NULL, "Policy failure\n", false);
 }
 
 static enum step
-go_pass(struct sess *s, const char *xcache, const char *cstatus)
+go_pass(struct req *req, const char *xcache, const char *cstatus)
 {
     struct vcl_result res;
 
-    s->xcache = xcache;
-    s->cstatus = cstatus;
-    s->cache_state = xcache;
-    s->req_time = now_of(s);
-    if (s->prog != NULL) {
-        enum vcl_action a = pol_run(s, VCL_SUB_PASS, &res);
+    req->xcache = xcache;
+    req->cstatus = cstatus;
+    req->cache_state = xcache;
+    req->req_time = now_of(req);
+    if (req->prog != NULL) {
+        enum vcl_action a = pol_run(req, VCL_SUB_PASS, &res);
         if (a != VCL_ACT_FETCH)
-            return cache_synth_or_restart(s, a, &res);
+            return cache_synth_or_restart(req, a, &res);
     }
-    return sess_start_pass(s);
+    return req_start_pass(req);
 }
 
 static enum step
-go_fetch(struct sess *s)
+go_fetch(struct req *req)
 {
     struct vcl_result res;
 
-    s->xcache = "MISS";
-    s->cstatus = "fwd=uri-miss";
-    s->cache_state = "MISS";
-    s->req_time = now_of(s);
-    if (s->prog != NULL) {
-        enum vcl_action a = pol_run(s, VCL_SUB_MISS, &res);
+    req->xcache = "MISS";
+    req->cstatus = "fwd=uri-miss";
+    req->cache_state = "MISS";
+    req->req_time = now_of(req);
+    if (req->prog != NULL) {
+        enum vcl_action a = pol_run(req, VCL_SUB_MISS, &res);
         if (a != VCL_ACT_FETCH) {
-            if (s->busy != NULL) {
-                store_obj_abort(s->busy);
-                store_obj_release(&s->busy);
+            if (req->busy != NULL) {
+                store_obj_abort(req->busy);
+                store_obj_release(&req->busy);
             }
             if (a == VCL_ACT_PASS)
-                return go_pass(s, "PASS", "fwd=uri-miss");
-            return cache_synth_or_restart(s, a, &res);
+                return go_pass(req, "PASS", "fwd=uri-miss");
+            return cache_synth_or_restart(req, a, &res);
         }
-        s->be = pol_backend(s);
-        if (s->be == NULL)
-            return fetch_no_backend(s);     /* stale-if-error, else 503 */
+        req->fetch.be = pol_backend(req);
+        if (req->fetch.be == NULL)
+            return req_no_backend(req);     /* stale-if-error, else 503 */
     }
-    fetch_build_bereq(s);
-    s->state = S_CONNECT;
+    req_build_bereq(req);
+    req->state = R_CONNECT;
     return STEP_MORE;
 }
 
 /*
  * return (pipe): the request goes to the origin with Connection: close and
- * from then on bytes are copied both ways, unparsed, until either side
- * closes (Varnish's pipe).  vcl_pipe may still answer with synth.
+ * from then on the transport copies bytes both ways, unparsed, until either
+ * side closes (Varnish's pipe).  vcl_pipe may still answer with synth.  A
+ * transport that cannot tunnel (HTTP/2) gets a pass, as in Varnish.
  */
 static enum step
-go_pipe(struct sess *s)
+go_pipe(struct req *req)
 {
     struct vcl_result res;
-    enum vcl_action a = pol_run(s, VCL_SUB_PIPE, &res);
+    enum vcl_action a;
 
+    if (req->xp == NULL || req->xp->ops->tunnel == NULL) {
+        STAT_INC(req->w, cache_pass);
+        return go_pass(req, "PASS", "fwd=request");
+    }
+    a = pol_run(req, VCL_SUB_PIPE, &res);
     if (a != VCL_ACT_PIPE)
-        return cache_synth_or_restart(s, a, &res);
-    s->be = pol_backend(s);
-    if (s->be == NULL)
-        return sess_synth(s, 503, NULL, "No origin server for this request\n", false);
-    s->piping = true;
-    s->keepalive = false;
-    s->xcache = s->cache_state = "PIPE";
-    fetch_build_bereq(s);
-    if (!s->head_copied)
-        sess_copy_head(s);          /* rbuf now carries what follows the head */
-    s->state = S_CONNECT;
+        return cache_synth_or_restart(req, a, &res);
+    req->fetch.be = pol_backend(req);
+    if (req->fetch.be == NULL)
+        return req_synth(req, 503, NULL, "No origin server for this request\n", false);
+    req->piping = true;
+    req->xcache = req->cache_state = "PIPE";
+    req_build_bereq(req);
+    req->state = R_CONNECT;
     return STEP_MORE;
 }
 
 /* vcl_recv's verdict. */
 enum step
-cache_policy_recv(struct sess *s)
+cache_policy_recv(struct req *req)
 {
     struct vcl_result res;
-    enum vcl_action a = pol_run(s, VCL_SUB_RECV, &res);
+    enum vcl_action a = pol_run(req, VCL_SUB_RECV, &res);
 
-    s->kind = CACHE_REQ_PASS;
+    req->kind = CACHE_REQ_PASS;
     switch (a) {
     case VCL_ACT_HASH:
-        if (s->w->store == NULL || s->req.body != H1_BODY_NONE || (s->req.flags & H1_F_UPGRADE))
+        if (req->w->store == NULL || req->http.body != H1_BODY_NONE || (req->http.flags & H1_F_UPGRADE))
             break;                  /* bodies and tunnels always pass */
-        s->kind = CACHE_REQ_LOOKUP;
-        s->state = S_LOOKUP;
+        req->kind = CACHE_REQ_LOOKUP;
+        req->state = R_LOOKUP;
         return STEP_MORE;
     case VCL_ACT_PASS:
         break;
     case VCL_ACT_PIPE:
-        return go_pipe(s);
+        return go_pipe(req);
     case VCL_ACT_PURGE:
-        return cache_policy_purge(s);
+        return cache_policy_purge(req);
     default:
-        return cache_synth_or_restart(s, a, &res);
+        return cache_synth_or_restart(req, a, &res);
     }
-    if (!ac_slice_eq(s->req.method, AC_LIT("GET")) && !ac_slice_eq(s->req.method, AC_LIT("HEAD")))
-        s->kind = CACHE_REQ_UNSAFE;
-    STAT_INC(s->w, cache_pass);
-    return go_pass(s, "PASS", "fwd=request");
+    if (!ac_slice_eq(req->http.method, AC_LIT("GET")) && !ac_slice_eq(req->http.method, AC_LIT("HEAD")))
+        req->kind = CACHE_REQ_UNSAFE;
+    STAT_INC(req->w, cache_pass);
+    return go_pass(req, "PASS", "fwd=request");
 }
 
 
-/* Run vcl_hash into s->key (with a policy) or compute the default key. */
+/* Run vcl_hash into req->key (with a policy) or compute the default key. */
 int
-cache_make_key(struct sess *s)
+cache_make_key(struct req *req)
 {
     struct vcl_result res;
 
-    if (s->prog == NULL) {
-        cache_key(&s->req, &s->key);
+    if (req->prog == NULL) {
+        cache_key(&req->http, &req->key);
         return 0;
     }
-    ac_buf_reset(&s->key);
-    if (pol_run(s, VCL_SUB_HASH, &res) != VCL_ACT_LOOKUP)
+    ac_buf_reset(&req->key);
+    if (pol_run(req, VCL_SUB_HASH, &res) != VCL_ACT_LOOKUP)
         return -1;
     return 0;
 }
 
-/* A background refresh of a stale object (grace): one fetch, no client. */
+/*
+ * A background refresh of a stale object (grace): an internal request
+ * without a client, on this worker, with a copy of this request's head (as
+ * the policy left it) and metadata, so the origin sees the real client
+ * (X-Forwarded-For) and the policy its client.ip.  One fetch, nothing
+ * delivered.
+ */
 static void
-bgfetch_start(struct sess *s, struct store_obj *busy, struct store_obj *stale)
+bgfetch_start(struct req *req, struct store_obj *busy, struct store_obj *stale)
 {
-    struct sess *b = sess_new_detached(s->w);
+    struct req *b = req_new_internal(req, NULL, REQ_INT_HEAD);
 
-    STAT_INC(s->w, cache_bgfetch);
-    sess_copy_request(b, s);
+    b->bg = true;
+    b->client_dead = true;
+    STAT_INC(req->w, cache_bgfetch);
     b->kind = CACHE_REQ_LOOKUP;
     b->busy = busy;
     b->stale = stale;
-    if (s->prog != NULL) {
-        pol_begin_from(b, s->prog);
-        b->backend_hint = s->backend_hint;
+    if (req->prog != NULL) {
+        pol_begin_from(b, req->prog);
+        b->backend_hint = req->backend_hint;
         /* hash/shard: the refresh goes where the foreground fetch would */
-        b->dir_key = s->dir_key_set ? s->dir_key : dir_hash(s->key.p, s->key.len);
+        b->dir_key = req->dir_key_set ? req->dir_key : dir_hash(req->key.p, req->key.len);
         b->dir_key_set = true;
-        b->be = pol_backend(b);
+        b->fetch.be = pol_backend(b);
     } else {
-        b->be = pool_pick(s->w);
+        b->fetch.be = pool_pick(req->w);
     }
-    if (b->be == NULL) {
-        sess_kill(b);
-        return;
+    b->state = R_FINISH;            /* no origin: it ends at once */
+    if (b->fetch.be != NULL) {
+        b->req_time = now_of(req);
+        req_build_bereq(b);
+        b->state = R_CONNECT;
     }
-    b->req_time = now_of(s);
-    fetch_build_bereq(b);
-    b->state = S_CONNECT;
-    sess_drive(b);
+    req_drive(b);
 }
 
 enum step
-cache_lookup_step(struct sess *s)
+cache_lookup_step(struct req *req)
 {
     struct store_lookup lk;
     struct store_obj *o = NULL, *busy = NULL;
     int r;
 
-    if (++s->lookups > (unsigned)s->w->cfg->p.max_restarts)
-        return sess_synth(s, 503, NULL, "The object could not be fetched\n", false);
-    if (s->lookups == 1 && cache_make_key(s) != 0)
-        return sess_synth(s, 503, NULL, "Policy failure in vcl_hash\n", false);
+    if (++req->lookups > (unsigned)req->w->cfg->p.max_restarts)
+        return req_synth(req, 503, NULL, "The object could not be fetched\n", false);
+    if (req->lookups == 1 && cache_make_key(req) != 0)
+        return req_synth(req, 503, NULL, "Policy failure in vcl_hash\n", false);
     memset(&lk, 0, sizeof(lk));
-    lk.key = (struct store_bytes){ s->key.p, s->key.len };
-    lk.now = now_of(s);
+    lk.key = (struct store_bytes){ req->key.p, req->key.len };
+    lk.now = now_of(req);
     lk.match = match_cb;
-    lk.match_arg = s;
+    lk.match_arg = req;
     lk.flags = STORE_LOOKUP_CREATE | STORE_LOOKUP_REFRESH;
-    if (s->hash_always_miss)
+    if (req->hash_always_miss)
         lk.flags |= STORE_LOOKUP_FORCE_MISS;
-    r = store_lookup(s->w->store, &lk, &o, &busy);
-    if (r == STORE_HIT && s->prog != NULL && !(store_obj_flags(o) & STORE_OBJ_F_HFM) &&
+    r = store_lookup(req->w->store, &lk, &o, &busy);
+    if (r == STORE_HIT && req->prog != NULL && !(store_obj_flags(o) & STORE_OBJ_F_HFM) &&
         store_obj_freshness(o, lk.now) != STORE_STALE_IN_KEEP) {
         struct vcl_result res;
         enum vcl_action a;
-        s->obj = o;                 /* obj.* for vcl_hit */
-        a = pol_run(s, VCL_SUB_HIT, &res);
-        s->obj = NULL;
+        req->obj = o;                 /* obj.* for vcl_hit */
+        a = pol_run(req, VCL_SUB_HIT, &res);
+        req->obj = NULL;
         if (a != VCL_ACT_DELIVER) {
             store_obj_release(&o);
             if (busy != NULL) {
@@ -322,45 +330,45 @@ cache_lookup_step(struct sess *s)
                 store_obj_release(&busy);
             }
             if (a == VCL_ACT_PASS)
-                return go_pass(s, "PASS", "fwd=request");
+                return go_pass(req, "PASS", "fwd=request");
             if (a == VCL_ACT_MISS) {
-                s->hash_always_miss = true;     /* look up again, ignoring the object */
+                req->hash_always_miss = true;     /* look up again, ignoring the object */
                 return STEP_MORE;
             }
-            return cache_synth_or_restart(s, a, &res);
+            return cache_synth_or_restart(req, a, &res);
         }
     }
     switch (r) {
     case STORE_HIT:
         if (store_obj_flags(o) & STORE_OBJ_F_HFM) {
             store_obj_release(&o);
-            STAT_INC(s->w, cache_hitmiss);
-            return go_pass(s, "PASS", "fwd=uri-miss; detail=hit-for-miss");
+            STAT_INC(req->w, cache_hitmiss);
+            return go_pass(req, "PASS", "fwd=uri-miss; detail=hit-for-miss");
         }
         switch (store_obj_freshness(o, lk.now)) {
         case STORE_FRESH:
-            s->obj = o;
-            STAT_INC(s->w, cache_hit);
-            s->xcache = s->cache_state = "HIT";
-            s->cstatus = "hit";
-            s->state = S_DELIVER;
+            req->obj = o;
+            STAT_INC(req->w, cache_hit);
+            req->xcache = req->cache_state = "HIT";
+            req->cstatus = "hit";
+            req->state = R_DELIVER;
             return STEP_MORE;
         case STORE_STALE_IN_GRACE:
-            s->obj = o;
-            STAT_INC(s->w, cache_stale);
-            s->xcache = s->cache_state = "STALE";
-            s->cstatus = busy != NULL ? "hit; fwd=stale; detail=refreshing" : "hit; fwd=stale";
+            req->obj = o;
+            STAT_INC(req->w, cache_stale);
+            req->xcache = req->cache_state = "STALE";
+            req->cstatus = busy != NULL ? "hit; fwd=stale; detail=refreshing" : "hit; fwd=stale";
             if (busy != NULL)
-                bgfetch_start(s, busy, store_obj_ref(o));
-            s->state = S_DELIVER;
+                bgfetch_start(req, busy, store_obj_ref(o));
+            req->state = R_DELIVER;
             return STEP_MORE;
         case STORE_STALE_IN_KEEP:
             /* Only good for revalidation (and stale-if-error). */
-            s->stale = o;
+            req->stale = o;
             if (busy != NULL) {
-                s->busy = busy;
-                STAT_INC(s->w, cache_miss);
-                return go_fetch(s);
+                req->busy = busy;
+                STAT_INC(req->w, cache_miss);
+                return go_fetch(req);
             }
             /* Another request is revalidating it: wait on that fetch (the
              * store answers with the stale copy; ask again for the busy one,
@@ -369,115 +377,123 @@ cache_lookup_step(struct sess *s)
                 struct store_lookup lk2 = lk;
                 struct store_obj *b2 = NULL;
                 lk2.flags = STORE_LOOKUP_FORCE_MISS | STORE_LOOKUP_MEM_ONLY;
-                if (store_lookup(s->w->store, &lk2, &b2, NULL) == STORE_BUSY) {
-                    s->obj = b2;
-                    STAT_INC(s->w, cache_coalesced);
-                    s->state = S_WAITOBJ;
+                if (store_lookup(req->w->store, &lk2, &b2, NULL) == STORE_BUSY) {
+                    req->obj = b2;
+                    STAT_INC(req->w, cache_coalesced);
+                    req->state = R_WAITOBJ;
                     return STEP_MORE;
                 }
                 store_obj_release(&b2);
-                store_obj_release(&s->stale);
+                store_obj_release(&req->stale);
                 return STEP_MORE;   /* the fetch just ended: look up again */
             }
         case STORE_EXPIRED:
             store_obj_release(&o);
             if (busy != NULL)
                 store_obj_abort(busy), store_obj_release(&busy);
-            return go_pass(s, "MISS", "fwd=uri-miss");
+            return go_pass(req, "MISS", "fwd=uri-miss");
         }
         break;
     case STORE_BUSY:
-        s->obj = o;
-        STAT_INC(s->w, cache_coalesced);
-        s->state = S_WAITOBJ;
+        req->obj = o;
+        STAT_INC(req->w, cache_coalesced);
+        req->state = R_WAITOBJ;
         return STEP_MORE;
     case STORE_MISS_CREATED:
-        s->busy = o;
-        STAT_INC(s->w, cache_miss);
-        return go_fetch(s);
+        req->busy = o;
+        STAT_INC(req->w, cache_miss);
+        return go_fetch(req);
     case STORE_MISS:
-        return go_pass(s, "MISS", "fwd=uri-miss");
+        return go_pass(req, "MISS", "fwd=uri-miss");
     default:
         break;
     }
     LOG_W("store lookup: %s", store_strerror(r));
-    return go_pass(s, "PASS", "fwd=uri-miss; detail=store-error");
+    return go_pass(req, "PASS", "fwd=uri-miss; detail=store-error");
 }
 
 enum step
-cache_waitobj_step(struct sess *s)
+cache_waitobj_step(struct req *req)
 {
-    struct store_obj *o = s->obj;
+    struct store_obj *o = req->obj;
     enum store_obj_state st;
 
-    if (s->timed_out) {
-        unsubscribe(s);
-        return sess_synth(s, 504, NULL, "Timed out waiting for the origin\n", false);
+    if (req->timed_out) {
+        unsubscribe(req);
+        return req_synth(req, 504, NULL, "Timed out waiting for the origin\n", false);
     }
-    subscribe(s, o);
+    ev_timer_stop(req->w->loop, &req->tmr);    /* re-armed when it waits again */
+    subscribe(req, o);
     st = store_obj_state(o, NULL);
     if (store_obj_has_meta(o)) {
         struct store_bytes sel = store_obj_selector(o);
         if (store_obj_flags(o) & STORE_OBJ_F_HFM) {
-            unsubscribe(s);
-            store_obj_release(&s->obj);
-            STAT_INC(s->w, cache_hitmiss);
-            return go_pass(s, "PASS", "fwd=uri-miss; detail=hit-for-miss");
+            unsubscribe(req);
+            store_obj_release(&req->obj);
+            STAT_INC(req->w, cache_hitmiss);
+            return go_pass(req, "PASS", "fwd=uri-miss; detail=hit-for-miss");
         }
-        if (!cache_vary_match(AC_SLICE(sel.p, sel.len), &s->req)) {
-            unsubscribe(s);
-            store_obj_release(&s->obj);
-            s->state = S_LOOKUP;    /* another variant: look up again */
+        if (!cache_vary_match(AC_SLICE(sel.p, sel.len), &req->http)) {
+            unsubscribe(req);
+            store_obj_release(&req->obj);
+            req->state = R_LOOKUP;    /* another variant: look up again */
             return STEP_MORE;
         }
-        s->xcache = s->cache_state = "MISS";
-        s->cstatus = "fwd=uri-miss; collapsed";
-        s->state = S_DELIVER;
+        req->xcache = req->cache_state = "MISS";
+        req->cstatus = "fwd=uri-miss; collapsed";
+        req->state = R_DELIVER;
         return STEP_MORE;
     }
     if (st == STORE_OBJ_ABORTED) {
-        unsubscribe(s);
-        store_obj_release(&s->obj);
-        s->state = S_LOOKUP;        /* the fetch failed: try ourselves */
+        unsubscribe(req);
+        store_obj_release(&req->obj);
+        req->state = R_LOOKUP;        /* the fetch failed: try ourselves */
         return STEP_MORE;
     }
-    sess_want(s, 0, 0);
-    sess_timer(s, fetch_timeout(s, FETCH_TMO_CONNECT) + fetch_timeout(s, FETCH_TMO_FIRST_BYTE));
+    req_timer(req, req_fetch_timeout(req, FETCH_TMO_CONNECT) +
+                       req_fetch_timeout(req, FETCH_TMO_FIRST_BYTE));
     return STEP_WAIT;
 }
 
-#define OURS(name) (s->n_resp_ops == 0 || !pol_overlay_has(s->resp_ops, s->n_resp_ops, AC_LIT(name)))
+#define OURS(name) (req->n_resp_ops == 0 || !pol_overlay_has(req->resp_ops, req->n_resp_ops, AC_LIT(name)))
 
-/* Build the response head for delivering s->obj and queue it. */
-static void
-dlv_begin(struct sess *s, uint64_t expect_len)
+/*
+ * Build the response head for delivering req->obj and hand it to the
+ * transport: the stored header block as it was stored (its status line
+ * too when the status is the stored one), then a small per-request tail
+ * (validators, range, coding, Age, Via, X-Cache, Cache-Status).  Framing
+ * and connection fields are the transport's.  false: the client is gone.
+ */
+static bool
+dlv_begin(struct req *req, uint64_t expect_len)
 {
-    struct store_obj *o = s->obj;
+    struct store_obj *o = req->obj;
     unsigned status = store_obj_status(o);
     unsigned flags = store_obj_flags(o), stored_enc = store_obj_encoding(o);
     struct store_bytes blk = store_obj_headers(o);
     struct store_bytes et = store_obj_etag(o), lm = store_obj_last_modified(o);
     struct ac_slice block = cache_block_visible(AC_SLICE(blk.p, blk.len));
     struct ac_slice etag = AC_SLICE(et.p, et.len), lmod = AC_SLICE(lm.p, lm.len);
-    struct ac_buf *t = &s->dlv_tail;
+    struct ac_buf *t = &req->dlv_tail;
     struct store_times tm;
     size_t len = 0;
     bool complete = store_obj_state(o, &len) == STORE_OBJ_COMPLETE;
-    bool head = ac_slice_eq(s->req.method, AC_LIT("HEAD"));
+    bool head = ac_slice_eq(req->http.method, AC_LIT("HEAD"));
     bool body = !head && status != 204 && status != 304;
     bool negotiate = (flags & OBJ_F_NEGOTIATE) != 0, decode = false;
-    unsigned code = status, enc = cache_gz_choose(s, complete, len);
+    unsigned code = status, enc = cache_gz_choose(req, complete, len);
     uint64_t first = 0, last = 0;
+    enum xp_body xb = XP_BODY_STREAM;
+    struct xp_head h;
     double age;
 
-    s->dlv_started = true;
-    s->dlv_off = 0;
-    s->dlv_end = UINT64_MAX;
-    s->dlv_chunked = false;
+    req->dlv_started = true;
+    req->dlv_off = 0;
+    req->dlv_end = UINT64_MAX;
     store_obj_times(o, &tm);
-    age = now_of(s) - tm.insert;
+    age = now_of(req) - tm.insert;
     ac_buf_reset(t);
-    if (s->dlv_alt)
+    if (req->dlv_alt)
         (void)store_obj_alt(o, NULL, &len);     /* complete, final length */
     else if (enc != stored_enc) {
         decode = true;          /* identity, decoded from the stored body */
@@ -498,15 +514,16 @@ dlv_begin(struct sess *s, uint64_t expect_len)
         etag = AC_SLICE(t->p + at, t->len - at);    /* valid until t grows */
         ac_buf_cat(t, "\r\n", 2);
     }
-    if (status == 200 && cache_not_modified(&s->req, etag, lmod)) {
+    if (status == 200 && cache_not_modified(&req->http, etag, lmod)) {
         code = 304;
         body = false;
     } else if (status == 200 && complete) {
-        int r = cache_range(&s->req, len, etag, lmod, &first, &last);
+        int r = cache_range(&req->http, len, etag, lmod, &first, &last);
         if (r == 206) {
             code = 206;
-            s->dlv_off = first;
-            s->dlv_end = last + 1;
+            req->dlv_off = first;
+            req->dlv_end = last + 1;
+            xb = XP_BODY_LENGTH;
             ac_buf_printf(t, "Content-Range: bytes %llu-%llu/%zu\r\nContent-Length: %llu\r\n",
                           (unsigned long long)first, (unsigned long long)last, len,
                           (unsigned long long)(last - first + 1));
@@ -517,17 +534,16 @@ dlv_begin(struct sess *s, uint64_t expect_len)
         }
     }
     if (code == status && status != 204 && status != 304) {
-        if (complete)
+        if (complete) {
             ac_buf_printf(t, "Content-Length: %zu\r\n", len);
-        else if (expect_len != UINT64_MAX)
+            xb = XP_BODY_LENGTH;
+        } else if (expect_len != UINT64_MAX) {
             ac_buf_printf(t, "Content-Length: %llu\r\n", (unsigned long long)expect_len);
-        else if (s->req.minor >= 1)
-            s->dlv_chunked = !head;
-        else
-            s->keepalive = false;   /* HTTP/1.0: the close ends the body */
-        if (s->dlv_chunked)
-            ac_buf_catstr(t, "Transfer-Encoding: chunked\r\n");
+            xb = XP_BODY_LENGTH;
+        }
     }
+    if (!body)
+        xb = XP_BODY_NONE;
     if (negotiate) {
         /* a 304 carries the validators and Vary, not the coding (RFC 9110 §15.4.5) */
         if (enc != GZ_IDENTITY && code != 304 && OURS("Content-Encoding"))
@@ -536,216 +552,215 @@ dlv_begin(struct sess *s, uint64_t expect_len)
             ac_buf_catstr(t, "Vary: Accept-Encoding\r\n");
     }
     if (decode && body && code == status) {
-        s->dlv_gz = gz_new(stored_enc == GZ_BR ? GZ_K_BR_DEC : GZ_K_GZIP_DEC, 0, 0);
-        AC_NOTNULL(s->dlv_gz);      /* zlib/brotli fail only when out of memory */
-        s->dlv_buf = ac_xmalloc(GZ_BUFSZ);
-        STAT_INC(s->w, gzip_decoded);
+        req->dlv_gz = gz_new(stored_enc == GZ_BR ? GZ_K_BR_DEC : GZ_K_GZIP_DEC, 0, 0);
+        AC_NOTNULL(req->dlv_gz);      /* zlib/brotli fail only when out of memory */
+        req->dlv_buf = ac_xmalloc(GZ_BUFSZ);
+        STAT_INC(req->w, gzip_decoded);
     }
-    if (s->dlv_alt && body)
-        STAT_INC(s->w, brotli_delivered);
+    if (req->dlv_alt && body)
+        STAT_INC(req->w, brotli_delivered);
     /* accel's own fields, unless the policy set or unset them in vcl_deliver */
     if (OURS("Age"))
         ac_buf_printf(t, "Age: %lld\r\n", (long long)(age > 0 ? floor(age) : 0));
     if (OURS("Via"))
         ac_buf_catstr(t, "Via: 1.1 accel\r\n");
     if (OURS("X-Cache"))
-        ac_buf_printf(t, "X-Cache: %s\r\n", s->xcache ? s->xcache : "HIT");
+        ac_buf_printf(t, "X-Cache: %s\r\n", req->xcache ? req->xcache : "HIT");
     if (OURS("Cache-Status"))
-        ac_buf_printf(t, "Cache-Status: accel; %s; ttl=%lld\r\n", s->cstatus ? s->cstatus : "hit",
-                      (long long)floor(tm.insert + tm.ttl - now_of(s)));
-    if (s->w->stopping)
-        s->keepalive = false;
-    if (!s->keepalive)
-        ac_buf_catstr(t, "Connection: close\r\n");
-    else if (s->req.flags & H1_F_HTTP10)
-        ac_buf_catstr(t, "Connection: keep-alive\r\n");
-    ac_buf_cat(t, "\r\n", 2);
+        ac_buf_printf(t, "Cache-Status: accel; %s; ttl=%lld\r\n", req->cstatus ? req->cstatus : "hit",
+                      (long long)floor(tm.insert + tm.ttl - now_of(req)));
     AC_ASSERT(!ac_buf_error(t));
 
-    ac_buf_reset(&s->whead);
-    if (s->n_resp_ops > 0 || s->resp_status_set || s->resp_reason.p != NULL) {
+    /* the stored status line ("200 OK\r\n") and the fields after it */
+    const char *nl = memchr(block.p, '\n', block.len);
+    size_t l1 = nl ? (size_t)(nl - block.p) + 1 : block.len;
+    struct ac_slice line = AC_SLICE(block.p, l1), fields = AC_SLICE(block.p + l1, block.len - l1);
+    struct ac_slice reason = AC_SLICE(NULL, 0);
+    const char *sp = memchr(block.p, ' ', l1);
+    if (sp != NULL) {
+        const char *e = l1 >= 2 && line.p[l1 - 2] == '\r' ? line.p + l1 - 2 : line.p + l1 - 1;
+        if (nl == NULL)
+            e = line.p + l1;
+        if (e > sp)
+            reason = AC_SLICE(sp + 1, (size_t)(e - sp - 1));
+    }
+    memset(&h, 0, sizeof(h));
+    h.body = xb;
+    ac_buf_reset(&req->whead);
+    if (req->n_resp_ops > 0 || req->resp_status_set || req->resp_reason.p != NULL) {
         /* The policy changed the answer: write the head field by field. */
-        size_t pos = 0;
-        const char *nl = memchr(block.p, '\n', block.len);
-        struct ac_slice rest = nl ? AC_SLICE(nl + 1, block.len - (size_t)(nl + 1 - block.p))
-                                  : AC_SLICE(block.p + block.len, 0);
-        if (s->resp_status_set)
-            code = (unsigned)s->resp_status_set;
-        ac_buf_printf(&s->whead, "HTTP/1.1 %u ", code);
-        if (s->resp_reason.p != NULL)
-            ac_buf_cats(&s->whead, s->resp_reason);
-        else if (code == status && nl != NULL) {
-            const char *sp = memchr(block.p, ' ', (size_t)(nl - block.p));
-            const char *e = nl > block.p && nl[-1] == '\r' ? nl - 1 : nl;
-            if (sp != NULL)
-                ac_buf_cat(&s->whead, sp + 1, (size_t)(e - sp - 1));
-        } else
-            ac_buf_catstr(&s->whead, http_reason((int)code));
-        ac_buf_cat(&s->whead, "\r\n", 2);
-        while (pos < rest.len) {
-            const char *e = memchr(rest.p + pos, '\n', rest.len - pos);
-            size_t ll = e ? (size_t)(e - rest.p - pos) + 1 : rest.len - pos;
-            const char *colon = memchr(rest.p + pos, ':', ll);
+        size_t pos = 0, rl;
+        if (req->resp_status_set)
+            code = (unsigned)req->resp_status_set;
+        if (req->resp_reason.p != NULL)
+            ac_buf_cats(&req->whead, req->resp_reason);
+        else if (code == status)
+            ac_buf_cats(&req->whead, reason);
+        else
+            ac_buf_catstr(&req->whead, http_reason((int)code));
+        rl = req->whead.len;
+        while (pos < fields.len) {
+            const char *e = memchr(fields.p + pos, '\n', fields.len - pos);
+            size_t ll = e ? (size_t)(e - fields.p - pos) + 1 : fields.len - pos;
+            const char *colon = memchr(fields.p + pos, ':', ll);
             if (colon == NULL ||
-                !pol_overlay_has(s->resp_ops, s->n_resp_ops,
-                                 AC_SLICE(rest.p + pos, (size_t)(colon - rest.p - pos))))
-                ac_buf_cat(&s->whead, rest.p + pos, ll);
+                !pol_overlay_has(req->resp_ops, req->n_resp_ops,
+                                 AC_SLICE(fields.p + pos, (size_t)(colon - fields.p - pos))))
+                ac_buf_cat(&req->whead, fields.p + pos, ll);
             pos += ll;
         }
-        for (unsigned i = 0; i < s->n_resp_ops; i++) {
-            if (s->resp_ops[i].value.p == NULL)
-                continue;
-            ac_buf_field(&s->whead, s->resp_ops[i].name, s->resp_ops[i].value);
-        }
-        sess_iov_add(s, s->whead.p, s->whead.len);
+        req_cat_resp_overlay(req, &req->whead);
+        AC_ASSERT(!ac_buf_error(&req->whead));
+        h.reason = AC_SLICE(req->whead.p, rl);
+        h.blk[h.nblk++] = AC_SLICE(req->whead.p + rl, req->whead.len - rl);
     } else if (code == status) {
-        ac_buf_catstr(&s->whead, "HTTP/1.1 ");
-        sess_iov_add(s, s->whead.p, s->whead.len);
-        sess_iov_add(s, block.p, block.len);
+        h.line = line;              /* as stored: one iovec with the fields */
+        h.reason = reason;
+        h.blk[h.nblk++] = fields;
     } else {
-        const char *nl = memchr(block.p, '\n', block.len);
-        size_t skip = nl ? (size_t)(nl - block.p) + 1 : block.len;
-        ac_buf_printf(&s->whead, "HTTP/1.1 %u %s\r\n", code, http_reason((int)code));
-        sess_iov_add(s, s->whead.p, s->whead.len);
-        sess_iov_add(s, block.p + skip, block.len - skip);
+        h.reason = AC_SLICE(http_reason((int)code), strlen(http_reason((int)code)));
+        h.blk[h.nblk++] = fields;
     }
-    sess_iov_add(s, t->p, t->len);
-    s->status = (int)code;
+    h.blk[h.nblk++] = ac_buf_slice(t);
+    h.status = code;
+    req->status = (int)code;
     if (!body)
-        s->dlv_end = s->dlv_off;
+        req->dlv_end = req->dlv_off;
+    return req_send_head(req, &h);
 }
 
 /* The body being delivered: the object's own, or its alternate body. */
 static enum store_obj_state
-dlv_state(const struct sess *s, size_t *lenp)
+dlv_state(const struct req *req, size_t *lenp)
 {
-    if (s->dlv_alt) {
-        (void)store_obj_alt(s->obj, NULL, lenp);
+    if (req->dlv_alt) {
+        (void)store_obj_alt(req->obj, NULL, lenp);
         return STORE_OBJ_COMPLETE;
     }
-    return store_obj_state(s->obj, lenp);
+    return store_obj_state(req->obj, lenp);
 }
 
 static size_t
-dlv_read(const struct sess *s, size_t off, struct store_bytes *segs, size_t n)
+dlv_read(const struct req *req, size_t off, struct store_bytes *segs, size_t n)
 {
-    return s->dlv_alt ? store_obj_alt_read(s->obj, off, segs, n)
-                      : store_obj_read(s->obj, off, segs, n);
+    return req->dlv_alt ? store_obj_alt_read(req->obj, off, segs, n)
+                      : store_obj_read(req->obj, off, segs, n);
 }
 
-/* Move object bytes to the client until something blocks.  Body segments
- * are queued behind what is already queued (the head), so a small hit goes
- * out with one writev. */
+/*
+ * Move object bytes to the client until something blocks.  Segments go to
+ * the transport straight from the store, several per write, the first
+ * ones behind the head (HTTP/1.1: a small hit is one writev -- and one TLS
+ * record); the last write says XP_W_END.
+ */
 static enum dlv
-deliver_pump(struct sess *s)
+deliver_pump(struct req *req)
 {
-    if (s->dlv_gz != NULL && !s->dlv_done && s->dlv_end == UINT64_MAX)
-        return cache_gz_pump(s);
+    if (req->out_wait)
+        return DLV_WAIT_WRITE;
+    if (req->dlv_gz != NULL && !req->dlv_done && req->dlv_end == UINT64_MAX)
+        return cache_gz_pump(req);
     for (;;) {
         size_t len = 0;
-        enum store_obj_state st = dlv_state(s, &len);
-        uint64_t avail = AC_MIN((uint64_t)len, s->dlv_end);
+        enum store_obj_state st = dlv_state(req, &len);
+        uint64_t avail = AC_MIN((uint64_t)len, req->dlv_end);
+        struct iovec iov[XP_MAX_IOV];
+        unsigned fl = 0;
+        int n = 0;
 
-        /* as many runs as fit behind what is queued (a chunk-size line and
-         * CRLF need two more): a small hit shares one writev -- and one TLS
-         * record -- with its head */
-        size_t maxseg = s->niov + 3 <= SESS_NIOV ? AC_MIN(4, (size_t)(SESS_NIOV - s->niov - 2)) : 0;
-        if (!s->dlv_done && s->dlv_off < avail && maxseg > 0) {
-            struct store_bytes segs[4];
-            size_t n = dlv_read(s, (size_t)s->dlv_off, segs, maxseg);
+        if (!req->dlv_done && req->dlv_off < avail) {
+            struct store_bytes segs[XP_MAX_IOV];
+            size_t ns = dlv_read(req, (size_t)req->dlv_off, segs, XP_MAX_IOV);
             uint64_t total = 0;
-            int first_iov = s->niov;
-            for (size_t i = 0; i < n && s->dlv_off + total < avail; i++) {
-                size_t take = (size_t)AC_MIN((uint64_t)segs[i].len, avail - s->dlv_off - total);
-                sess_iov_add(s, segs[i].p, take);
+            for (size_t i = 0; i < ns && req->dlv_off + total < avail; i++) {
+                size_t take = (size_t)AC_MIN((uint64_t)segs[i].len, avail - req->dlv_off - total);
+                iov[n].iov_base = (void *)(uintptr_t)segs[i].p;
+                iov[n].iov_len = take;
+                n++;
                 total += take;
             }
-            if (total > 0) {
-                if (s->dlv_chunked) {
-                    int hl = snprintf(s->dlv_chunkhdr, sizeof(s->dlv_chunkhdr), "%llx\r\n",
-                                      (unsigned long long)total);
-                    /* the chunk-size line goes before the data */
-                    memmove(&s->iov[first_iov + 1], &s->iov[first_iov],
-                            sizeof(s->iov[0]) * (size_t)(s->niov - first_iov));
-                    s->iov[first_iov].iov_base = s->dlv_chunkhdr;
-                    s->iov[first_iov].iov_len = (size_t)hl;
-                    s->niov++;
-                    sess_iov_add(s, "\r\n", 2);
-                }
-                s->dlv_off += total;
-                s->bytes_sent += total;
-                if (!s->dlv_chunked)
-                    continue;       /* maybe the rest fits too */
-            }
+            req->dlv_off += total;
+            req->bytes_sent += total;
         }
-        if (!s->dlv_done && s->dlv_off >= avail &&
-            (st == STORE_OBJ_COMPLETE || s->dlv_off >= s->dlv_end)) {
-            if (s->dlv_chunked && !s->dlv_last_chunk && s->niov < SESS_NIOV) {
-                s->dlv_last_chunk = true;
-                sess_iov_add(s, "0\r\n\r\n", 5);
-            }
-            if (!s->dlv_chunked || s->dlv_last_chunk)
-                s->dlv_done = true;
+        if (!req->dlv_done && req->dlv_off >= avail &&
+            (st == STORE_OBJ_COMPLETE || req->dlv_off >= req->dlv_end)) {
+            req->dlv_done = true;
+            fl = XP_W_END;
         }
-        if (s->niov > 0) {
-            enum dlv d = dlv_flush(s);
-            if (d != DLV_DONE)
-                return d;
+        if (n > 0 || fl) {
+            int r = req_write(req, iov, n, fl);
+            if (r == AC_AGAIN)
+                return DLV_WAIT_WRITE;
+            if (r != AC_OK)
+                return DLV_DEAD;
             continue;
         }
-        if (s->dlv_done)
+        if (req->dlv_done)
             return DLV_DONE;
-        if (s->dlv_off < avail)
+        if (req->dlv_off < avail)
             continue;
         if (st == STORE_OBJ_ABORTED)
-            return s->fill_overflow ? DLV_TAIL : DLV_ABORTED;
+            return req->fill_overflow ? DLV_TAIL : DLV_ABORTED;
+        if (req->head_pending) {
+            /* the body is still coming: the head goes out now */
+            int r = req_flush_head(req);
+            if (r == AC_AGAIN)
+                return DLV_WAIT_WRITE;
+            if (r != AC_OK)
+                return DLV_DEAD;
+        }
         return DLV_WAIT_DATA;
     }
 }
 
 enum step
-cache_deliver_step(struct sess *s)
+cache_deliver_step(struct req *req)
 {
     enum dlv d;
 
-    if (s->timed_out) {
-        /* no progress from the fetch or the client: give up on this one */
-        unsubscribe(s);
+    if (req->timed_out) {
+        /* no progress from the fetch: give up on this one */
+        unsubscribe(req);
         return STEP_DONE;
     }
-    if (!s->dlv_started) {
-        if (s->prog != NULL) {
+    if (!req->dlv_started) {
+        if (req->prog != NULL) {
             struct vcl_result res;
-            enum vcl_action a = pol_run(s, VCL_SUB_DELIVER, &res);
+            enum vcl_action a = pol_run(req, VCL_SUB_DELIVER, &res);
             if (a != VCL_ACT_DELIVER) {
-                unsubscribe(s);
-                store_obj_release(&s->obj);
-                return cache_synth_or_restart(s, a, &res);
+                unsubscribe(req);
+                store_obj_release(&req->obj);
+                return cache_synth_or_restart(req, a, &res);
             }
         }
-        dlv_begin(s, UINT64_MAX);
+        if (!dlv_begin(req, UINT64_MAX)) {
+            unsubscribe(req);
+            return STEP_DONE;
+        }
     }
     for (;;) {
-        d = deliver_pump(s);
+        d = deliver_pump(req);
         switch (d) {
         case DLV_DONE:
-            unsubscribe(s);
-            s->state = S_FINISH;
+            unsubscribe(req);
+            ev_timer_stop(req->w->loop, &req->tmr);
+            req->state = R_FINISH;
             return STEP_MORE;
         case DLV_DEAD:
         case DLV_ABORTED:
         case DLV_TAIL:
-            unsubscribe(s);
+            unsubscribe(req);
             return STEP_DONE;       /* a truncated body must end with a close */
         case DLV_WAIT_WRITE:
-            return STEP_WAIT;       /* sess_flush set the watcher and timer */
+            /* the transport resumes us (and times a client out itself) */
+            ev_timer_stop(req->w->loop, &req->tmr);
+            return STEP_WAIT;
         case DLV_WAIT_DATA:
-            if (!s->subscribed) {
-                subscribe(s, s->obj);
+            if (!req->subscribed) {
+                subscribe(req, req->obj);
                 continue;           /* re-check: data may have come meanwhile */
             }
-            sess_want(s, 0, 0);
-            sess_timer(s, fetch_timeout(s, FETCH_TMO_BETWEEN_BYTES) + 1);
+            req_timer(req, req_fetch_timeout(req, FETCH_TMO_BETWEEN_BYTES) + 1);
             return STEP_WAIT;
         }
     }
@@ -780,24 +795,24 @@ collect_tags(const struct h1_response *r, struct store_bytes *tags, size_t max)
 }
 
 static void
-fill_meta(struct sess *s, const struct h1_response *r, struct store_meta *m,
+fill_meta(struct req *req, const struct h1_response *r, struct store_meta *m,
           struct store_bytes *tags, size_t maxtags)
 {
     const struct h1_header *h;
-    const struct cache_decision *d = &s->dec;
+    const struct cache_decision *d = &req->dec;
 
     memset(m, 0, sizeof(*m));
     m->status = (unsigned)r->status;
-    m->headers = (struct store_bytes){ s->scratch2.p, s->scratch2.len };
+    m->headers = (struct store_bytes){ req->scratch2.p, req->scratch2.len };
     if ((h = h1_header_find(r->hdrs, r->nhdrs, AC_LIT("ETag"))) != NULL)
         m->etag = (struct store_bytes){ h->value.p, h->value.len };
     if ((h = h1_header_find(r->hdrs, r->nhdrs, AC_LIT("Last-Modified"))) != NULL)
         m->last_modified = (struct store_bytes){ h->value.p, h->value.len };
-    m->selector = (struct store_bytes){ s->scratch.p, s->scratch.len };
+    m->selector = (struct store_bytes){ req->scratch.p, req->scratch.len };
     m->ntags = collect_tags(r, tags, maxtags);
     m->tags = tags;
     m->times.date = d->date;
-    m->times.insert = s->resp_time - d->initial_age;
+    m->times.insert = req->resp_time - d->initial_age;
     m->times.ttl = d->ttl;
     m->times.grace = d->grace;
     m->times.keep = d->keep;
@@ -809,75 +824,73 @@ fill_meta(struct sess *s, const struct h1_response *r, struct store_meta *m,
 
 /* Leave a hit-for-miss marker in the busy object and let it go. */
 static void
-leave_marker(struct sess *s, double ttl)
+leave_marker(struct req *req, double ttl)
 {
     struct store_meta m;
 
     memset(&m, 0, sizeof(m));
     m.status = 0;
     m.flags = STORE_OBJ_F_HFM;
-    m.times.insert = now_of(s);
+    m.times.insert = now_of(req);
     m.times.date = m.times.insert;
     m.times.ttl = ttl;
-    if (store_obj_set_meta(s->busy, &m) == STORE_OK && store_obj_complete(s->busy) == STORE_OK) {
-        store_obj_release(&s->busy);
+    if (store_obj_set_meta(req->busy, &m) == STORE_OK && store_obj_complete(req->busy) == STORE_OK) {
+        store_obj_release(&req->busy);
         return;
     }
-    store_obj_abort(s->busy);
-    store_obj_release(&s->busy);
+    store_obj_abort(req->busy);
+    store_obj_release(&req->busy);
 }
 
 /* Serve the stale copy instead of an origin error (stale-if-error). */
 static enum step
-serve_stale_on_error(struct sess *s, int upstream)
+serve_stale_on_error(struct req *req, int upstream)
 {
-    if (s->busy != NULL) {
-        store_obj_abort(s->busy);
-        store_obj_release(&s->busy);
+    if (req->busy != NULL) {
+        store_obj_abort(req->busy);
+        store_obj_release(&req->busy);
     }
-    if (s->oc != NULL)
-        pool_close(&s->oc);
-    s->upstream_status = upstream;
-    store_obj_release(&s->obj);
-    s->obj = s->stale;
-    s->stale = NULL;
-    STAT_INC(s->w, cache_stale_error);
-    s->xcache = s->cache_state = "STALE";
-    s->cstatus = "fwd=uri-miss; detail=stale-if-error";
-    s->dlv_started = false;
-    s->niov = 0;
-    s->timed_out = false;           /* an origin timeout brought us here */
-    s->state = S_DELIVER;
+    if (req->fetch.oc != NULL)
+        fetch_close(&req->fetch);
+    req->upstream_status = upstream;
+    store_obj_release(&req->obj);
+    req->obj = req->stale;
+    req->stale = NULL;
+    STAT_INC(req->w, cache_stale_error);
+    req->xcache = req->cache_state = "STALE";
+    req->cstatus = "fwd=uri-miss; detail=stale-if-error";
+    req->dlv_started = false;
+    req->state = R_DELIVER;
     return STEP_MORE;
 }
 
 bool
-cache_on_origin_fail(struct sess *s)
+cache_on_origin_fail(struct req *req)
 {
-    if (s->bg) {
-        if (s->busy != NULL) {
-            store_obj_abort(s->busy);
-            store_obj_release(&s->busy);
+    if (req->bg) {
+        if (req->busy != NULL) {
+            store_obj_abort(req->busy);
+            store_obj_release(&req->busy);
         }
         return false;
     }
-    if (stale_if_error_ok(s)) {
-        (void)serve_stale_on_error(s, 0);
+    if (stale_if_error_ok(req)) {
+        (void)serve_stale_on_error(req, 0);
         return true;
     }
-    if (s->busy != NULL) {
-        store_obj_abort(s->busy);
-        store_obj_release(&s->busy);
+    if (req->busy != NULL) {
+        store_obj_abort(req->busy);
+        store_obj_release(&req->busy);
     }
     return false;
 }
 
 /* A 304 answered our revalidation: freshen the stored object. */
 static enum step
-freshen(struct sess *s, size_t r)
+freshen(struct req *req)
 {
-    const struct cache_params *cp = s->w->cparams;
-    struct store_bytes ob = store_obj_headers(s->stale);
+    const struct cache_params *cp = req->w->cparams;
+    struct store_bytes ob = store_obj_headers(req->stale);
     struct h1_response mr;
     struct h1_header *mh;
     struct store_meta m;
@@ -885,85 +898,84 @@ freshen(struct sess *s, size_t r)
     size_t nt = 0;
     int pr;
 
-    cache_block_freshen(AC_SLICE(ob.p, ob.len), &s->resp, cp, s->resp_time, &s->scratch2);
-    unsigned cflags = store_obj_flags(s->stale) & OBJ_F_COMPRESS_MASK;
+    cache_block_freshen(AC_SLICE(ob.p, ob.len), &req->fetch.resp, cp, req->resp_time, &req->scratch2);
+    unsigned cflags = store_obj_flags(req->stale) & OBJ_F_COMPRESS_MASK;
     if (cflags & OBJ_F_NEGOTIATE)
-        cache_gz_strip(&s->scratch2);   /* a 304's ETag goes to the metadata */
-    size_t visible_len = s->scratch2.len;
+        cache_gz_strip(&req->scratch2);   /* a 304's ETag goes to the metadata */
+    size_t visible_len = req->scratch2.len;
     {
         struct ac_slice u, h;
         cache_block_origin(AC_SLICE(ob.p, ob.len), &u, &h);
-        cache_block_seal(&s->scratch2, u, h);
+        cache_block_seal(&req->scratch2, u, h);
     }
-    sess_release_origin(s, s->origin_reusable && s->resp.body == H1_BODY_NONE);
-    (void)r;
+    fetch_close(&req->fetch);       /* the 304's head is still in its buffer */
     /* Decide on the merged header fields, as the stored response now reads. */
-    ac_buf_reset(&s->tmpbuf);
-    ac_buf_catstr(&s->tmpbuf, "HTTP/1.1 ");
-    ac_buf_cat(&s->tmpbuf, s->scratch2.p, visible_len);
-    ac_buf_cat(&s->tmpbuf, "\r\n", 2);
-    mh = ac_xcalloc((size_t)s->w->cfg->p.max_headers, sizeof(*mh));
+    ac_buf_reset(&req->tmpbuf);
+    ac_buf_catstr(&req->tmpbuf, "HTTP/1.1 ");
+    ac_buf_cat(&req->tmpbuf, req->scratch2.p, visible_len);
+    ac_buf_cat(&req->tmpbuf, "\r\n", 2);
+    mh = ac_xcalloc((size_t)req->w->cfg->p.max_headers, sizeof(*mh));
     memset(&mr, 0, sizeof(mr));
     mr.hdrs = mh;
-    struct h1_limits lim = { s->tmpbuf.len + 1, 0, s->tmpbuf.len + 1,
-                             (unsigned)s->w->cfg->p.max_headers, false };
-    pr = h1_parse_response(s->tmpbuf.p, s->tmpbuf.len, &lim, AC_LIT("GET"), &mr);
+    struct h1_limits lim = { req->tmpbuf.len + 1, 0, req->tmpbuf.len + 1,
+                             (unsigned)req->w->cfg->p.max_headers, false };
+    pr = h1_parse_response(req->tmpbuf.p, req->tmpbuf.len, &lim, AC_LIT("GET"), &mr);
     if (pr > 0)
-        cache_decide(&s->req, &mr, s->req_time, s->resp_time, cp, &s->dec);
-    if (pr <= 0 || !s->dec.store) {
+        cache_decide(&req->http, &mr, req->req_time, req->resp_time, cp, &req->dec);
+    if (pr <= 0 || !req->dec.store) {
         /* Not storable any more: serve the copy the origin just confirmed. */
         free(mh);
-        leave_marker(s, s->dec.hfm_ttl);
-        store_obj_release(&s->obj);
-        s->obj = s->stale;
-        s->stale = NULL;
-        if (s->bg)
+        leave_marker(req, req->dec.hfm_ttl);
+        store_obj_release(&req->obj);
+        req->obj = req->stale;
+        req->stale = NULL;
+        if (req->bg)
             return STEP_DONE;
-        s->xcache = s->cache_state = "REVALIDATED";
-        s->cstatus = "fwd=stale; fwd-status=304";
-        s->state = S_DELIVER;
+        req->xcache = req->cache_state = "REVALIDATED";
+        req->cstatus = "fwd=stale; fwd-status=304";
+        req->state = R_DELIVER;
         return STEP_MORE;
     }
-    struct store_bytes sel = store_obj_selector(s->stale);
-    ac_buf_reset(&s->scratch);
-    ac_buf_cat(&s->scratch, sel.p, sel.len);
-    fill_meta(s, &mr, &m, tags, AC_ARRAY_LEN(tags));
+    struct store_bytes sel = store_obj_selector(req->stale);
+    ac_buf_reset(&req->scratch);
+    ac_buf_cat(&req->scratch, sel.p, sel.len);
+    fill_meta(req, &mr, &m, tags, AC_ARRAY_LEN(tags));
     if (m.ntags == 0) {
-        nt = store_obj_tag_count(s->stale);
+        nt = store_obj_tag_count(req->stale);
         for (size_t i = 0; i < nt && i < AC_ARRAY_LEN(tags); i++)
-            tags[i] = store_obj_tag(s->stale, i);
+            tags[i] = store_obj_tag(req->stale, i);
         m.tags = tags;
         m.ntags = AC_MIN(nt, AC_ARRAY_LEN(tags));
     }
-    m.encoding = store_obj_encoding(s->stale);
+    m.encoding = store_obj_encoding(req->stale);
     m.flags |= cflags;
     if (m.etag.len == 0 && (cflags & OBJ_F_NEGOTIATE))
-        m.etag = store_obj_etag(s->stale);  /* kept out of the block, not dropped */
-    if (store_obj_set_meta(s->busy, &m) != STORE_OK ||
-        store_obj_freshen(s->busy, s->stale) != STORE_OK) {
+        m.etag = store_obj_etag(req->stale);  /* kept out of the block, not dropped */
+    if (store_obj_set_meta(req->busy, &m) != STORE_OK ||
+        store_obj_freshen(req->busy, req->stale) != STORE_OK) {
         free(mh);
-        store_obj_abort(s->busy);
-        store_obj_release(&s->busy);
-        if (s->bg)
+        store_obj_abort(req->busy);
+        store_obj_release(&req->busy);
+        if (req->bg)
             return STEP_DONE;
-        s->obj = s->stale;
-        s->stale = NULL;
-        s->state = S_DELIVER;
+        req->obj = req->stale;
+        req->stale = NULL;
+        req->state = R_DELIVER;
         return STEP_MORE;
     }
     free(mh);
-    STAT_INC(s->w, cache_revalidated);
-    store_obj_release(&s->stale);
-    if (s->bg) {
-        store_obj_release(&s->busy);
+    STAT_INC(req->w, cache_revalidated);
+    store_obj_release(&req->stale);
+    if (req->bg) {
+        store_obj_release(&req->busy);
         return STEP_DONE;
     }
-    store_obj_release(&s->obj);
-    s->obj = s->busy;               /* complete now; our reference moves */
-    s->busy = NULL;
-    s->xcache = s->cache_state = "REVALIDATED";
-    s->cstatus = "fwd=stale; fwd-status=304";
-    s->state = S_DELIVER;
+    store_obj_release(&req->obj);
+    req->obj = req->busy;               /* complete now; our reference moves */
+    req->busy = NULL;
+    req->xcache = req->cache_state = "REVALIDATED";
+    req->cstatus = "fwd=stale; fwd-status=304";
+    req->state = R_DELIVER;
     return STEP_MORE;
 }
 
@@ -975,50 +987,50 @@ freshen(struct sess *s, size_t r)
  * policy ends the fetch (abandon, retry).
  */
 bool
-policy_backend_response(struct sess *s, enum step *st)
+policy_backend_response(struct req *req, enum step *st)
 {
     struct vcl_result res;
-    struct cache_decision *d = &s->dec;
-    int code = s->resp.status;
+    struct cache_decision *d = &req->dec;
+    int code = req->fetch.resp.status;
     enum vcl_action a;
 
-    s->vcl_uncacheable = false;
-    a = pol_run(s, VCL_SUB_BACKEND_RESPONSE, &res);
+    req->vcl_uncacheable = false;
+    a = pol_run(req, VCL_SUB_BACKEND_RESPONSE, &res);
     switch (a) {
     case VCL_ACT_DELIVER:
         break;
     case VCL_ACT_PASS:
-        s->vcl_uncacheable = true;
+        req->vcl_uncacheable = true;
         d->ttl = res.duration + d->initial_age;
         break;
     case VCL_ACT_RETRY:
-        if (s->retries < 4) {
-            pool_close(&s->oc);
-            s->relay.start = s->relay.end = 0;  /* drop the answer we refuse */
-            s->resp_bytes_in = 0;
-            s->retries++;
-            s->state = S_CONNECT;
+        if (req->fetch.retries < 4) {
+            fetch_close(&req->fetch);
+            req->fetch.relay.start = req->fetch.relay.end = 0;  /* drop the answer we refuse */
+            req->fetch.resp_bytes_in = 0;
+            req->fetch.retries++;
+            req->state = R_CONNECT;
             *st = STEP_MORE;
             return true;
         }
         /* fall through */
     default:
-        if (s->busy != NULL) {
-            store_obj_abort(s->busy);
-            store_obj_release(&s->busy);
+        if (req->busy != NULL) {
+            store_obj_abort(req->busy);
+            store_obj_release(&req->busy);
         }
-        if (s->oc != NULL)
-            pool_close(&s->oc);
-        *st = s->bg ? STEP_DONE : sess_synth(s, 503, NULL, "Backend fetch abandoned\n", false);
+        if (req->fetch.oc != NULL)
+            fetch_close(&req->fetch);
+        *st = req->bg ? STEP_DONE : req_synth(req, 503, NULL, "Backend fetch abandoned\n", false);
         return true;
     }
-    if (s->busy == NULL)
+    if (req->busy == NULL)
         return false;               /* a pass fetch: nothing to store */
     double remaining = d->ttl - d->initial_age;
     if (code < 200 || code == 206 || code == 304) {
         d->store = false;
         d->hfm = false;
-    } else if (s->vcl_uncacheable) {
+    } else if (req->vcl_uncacheable) {
         d->store = false;
         d->hfm = true;
         d->hfm_ttl = remaining > 0 ? remaining : 0;
@@ -1035,128 +1047,117 @@ policy_backend_response(struct sess *s, enum step *st)
 }
 
 /* Hand the fill in progress (origin connection, busy object, buffered
- * bytes, body framing state) to a new session without a client. */
+ * bytes, body framing state, filter) to an internal request without a
+ * client, which finishes it for the requests waiting on the object. */
 static void
-detach_fill(struct sess *s)
+detach_fill(struct req *req)
 {
-    struct sess *b = sess_new_detached(s->w);
+    struct req *b = req_new_detached(req->w, req);
 
-    b->be = s->be;
-    b->oc = s->oc;
-    s->oc = NULL;
-    b->oc->owner = b;
-    b->busy = s->busy;
-    s->busy = NULL;
-    b->relay = s->relay;
-    memset(&s->relay, 0, sizeof(s->relay));
-    b->resp = s->resp;
-    b->resp.hdrs = NULL;            /* copied into the object already */
-    b->resp.nhdrs = 0;
-    b->respbody_left = s->respbody_left;
-    b->respchunk = s->respchunk;
-    b->origin_reusable = s->origin_reusable;
-    b->origin_eof = s->origin_eof;
-    b->fill_len = s->fill_len;
-    b->fill_gz = s->fill_gz;        /* the filter state goes with the fill */
-    b->fill_buf = s->fill_buf;
-    b->fill_gz_check = s->fill_gz_check;
-    b->fill_gz_dirty = s->fill_gz_dirty;
-    s->fill_gz = NULL;
-    s->fill_buf = NULL;
-    b->state = S_FILL;
-    store_obj_release(&s->obj);
-    sess_drive(b);
+    req_copy_head(b, req);
+    b->kind = req->kind;
+    fetch_handover(&b->fetch, &req->fetch);
+    b->busy = req->busy;
+    req->busy = NULL;
+    b->fill_len = req->fill_len;
+    b->fill_gz = req->fill_gz;        /* the filter state goes with the fill */
+    b->fill_buf = req->fill_buf;
+    b->fill_gz_check = req->fill_gz_check;
+    b->fill_gz_dirty = req->fill_gz_dirty;
+    req->fill_gz = NULL;
+    req->fill_buf = NULL;
+    b->state = R_FILL;
+    store_obj_release(&req->obj);
+    req_drive(b);
 }
 
 enum step
-cache_on_beresp(struct sess *s, size_t r)
+cache_on_beresp(struct req *req)
 {
-    const struct cache_params *cp = s->w->cparams;
-    struct h1_response *resp = &s->resp;
+    const struct cache_params *cp = req->w->cparams;
+    struct h1_response *resp = &req->fetch.resp;
     struct store_meta m;
     struct store_bytes tags[64];
 
-    s->resp_time = now_of(s);
-    if (s->revalidating && resp->status == 304 && s->stale != NULL)
-        return freshen(s, r);
-    if (resp->status >= 500 && stale_if_error_ok(s))
-        return serve_stale_on_error(s, resp->status);
-    cache_decide(&s->req, resp, s->req_time, s->resp_time, cp, &s->dec);
-    cache_gz_defaults(s, resp);
-    if (s->dec.store && resp->body == H1_BODY_LENGTH &&
+    req->resp_time = now_of(req);
+    if (req->revalidating && resp->status == 304 && req->stale != NULL)
+        return freshen(req);
+    if (resp->status >= 500 && stale_if_error_ok(req))
+        return serve_stale_on_error(req, resp->status);
+    cache_decide(&req->http, resp, req->req_time, req->resp_time, cp, &req->dec);
+    cache_gz_defaults(req, resp);
+    if (req->dec.store && resp->body == H1_BODY_LENGTH &&
         (double)resp->content_length > cp->max_object_size) {
-        s->dec.store = false;
-        s->dec.hfm = true;
-        s->dec.hfm_ttl = cp->hfm_ttl;
-        s->dec.why = "too big";
+        req->dec.store = false;
+        req->dec.hfm = true;
+        req->dec.hfm_ttl = cp->hfm_ttl;
+        req->dec.why = "too big";
     }
-    if (s->prog != NULL) {
+    if (req->prog != NULL) {
         enum step st;
-        if (policy_backend_response(s, &st))
+        if (policy_backend_response(req, &st))
             return st;
     }
-    if (s->dec.store && !cache_vary_selector(resp, &s->req, &s->scratch)) {
-        s->dec.store = false;
-        s->dec.why = "Vary: *";
+    if (req->dec.store && !cache_vary_selector(resp, &req->http, &req->scratch)) {
+        req->dec.store = false;
+        req->dec.why = "Vary: *";
     }
-    if (!s->dec.store) {
-        STAT_INC(s->w, cache_uncacheable);
-        leave_marker(s, s->dec.hfm ? s->dec.hfm_ttl : 0);
-        if (s->bg) {
-            if (s->oc != NULL)
-                pool_close(&s->oc);
+    if (!req->dec.store) {
+        STAT_INC(req->w, cache_uncacheable);
+        leave_marker(req, req->dec.hfm ? req->dec.hfm_ttl : 0);
+        if (req->bg) {
+            if (req->fetch.oc != NULL)
+                fetch_close(&req->fetch);
             return STEP_DONE;
         }
-        s->xcache = s->cache_state = "MISS";
-        s->cstatus = "fwd=uri-miss; detail=uncacheable";
-        fetch_start_respbody(s, r);
-        return s->fetch_next;
+        req->xcache = req->cache_state = "MISS";
+        req->cstatus = "fwd=uri-miss; detail=uncacheable";
+        req_start_respbody(req);
+        return req->fetch_next;
     }
-    unsigned cflags, senc = cache_gz_setup(s, resp, &cflags);
-    cache_block_build(resp, cp, s->resp_time, &s->scratch2);
+    unsigned cflags, senc = cache_gz_setup(req, resp, &cflags);
+    cache_block_build(resp, cp, req->resp_time, &req->scratch2);
     if (cflags & OBJ_F_NEGOTIATE)
-        cache_gz_strip(&s->scratch2);
-    cache_block_seal(&s->scratch2, s->req.path, s->req.host);
-    fill_meta(s, resp, &m, tags, AC_ARRAY_LEN(tags));
+        cache_gz_strip(&req->scratch2);
+    cache_block_seal(&req->scratch2, req->http.path, req->http.host);
+    fill_meta(req, resp, &m, tags, AC_ARRAY_LEN(tags));
     m.flags |= cflags;
-    if (senc != m.encoding || (s->fill_gz != NULL && !s->fill_gz_check))
+    if (senc != m.encoding || (req->fill_gz != NULL && !req->fill_gz_check))
         m.size_hint = 0;            /* the stored body is not the origin's length */
     m.encoding = senc;
-    if (store_obj_set_meta(s->busy, &m) != STORE_OK) {
-        store_obj_abort(s->busy);
-        store_obj_release(&s->busy);
-        fetch_start_respbody(s, r);
-        return s->fetch_next;
+    if (store_obj_set_meta(req->busy, &m) != STORE_OK) {
+        store_obj_abort(req->busy);
+        store_obj_release(&req->busy);
+        req_start_respbody(req);
+        return req->fetch_next;
     }
-    ac_iobuf_consume(&s->relay, r);
-    s->respbody_left = resp->content_length;
-    h1_chunked_init(&s->respchunk);
-    s->origin_reusable = !(resp->flags & H1_F_CLOSE) && resp->body != H1_BODY_CLOSE;
-    s->fill_len = 0;
-    s->fill_done = false;
-    store_obj_release(&s->obj);
-    s->obj = store_obj_ref(s->busy);
-    store_obj_release(&s->stale);
-    s->cstatus = "fwd=uri-miss; stored";
-    if (!s->bg) {
-        if (s->prog != NULL) {
+    fetch_head_consume(&req->fetch);
+    req->fill_len = 0;
+    req->fill_done = false;
+    store_obj_release(&req->obj);
+    req->obj = store_obj_ref(req->busy);
+    store_obj_release(&req->stale);
+    req->cstatus = "fwd=uri-miss; stored";
+    if (!req->bg) {
+        if (req->prog != NULL) {
             struct vcl_result res;
-            enum vcl_action a = pol_run(s, VCL_SUB_DELIVER, &res);
+            enum vcl_action a = pol_run(req, VCL_SUB_DELIVER, &res);
             if (a != VCL_ACT_DELIVER) {
-                /* This client gets something else: a session without a
+                /* This client gets something else: a request without a
                  * client finishes the fill for the others. */
-                detach_fill(s);
-                return cache_synth_or_restart(s, a, &res);
+                detach_fill(req);
+                return cache_synth_or_restart(req, a, &res);
             }
         }
         /* With a filter (even one that only checks), no Content-Length
          * before the body is through it: a gzip body that turns out
          * truncated must not reach this client as a whole response either
-         * (chunked, it ends without its last chunk). */
-        dlv_begin(s, resp->body == H1_BODY_LENGTH && s->fill_gz == NULL ? resp->content_length
-                                                                        : UINT64_MAX);
+         * (chunked, it ends without its last chunk).  A client gone
+         * already leaves the fill to the others. */
+        (void)dlv_begin(req, resp->body == H1_BODY_LENGTH && req->fill_gz == NULL
+                                 ? resp->content_length : UINT64_MAX);
     }
-    s->state = S_FILL;
+    req->state = R_FILL;
     return STEP_MORE;
 }
 
@@ -1165,37 +1166,37 @@ enum fill { FILL_MORE, FILL_WAIT, FILL_DONE, FILL_FAIL, FILL_OVERFLOW };
 
 /* Bytes into the busy object (after the filter, if any). */
 static enum fill
-store_put(struct sess *s, const char *p, size_t n)
+store_put(struct req *req, const char *p, size_t n)
 {
     if (n == 0)
         return FILL_MORE;
-    if ((double)(s->fill_len + n) > s->w->cparams->max_object_size ||
-        store_obj_append(s->busy, p, n) != STORE_OK) {
+    if ((double)(req->fill_len + n) > req->w->cparams->max_object_size ||
+        store_obj_append(req->busy, p, n) != STORE_OK) {
         /* Too big after all (or no memory): the object is dropped (its
          * waiters see it aborted); our client gets the rest straight from
          * the origin -- unless a filter stands between the two, whose
          * output the client is being sent: then the response is cut. */
-        store_obj_abort(s->busy);
-        store_obj_release(&s->busy);
-        if (s->fill_gz != NULL && !s->fill_gz_check)
+        store_obj_abort(req->busy);
+        store_obj_release(&req->busy);
+        if (req->fill_gz != NULL && !req->fill_gz_check)
             return FILL_FAIL;
-        if (s->dlv_gz != NULL || s->dlv_alt)
+        if (req->dlv_gz != NULL || req->dlv_alt)
             return FILL_FAIL;
-        gz_free(&s->fill_gz);       /* a check only: the origin bytes go on as they are */
-        s->fill_overflow = true;
-        s->pending_run = AC_SLICE(p, n);
+        gz_free(&req->fill_gz);       /* a check only: the origin bytes go on as they are */
+        req->fill_overflow = true;
+        req->pending_run = AC_SLICE(p, n);
         return FILL_OVERFLOW;
     }
-    s->fill_len += n;
+    req->fill_len += n;
     return FILL_MORE;
 }
 
 static enum fill
-fill_corrupt(struct sess *s)
+fill_corrupt(struct req *req)
 {
-    STAT_INC(s->w, gzip_corrupt);
-    LOG_W("origin %s: " AC_SLICE_FMT ": corrupt %s body; object dropped", s->be->name,
-          AC_SLICE_ARG(s->req.path), store_obj_encoding(s->busy) == GZ_BR ? "brotli" : "gzip");
+    STAT_INC(req->w, gzip_corrupt);
+    LOG_W("origin %s: " AC_SLICE_FMT ": corrupt %s body; object dropped", req->fetch.be->name,
+          AC_SLICE_ARG(req->http.path), store_obj_encoding(req->busy) == GZ_BR ? "brotli" : "gzip");
     return FILL_FAIL;
 }
 
@@ -1205,7 +1206,7 @@ fill_corrupt(struct sess *s)
  * they are, after they decoded: bytes that do not are never stored.
  */
 static enum fill
-fill_filter(struct sess *s, const char *p, size_t n, enum gz_flush flush)
+fill_filter(struct req *req, const char *p, size_t n, enum gz_flush flush)
 {
     const char *in = p;
     size_t left = n;
@@ -1213,10 +1214,10 @@ fill_filter(struct sess *s, const char *p, size_t n, enum gz_flush flush)
 
     for (;;) {
         size_t w = 0, left0 = left;
-        int r = gz_run(s->fill_gz, &in, &left, s->fill_buf, GZ_BUFSZ, &w, flush);
+        int r = gz_run(req->fill_gz, &in, &left, req->fill_buf, GZ_BUFSZ, &w, flush);
         if (r == GZ_ERR)
-            return fill_corrupt(s);
-        if (w > 0 && !s->fill_gz_check && (f = store_put(s, s->fill_buf, w)) != FILL_MORE)
+            return fill_corrupt(req);
+        if (w > 0 && !req->fill_gz_check && (f = store_put(req, req->fill_buf, w)) != FILL_MORE)
             return f;
         if (r == GZ_END && flush == GZ_FINISH)
             break;
@@ -1225,207 +1226,182 @@ fill_filter(struct sess *s, const char *p, size_t n, enum gz_flush flush)
         if (w == 0 && left == left0)
             break;
     }
-    if (s->fill_gz_check)
-        return store_put(s, p, n);
-    s->fill_gz_dirty = flush == GZ_NOFLUSH && (s->fill_gz_dirty || n > 0);
+    if (req->fill_gz_check)
+        return store_put(req, p, n);
+    req->fill_gz_dirty = flush == GZ_NOFLUSH && (req->fill_gz_dirty || n > 0);
     return FILL_MORE;
 }
 
 static enum fill
-fill_append(struct sess *s, const char *p, size_t n)
+fill_append(struct req *req, const char *p, size_t n)
 {
     if (n == 0)
         return FILL_MORE;
-    if (s->fill_gz != NULL)
-        return fill_filter(s, p, n, GZ_NOFLUSH);
-    return store_put(s, p, n);
+    if (req->fill_gz != NULL)
+        return fill_filter(req, p, n, GZ_NOFLUSH);
+    return store_put(req, p, n);
 }
 
 /* The origin body ended: finish the encoder, or check that the decoder
  * saw a whole stream (a truncated gzip body is corrupt too). */
 static enum fill
-fill_finish(struct sess *s)
+fill_finish(struct req *req)
 {
     enum fill f;
 
-    if (s->fill_gz == NULL)
+    if (req->fill_gz == NULL)
         return FILL_MORE;
-    if (s->fill_gz_check || store_obj_encoding(s->busy) == GZ_IDENTITY) {
-        if (!gz_finished(s->fill_gz))
-            return fill_corrupt(s);
+    if (req->fill_gz_check || store_obj_encoding(req->busy) == GZ_IDENTITY) {
+        if (!gz_finished(req->fill_gz))
+            return fill_corrupt(req);
         return FILL_MORE;
     }
-    if ((f = fill_filter(s, NULL, 0, GZ_FINISH)) != FILL_MORE)
+    if ((f = fill_filter(req, NULL, 0, GZ_FINISH)) != FILL_MORE)
         return f;
-    return gz_finished(s->fill_gz) ? FILL_MORE : FILL_FAIL;
+    return gz_finished(req->fill_gz) ? FILL_MORE : FILL_FAIL;
 }
 
 /* Origin bytes into the busy object, as fast as the origin sends. */
 static enum fill
-fill_origin(struct sess *s)
+fill_origin(struct req *req)
 {
-    struct ac_iobuf *b = &s->relay;
+    struct fetch *ft = &req->fetch;
+    struct ac_slice d;
     enum fill f;
-    ssize_t n;
+    int r;
 
     for (int reads = 0; reads < 8;) {
-        if (fetch_body_done(s)) {
-            if ((f = fill_finish(s)) != FILL_MORE)
+        if (fetch_body_done(ft)) {
+            if ((f = fill_finish(req)) != FILL_MORE)
                 return f;
-            int r = store_obj_complete(s->busy);
-            const struct config_params *p = &s->w->cfg->p;
-            if (r == STORE_OK && (store_obj_flags(s->busy) & OBJ_F_BROTLI) &&
-                (double)s->fill_len <= p->brotli_max_size)
-                (void)brjob_submit(s->busy, (int)p->brotli_level);
-            store_obj_release(&s->busy);
-            sess_release_origin(s, s->origin_reusable && ac_iobuf_len(b) == 0);
-            s->fill_done = true;
+            r = store_obj_complete(req->busy);
+            const struct config_params *p = &req->w->cfg->p;
+            if (r == STORE_OK && (store_obj_flags(req->busy) & OBJ_F_BROTLI) &&
+                (double)req->fill_len <= p->brotli_max_size)
+                (void)brjob_submit(req->busy, (int)p->brotli_level);
+            store_obj_release(&req->busy);
+            fetch_release(ft, ft->origin_reusable);
+            req->fill_done = true;
             return r == STORE_OK ? FILL_DONE : FILL_FAIL;
         }
-        if (ac_iobuf_len(b) > 0) {
-            switch (s->resp.body) {
-            case H1_BODY_LENGTH: {
-                size_t take = (size_t)AC_MIN((uint64_t)ac_iobuf_len(b), s->respbody_left);
-                const char *p = ac_iobuf_head(b);
-                if ((f = fill_append(s, p, take)) != FILL_MORE)
-                    return f;
-                b->start += take;
-                s->respbody_left -= take;
-                break;
-            }
-            case H1_BODY_CHUNKED: {
-                struct ac_slice data;
-                long c = h1_chunked_decode(&s->respchunk, ac_iobuf_head(b), ac_iobuf_len(b), &data);
-                if (c < 0) {
-                    LOG_W("origin %s: bad chunked body (%s)", s->be->name,
-                          s->respchunk.reason ? s->respchunk.reason : "?");
-                    return FILL_FAIL;
-                }
-                b->start += (size_t)c;
-                if ((f = fill_append(s, data.p, data.len)) != FILL_MORE)
-                    return f;
-                break;
-            }
-            case H1_BODY_CLOSE: {
-                size_t take = ac_iobuf_len(b);
-                if ((f = fill_append(s, ac_iobuf_head(b), take)) != FILL_MORE)
-                    return f;
-                b->start += take;
-                break;
-            }
-            case H1_BODY_NONE:
-                break;
-            }
+        r = fetch_body_take(ft, &d);
+        if (r < 0) {
+            LOG_W("origin %s: bad chunked body (%s)", ft->be->name, ft->fail_what);
+            return FILL_FAIL;
+        }
+        if (r > 0) {
+            if ((f = fill_append(req, d.p, d.len)) != FILL_MORE)
+                return f;
             continue;
         }
-        b->start = b->end = 0;
-        n = conn_read(&s->oc->c, b->data, b->cap);
+        if (fetch_body_done(ft))
+            continue;               /* the last framing came without data */
+        r = fetch_body_read(ft);
         reads++;
-        if (n > 0) {
-            b->end = (size_t)n;
+        if (r > 0)
             continue;
-        }
-        if (n == AC_AGAIN) {
+        if (r == AC_AGAIN) {
             /* Nothing more for now: what the encoder holds goes out, so
              * clients streaming the busy object are not kept waiting. */
-            if (s->fill_gz_dirty && (f = fill_filter(s, NULL, 0, GZ_SYNC)) != FILL_MORE)
+            if (req->fill_gz_dirty && (f = fill_filter(req, NULL, 0, GZ_SYNC)) != FILL_MORE)
                 return f;
             return FILL_WAIT;
         }
-        if (n == 0 && s->resp.body == H1_BODY_CLOSE) {
-            s->origin_eof = true;
-            s->origin_reusable = false;
-            continue;
-        }
-        LOG_W("origin %s: %s mid-body; object dropped", s->be->name,
-              n == 0 ? "closed" : "error");
+        LOG_W("origin %s: %s mid-body; object dropped", ft->be->name, ft->fail_what);
         return FILL_FAIL;
     }
     return FILL_MORE;               /* yield: let the client side run */
 }
 
+/*
+ * Fill and deliver at once: the origin's body into the object as fast as
+ * the origin sends (its socket wakes us), the object to our client as fast
+ * as the client takes it (its transport resumes us).  Neither waits for
+ * the other; a client that goes away leaves the fill going for the others.
+ */
 enum step
-cache_fill_step(struct sess *s)
+cache_fill_step(struct req *req)
 {
-    const struct config *cfg = s->w->cfg;
+    struct fetch *ft = &req->fetch;
 
     for (;;) {
         enum fill f = FILL_DONE;
         enum dlv d = DLV_DONE;
 
-        if (s->timed_out) {
-            s->timed_out = false;
-            if (!s->fill_done && !s->fill_overflow) {
-                LOG_W("origin %s: body stalled for %gs; object dropped", s->be->name,
-                      fetch_timeout(s, FETCH_TMO_BETWEEN_BYTES));
-                STAT_INC(s->w, backend_timeout);
-                store_obj_abort(s->busy);
-                store_obj_release(&s->busy);
+        if (ft->timed_out) {
+            ft->timed_out = false;
+            if (!req->fill_done && !req->fill_overflow) {
+                LOG_W("origin %s: body stalled for %gs; object dropped", ft->be->name,
+                      req_fetch_timeout(req, FETCH_TMO_BETWEEN_BYTES));
+                STAT_INC(req->w, backend_timeout);
+                store_obj_abort(req->busy);
+                store_obj_release(&req->busy);
                 return STEP_DONE;
             }
-            return STEP_DONE;       /* the client stopped reading */
         }
-        if (!s->fill_done && !s->fill_overflow) {
-            f = fill_origin(s);
+        if (!req->fill_done && !req->fill_overflow) {
+            f = fill_origin(req);
             if (f == FILL_FAIL) {
-                if (s->busy != NULL) {
-                    store_obj_abort(s->busy);
-                    store_obj_release(&s->busy);
+                if (req->busy != NULL) {
+                    store_obj_abort(req->busy);
+                    store_obj_release(&req->busy);
                 }
                 return STEP_DONE;   /* our client (if any) must see a close */
             }
-            if (f == FILL_OVERFLOW && (s->bg || s->client_dead))
+            if (f == FILL_OVERFLOW && (req->bg || req->client_dead))
                 return STEP_DONE;
         }
-        if (!s->bg && !s->client_dead) {
-            d = deliver_pump(s);
+        if (!req->bg && !req->client_dead) {
+            d = deliver_pump(req);
             if (d == DLV_DEAD) {
-                s->client_dead = true;
-                s->niov = 0;
-                if (s->fill_overflow)
+                /* client gone (the transport is dropped): fill for the others */
+                if (req->fill_overflow)
                     return STEP_DONE;
             } else if (d == DLV_ABORTED) {
                 return STEP_DONE;
             } else if (d == DLV_TAIL) {
                 /* The object is gone; the rest comes from the origin. */
-                s->resp_chunked_out = s->dlv_chunked;
-                s->resp_close_out = !s->dlv_chunked;
-                s->resp_head_done = false;
-                s->keepalive = s->keepalive && s->dlv_chunked;
-                s->niov = 0;
-                if (s->pending_run.len)
-                    fetch_emit(s, s->pending_run.p, s->pending_run.len);
-                store_obj_release(&s->obj);
-                s->state = S_RESPBODY;
+                store_obj_release(&req->obj);
+                req->end_sent = false;
+                req->state = R_RESPBODY;
+                if (req->pending_run.len) {
+                    struct iovec iov = { (void *)(uintptr_t)req->pending_run.p,
+                                         req->pending_run.len };
+                    req->bytes_sent += iov.iov_len;
+                    req->pending_run = AC_SLICE(NULL, 0);
+                    int r = req_write(req, &iov, 1, 0);
+                    if (r == AC_AGAIN)
+                        return STEP_WAIT;
+                    if (r != AC_OK)
+                        return STEP_DONE;
+                }
                 return STEP_MORE;
             }
         }
-        bool client_finished = s->bg || s->client_dead || d == DLV_DONE;
-        if (s->fill_done && client_finished) {
-            if (s->bg || s->client_dead)
+        bool client_finished = req->bg || req->client_dead || d == DLV_DONE;
+        if (req->fill_done && client_finished) {
+            if (req->bg || req->client_dead)
                 return STEP_DONE;
-            s->state = S_FINISH;
+            req->state = R_FINISH;
             return STEP_MORE;
         }
         if (f == FILL_MORE || (f == FILL_DONE && !client_finished && d == DLV_WAIT_DATA))
             continue;
-        int cev = (!s->bg && !s->client_dead && d == DLV_WAIT_WRITE) ? s->c.want : 0;
-        int oev = (!s->fill_done && !s->fill_overflow && s->oc != NULL) ? s->oc->c.want : 0;
-        sess_want(s, cev, oev);
-        sess_timer(s, oev ? fetch_timeout(s, FETCH_TMO_BETWEEN_BYTES) : cfg->p.send_timeout);
+        /* the origin (fetch_body_read armed its watcher and timer) and/or
+         * the transport (it resumes us) */
         return STEP_WAIT;
     }
 }
 
 void
-cache_pass_headers(struct sess *s, struct ac_buf *b)
+cache_pass_headers(struct req *req, struct ac_buf *b)
 {
-    if (s->xcache == NULL)
+    if (req->xcache == NULL)
         return;
-    if (s->n_resp_ops == 0 || !pol_overlay_has(s->resp_ops, s->n_resp_ops, AC_LIT("X-Cache")))
-        ac_buf_printf(b, "X-Cache: %s\r\n", s->xcache);
-    if (s->n_resp_ops == 0 ||
-        !pol_overlay_has(s->resp_ops, s->n_resp_ops, AC_LIT("Cache-Status")))
-        ac_buf_printf(b, "Cache-Status: accel; %s\r\n", s->cstatus ? s->cstatus : "fwd=uri-miss");
+    if (req->n_resp_ops == 0 || !pol_overlay_has(req->resp_ops, req->n_resp_ops, AC_LIT("X-Cache")))
+        ac_buf_printf(b, "X-Cache: %s\r\n", req->xcache);
+    if (req->n_resp_ops == 0 ||
+        !pol_overlay_has(req->resp_ops, req->n_resp_ops, AC_LIT("Cache-Status")))
+        ac_buf_printf(b, "Cache-Status: accel; %s\r\n", req->cstatus ? req->cstatus : "fwd=uri-miss");
 }
 

@@ -5,7 +5,7 @@
  * does the work (store_purge_key, store_purge_tag, store_ban_add); bans are
  * parsed and evaluated in bans.c.
  */
-#include "sess.h"
+#include "req_int.h"
 
 #include "admin.h"
 #include "bans.h"
@@ -16,9 +16,9 @@
 #include <stdio.h>
 
 static double
-now_of(const struct sess *s)
+now_of(const struct req *req)
 {
-    return ev_now(s->w->loop);
+    return ev_now(req->w->loop);
 }
 
 static bool
@@ -48,22 +48,22 @@ is_loopback(const struct sockaddr_storage *ss)
  * Answers 200 with the count, or 404 when nothing was cached.
  */
 enum step
-cache_purge_request(struct sess *s)
+cache_purge_request(struct req *req)
 {
     const struct h1_header *keys, *mode;
     unsigned flags = 0;
     size_t n = 0, total = 0;
     char body[128];
 
-    s->cache_state = "PURGE";
-    if (!is_loopback(&s->peer))
-        return sess_synth(s, 405, "Not allowed", "PURGE is allowed from loopback only\n", false);
-    mode = h1_header_find(s->hdrs, s->req.nhdrs, AC_LIT("Purge-Mode"));
+    req->cache_state = "PURGE";
+    if (!is_loopback(&req->meta->peer))
+        return req_synth(req, 405, "Not allowed", "PURGE is allowed from loopback only\n", false);
+    mode = h1_header_find(req->hdrs, req->http.nhdrs, AC_LIT("Purge-Mode"));
     if (mode != NULL && ac_slice_caseeq(mode->value, AC_LIT("soft")))
         flags |= STORE_PURGE_SOFT;
-    keys = h1_header_find(s->hdrs, s->req.nhdrs, AC_LIT("Surrogate-Key"));
+    keys = h1_header_find(req->hdrs, req->http.nhdrs, AC_LIT("Surrogate-Key"));
     if (keys == NULL)
-        keys = h1_header_find(s->hdrs, s->req.nhdrs, AC_LIT("xkey"));
+        keys = h1_header_find(req->hdrs, req->http.nhdrs, AC_LIT("xkey"));
     if (keys != NULL) {
         const char *p = keys->value.p, *end = p + keys->value.len;
         while (p < end) {
@@ -72,55 +72,55 @@ cache_purge_request(struct sess *s)
             const char *q = p;
             while (q < end && *q != ' ' && *q != '\t' && *q != ',')
                 q++;
-            if (q > p && store_purge_tag(s->w->store, (struct store_bytes){ p, (size_t)(q - p) },
-                                         flags, now_of(s), &n) == STORE_OK)
+            if (q > p && store_purge_tag(req->w->store, (struct store_bytes){ p, (size_t)(q - p) },
+                                         flags, now_of(req), &n) == STORE_OK)
                 total += n;
             p = q;
         }
     } else {
-        cache_key(&s->req, &s->key);
-        if (store_purge_key(s->w->store, (struct store_bytes){ s->key.p, s->key.len }, flags,
-                            now_of(s), &n) == STORE_OK)
+        cache_key(&req->http, &req->key);
+        if (store_purge_key(req->w->store, (struct store_bytes){ req->key.p, req->key.len }, flags,
+                            now_of(req), &n) == STORE_OK)
             total = n;
     }
     snprintf(body, sizeof(body), "{\"purged\": %zu, \"mode\": \"%s\"}\n", total,
              (flags & STORE_PURGE_SOFT) ? "soft" : "hard");
-    return admin_answer_json(s, total ? 200 : 404, total ? "Purged" : "Not in cache", body,
+    return admin_answer_json(req, total ? 200 : 404, total ? "Purged" : "Not in cache", body,
                              strlen(body));
 }
 
 int
-cache_purge_url(struct sess *s, struct ac_slice url, struct ac_slice host, unsigned flags,
+cache_purge_url(struct req *req, struct ac_slice url, struct ac_slice host, unsigned flags,
                 size_t *countp)
 {
-    if (s->w->vcl != NULL) {
+    if (req->w->vcl != NULL) {
         /* the policy's key: vcl_hash with req.url and Host swapped in */
-        struct ac_slice saved_path = s->req.path, saved_host[8];
+        struct ac_slice saved_path = req->http.path, saved_host[8];
         unsigned nh = 0;
-        pol_begin(s);
-        s->req.path = url;
-        for (unsigned i = 0; i < s->req.nhdrs && nh < 8; i++) {
-            if (ac_slice_caseeq(s->hdrs[i].name, AC_LIT("Host"))) {
-                saved_host[nh++] = s->hdrs[i].value;
-                s->hdrs[i].value = host;
+        pol_begin(req);
+        req->http.path = url;
+        for (unsigned i = 0; i < req->http.nhdrs && nh < 8; i++) {
+            if (ac_slice_caseeq(req->hdrs[i].name, AC_LIT("Host"))) {
+                saved_host[nh++] = req->hdrs[i].value;
+                req->hdrs[i].value = host;
             }
         }
-        int r = cache_make_key(s);
-        s->req.path = saved_path;
+        int r = cache_make_key(req);
+        req->http.path = saved_path;
         nh = 0;
-        for (unsigned i = 0; i < s->req.nhdrs && nh < 8; i++)
-            if (ac_slice_caseeq(s->hdrs[i].name, AC_LIT("Host")))
-                s->hdrs[i].value = saved_host[nh++];
+        for (unsigned i = 0; i < req->http.nhdrs && nh < 8; i++)
+            if (ac_slice_caseeq(req->hdrs[i].name, AC_LIT("Host")))
+                req->hdrs[i].value = saved_host[nh++];
         if (r != 0)
             return STORE_EINVAL;
     } else {
-        struct h1_request tmp = s->req;
+        struct h1_request tmp = req->http;
         tmp.path = url;
         tmp.host = host;
-        cache_key(&tmp, &s->key);
+        cache_key(&tmp, &req->key);
     }
-    return store_purge_key(s->w->store, (struct store_bytes){ s->key.p, s->key.len }, flags,
-                           now_of(s), countp);
+    return store_purge_key(req->w->store, (struct store_bytes){ req->key.p, req->key.len }, flags,
+                           now_of(req), countp);
 }
 
 /*
@@ -129,66 +129,66 @@ cache_purge_url(struct sess *s, struct ac_slice url, struct ac_slice host, unsig
  * Answers 200 with the canonical ban text, or 400 with the parse error.
  */
 enum step
-cache_ban_request(struct sess *s)
+cache_ban_request(struct req *req)
 {
-    const struct h1_header *h = h1_header_find(s->hdrs, s->req.nhdrs, AC_LIT("Ban"));
+    const struct h1_header *h = h1_header_find(req->hdrs, req->http.nhdrs, AC_LIT("Ban"));
     char err[256];
 
-    s->cache_state = "BAN";
-    if (!is_loopback(&s->peer))
-        return sess_synth(s, 405, "Not allowed", "BAN is allowed from loopback only\n", false);
+    req->cache_state = "BAN";
+    if (!is_loopback(&req->meta->peer))
+        return req_synth(req, 405, "Not allowed", "BAN is allowed from loopback only\n", false);
     if (h == NULL) {
         static const char no_ban[] = "{\"error\": \"expected a Ban: header with the expression\"}\n";
-        return admin_answer_json(s, 400, NULL, no_ban, sizeof(no_ban) - 1);
+        return admin_answer_json(req, 400, NULL, no_ban, sizeof(no_ban) - 1);
     }
-    ac_buf_reset(&s->tmpbuf);
-    ac_buf_catstr(&s->tmpbuf, "{\"ban\": \"");
+    ac_buf_reset(&req->tmpbuf);
+    ac_buf_catstr(&req->tmpbuf, "{\"ban\": \"");
     struct ac_buf canon;
     ac_buf_init(&canon, 0, 0);
-    if (bans_add(s->w->store, h->value, now_of(s), &canon, err, sizeof(err)) != 0) {
+    if (bans_add(req->w->store, h->value, now_of(req), &canon, err, sizeof(err)) != 0) {
         ac_buf_free(&canon);
-        ac_buf_reset(&s->tmpbuf);
-        ac_buf_catstr(&s->tmpbuf, "{\"error\": \"");
-        ac_buf_json_escape(&s->tmpbuf, AC_SLICE(err, strlen(err)));
-        ac_buf_catstr(&s->tmpbuf, "\"}\n");
-        return admin_answer_json(s, 400, NULL, s->tmpbuf.p, s->tmpbuf.len);
+        ac_buf_reset(&req->tmpbuf);
+        ac_buf_catstr(&req->tmpbuf, "{\"error\": \"");
+        ac_buf_json_escape(&req->tmpbuf, AC_SLICE(err, strlen(err)));
+        ac_buf_catstr(&req->tmpbuf, "\"}\n");
+        return admin_answer_json(req, 400, NULL, req->tmpbuf.p, req->tmpbuf.len);
     }
-    ac_buf_json_escape(&s->tmpbuf, ac_buf_slice(&canon));
+    ac_buf_json_escape(&req->tmpbuf, ac_buf_slice(&canon));
     ac_buf_free(&canon);
-    ac_buf_catstr(&s->tmpbuf, "\"}\n");
-    return admin_answer_json(s, 200, "Banned", s->tmpbuf.p, s->tmpbuf.len);
+    ac_buf_catstr(&req->tmpbuf, "\"}\n");
+    return admin_answer_json(req, 200, "Banned", req->tmpbuf.p, req->tmpbuf.len);
 }
 
 /* return (purge): drop every variant of the key, then vcl_purge. */
 enum step
-cache_policy_purge(struct sess *s)
+cache_policy_purge(struct req *req)
 {
     struct vcl_result res;
     size_t n = 0;
 
-    const struct h1_header *mode = h1_header_find(s->hdrs, s->req.nhdrs, AC_LIT("Purge-Mode"));
+    const struct h1_header *mode = h1_header_find(req->hdrs, req->http.nhdrs, AC_LIT("Purge-Mode"));
     unsigned flags = mode != NULL && ac_slice_caseeq(mode->value, AC_LIT("soft"))
                          ? STORE_PURGE_SOFT : 0;
 
-    if (s->w->store == NULL || cache_make_key(s) != 0)
-        return sess_synth(s, 503, NULL, "Purge failed\n", false);
+    if (req->w->store == NULL || cache_make_key(req) != 0)
+        return req_synth(req, 503, NULL, "Purge failed\n", false);
     /* Purge-Mode: soft works under a policy too: stale, kept for grace */
-    if (store_purge_key(s->w->store, (struct store_bytes){ s->key.p, s->key.len }, flags,
-                        now_of(s), &n) != STORE_OK)
+    if (store_purge_key(req->w->store, (struct store_bytes){ req->key.p, req->key.len }, flags,
+                        now_of(req), &n) != STORE_OK)
         LOG_W("purge: store error");
-    s->cache_state = "PURGE";
-    enum vcl_action a = pol_run(s, VCL_SUB_PURGE, &res);
+    req->cache_state = "PURGE";
+    enum vcl_action a = pol_run(req, VCL_SUB_PURGE, &res);
     if (a == VCL_ACT_SYNTH)
-        return sess_synth(s, (int)res.status,
-                          res.reason.p ? pol_cstr(s, res.reason) : NULL, NULL, false);
-    return cache_synth_or_restart(s, a, &res);
+        return req_synth(req, (int)res.status,
+                          res.reason.p ? pol_cstr(req, res.reason) : NULL, NULL, false);
+    return cache_synth_or_restart(req, a, &res);
 }
 
 /* Key of a URI reference in a Location-like field, if it names our host. */
 static bool
-same_origin_key(const struct sess *s, struct ac_slice v, struct ac_buf *key)
+same_origin_key(const struct req *req, struct ac_slice v, struct ac_buf *key)
 {
-    struct h1_request tmp = s->req;
+    struct h1_request tmp = req->http;
 
     if (v.len == 0)
         return false;
@@ -205,17 +205,17 @@ same_origin_key(const struct sess *s, struct ac_slice v, struct ac_buf *key)
         const char *h = v.p + skip, *end = v.p + v.len;
         const char *slash = memchr(h, '/', (size_t)(end - h));
         struct ac_slice host = AC_SLICE(h, slash ? (size_t)(slash - h) : (size_t)(end - h));
-        if (!ac_slice_caseeq(host, s->req.host))
+        if (!ac_slice_caseeq(host, req->http.host))
             return false;
         tmp.path = slash ? AC_SLICE(slash, (size_t)(end - slash)) : AC_LIT("/");
     }
-    if (s->prog != NULL) {
+    if (req->prog != NULL) {
         /* the policy's key for that URL: vcl_hash with req.url swapped */
-        struct sess *m = (struct sess *)s;
-        struct ac_slice saved = m->req.path;
-        m->req.path = tmp.path;
+        struct req *m = (struct req *)req;
+        struct ac_slice saved = m->http.path;
+        m->http.path = tmp.path;
         int r = cache_make_key(m);
-        m->req.path = saved;
+        m->http.path = saved;
         return r == 0;
     }
     cache_key(&tmp, key);
@@ -225,25 +225,25 @@ same_origin_key(const struct sess *s, struct ac_slice v, struct ac_buf *key)
 /* RFC 9111 §4.4: a non-error answer to an unsafe method invalidates the
  * target URI, and Location / Content-Location when they are same-origin. */
 void
-cache_after_unsafe(struct sess *s)
+cache_after_unsafe(struct req *req)
 {
     static const char *const fields[] = { "Location", "Content-Location" };
     size_t n = 0, total = 0;
 
-    if (s->w->store == NULL)
+    if (req->w->store == NULL)
         return;
-    if (cache_make_key(s) != 0)
+    if (cache_make_key(req) != 0)
         return;
-    if (store_purge_key(s->w->store, (struct store_bytes){ s->key.p, s->key.len }, 0, now_of(s),
+    if (store_purge_key(req->w->store, (struct store_bytes){ req->key.p, req->key.len }, 0, now_of(req),
                         &n) == STORE_OK)
         total += n;
     for (size_t i = 0; i < AC_ARRAY_LEN(fields); i++) {
-        const struct h1_header *h = h1_header_find(s->resp.hdrs, s->resp.nhdrs,
+        const struct h1_header *h = h1_header_find(req->fetch.resp.hdrs, req->fetch.resp.nhdrs,
                                                    AC_SLICE(fields[i], strlen(fields[i])));
-        if (h != NULL && same_origin_key(s, h->value, &s->key) &&
-            store_purge_key(s->w->store, (struct store_bytes){ s->key.p, s->key.len }, 0,
-                            now_of(s), &n) == STORE_OK)
+        if (h != NULL && same_origin_key(req, h->value, &req->key) &&
+            store_purge_key(req->w->store, (struct store_bytes){ req->key.p, req->key.len }, 0,
+                            now_of(req), &n) == STORE_OK)
             total += n;
     }
-    STAT_ADD(s->w, cache_invalidated, total);
+    STAT_ADD(req->w, cache_invalidated, total);
 }

@@ -10,8 +10,7 @@
 #include "http.h"
 #include "log.h"
 #include "pool.h"
-#include "sess.h"
-#include "tls.h"
+#include "req_int.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -127,9 +126,9 @@ as(struct vcl_str s)
 /* A copy of s in the request arena (a set may pass the very bytes a get
  * returned; copying also makes values outlive a buffer compaction). */
 static struct ac_slice
-arena_copy(struct sess *s, struct vcl_str v)
+arena_copy(struct req *req, struct vcl_str v)
 {
-    struct vcl_arena *a = &s->arena;
+    struct vcl_arena *a = &req->arena;
 
     if (v.p == NULL)
         return AC_SLICE(NULL, 0);
@@ -194,15 +193,15 @@ arr_remove(struct h1_header *h, unsigned *n, struct vcl_str name)
 }
 
 static int
-arr_set(struct sess *s, struct h1_header *h, unsigned *n, struct vcl_str name,
+arr_set(struct req *req, struct h1_header *h, unsigned *n, struct vcl_str name,
         struct vcl_str value)
 {
-    struct ac_slice nm = arena_copy(s, name), v = arena_copy(s, value);
+    struct ac_slice nm = arena_copy(req, name), v = arena_copy(req, value);
 
     if ((name.len && nm.p == NULL) || (value.len && v.p == NULL))
         return -1;
     arr_remove(h, n, name);
-    if (*n >= (unsigned)s->w->cfg->p.max_headers)
+    if (*n >= (unsigned)req->w->cfg->p.max_headers)
         return -1;
     h[*n].name = nm;
     h[*n].value = v.p ? v : AC_LIT("");
@@ -213,42 +212,42 @@ arr_set(struct sess *s, struct h1_header *h, unsigned *n, struct vcl_str name,
 static int
 op_get_header(void *priv, enum vcl_where w, struct vcl_str name, struct vcl_str *out)
 {
-    struct sess *s = priv;
+    struct req *req = priv;
     const struct h1_header *h = NULL;
 
     out->p = NULL;
     out->len = 0;
     switch (w) {
     case VCL_WHERE_REQ:
-        h = h1_header_find(s->hdrs, s->req.nhdrs, as(name));
+        h = h1_header_find(req->hdrs, req->http.nhdrs, as(name));
         break;
     case VCL_WHERE_BEREQ:
-        if (overlay_get(s->bereq_ops, s->n_bereq_ops, name, out))
+        if (overlay_get(req->bereq_ops, req->n_bereq_ops, name, out))
             return 0;
         if (http_is_hop_by_hop(as(name)))
             return 0;
-        h = h1_header_find(s->hdrs, s->req.nhdrs, as(name));
+        h = h1_header_find(req->hdrs, req->http.nhdrs, as(name));
         break;
     case VCL_WHERE_BERESP:
-        if (s->resp.hdrs != NULL)
-            h = h1_header_find(s->resp.hdrs, s->resp.nhdrs, as(name));
+        if (req->fetch.resp.hdrs != NULL)
+            h = h1_header_find(req->fetch.resp.hdrs, req->fetch.resp.nhdrs, as(name));
         break;
     case VCL_WHERE_RESP:
-        if (overlay_get(s->resp_ops, s->n_resp_ops, name, out))
+        if (overlay_get(req->resp_ops, req->n_resp_ops, name, out))
             return 0;
-        if (s->obj != NULL && s->state != S_SYNTH) {
-            struct store_bytes b = store_obj_headers(s->obj);
+        if (req->obj != NULL && req->state != R_SYNTH) {
+            struct store_bytes b = store_obj_headers(req->obj);
             struct ac_slice v;
             if (cache_block_find(AC_SLICE(b.p, b.len), as(name), &v))
                 *out = vs(v);
             return 0;
         }
-        if (s->resp.hdrs != NULL && s->state != S_SYNTH)
-            h = h1_header_find(s->resp.hdrs, s->resp.nhdrs, as(name));
+        if (req->fetch.resp.hdrs != NULL && req->state != R_SYNTH)
+            h = h1_header_find(req->fetch.resp.hdrs, req->fetch.resp.nhdrs, as(name));
         break;
     case VCL_WHERE_OBJ:
-        if (s->obj != NULL) {
-            struct store_bytes b = store_obj_headers(s->obj);
+        if (req->obj != NULL) {
+            struct store_bytes b = store_obj_headers(req->obj);
             struct ac_slice v;
             if (cache_block_find(AC_SLICE(b.p, b.len), as(name), &v))
                 *out = vs(v);
@@ -265,26 +264,26 @@ op_get_header(void *priv, enum vcl_where w, struct vcl_str name, struct vcl_str 
 static int
 op_set_header(void *priv, enum vcl_where w, struct vcl_str name, struct vcl_str value)
 {
-    struct sess *s = priv;
+    struct req *req = priv;
     struct ac_slice nm, v;
 
     switch (w) {
     case VCL_WHERE_REQ:
-        return arr_set(s, s->hdrs, &s->req.nhdrs, name, value);
+        return arr_set(req, req->hdrs, &req->http.nhdrs, name, value);
     case VCL_WHERE_BERESP:
-        if (s->resp.hdrs == NULL)
+        if (req->fetch.resp.hdrs == NULL)
             return -1;
-        return arr_set(s, s->resp.hdrs, &s->resp.nhdrs, name, value);
+        return arr_set(req, req->fetch.resp.hdrs, &req->fetch.resp.nhdrs, name, value);
     case VCL_WHERE_BEREQ:
     case VCL_WHERE_RESP:
-        nm = arena_copy(s, name);
-        v = arena_copy(s, value);
+        nm = arena_copy(req, name);
+        v = arena_copy(req, value);
         if (nm.p == NULL || (value.len && v.p == NULL))
             return -1;
         if (v.p == NULL)
             v = AC_LIT("");
-        return w == VCL_WHERE_BEREQ ? overlay_set(s->bereq_ops, &s->n_bereq_ops, nm, v)
-                                    : overlay_set(s->resp_ops, &s->n_resp_ops, nm, v);
+        return w == VCL_WHERE_BEREQ ? overlay_set(req->bereq_ops, &req->n_bereq_ops, nm, v)
+                                    : overlay_set(req->resp_ops, &req->n_resp_ops, nm, v);
     default:
         return -1;
     }
@@ -293,25 +292,25 @@ op_set_header(void *priv, enum vcl_where w, struct vcl_str name, struct vcl_str 
 static int
 op_unset_header(void *priv, enum vcl_where w, struct vcl_str name)
 {
-    struct sess *s = priv;
+    struct req *req = priv;
     struct ac_slice nm;
 
     switch (w) {
     case VCL_WHERE_REQ:
-        arr_remove(s->hdrs, &s->req.nhdrs, name);
+        arr_remove(req->hdrs, &req->http.nhdrs, name);
         return 0;
     case VCL_WHERE_BERESP:
-        if (s->resp.hdrs != NULL)
-            arr_remove(s->resp.hdrs, &s->resp.nhdrs, name);
+        if (req->fetch.resp.hdrs != NULL)
+            arr_remove(req->fetch.resp.hdrs, &req->fetch.resp.nhdrs, name);
         return 0;
     case VCL_WHERE_BEREQ:
     case VCL_WHERE_RESP:
-        nm = arena_copy(s, name);
+        nm = arena_copy(req, name);
         if (nm.p == NULL)
             return -1;
         return w == VCL_WHERE_BEREQ
-                   ? overlay_set(s->bereq_ops, &s->n_bereq_ops, nm, AC_SLICE(NULL, 0))
-                   : overlay_set(s->resp_ops, &s->n_resp_ops, nm, AC_SLICE(NULL, 0));
+                   ? overlay_set(req->bereq_ops, &req->n_bereq_ops, nm, AC_SLICE(NULL, 0))
+                   : overlay_set(req->resp_ops, &req->n_resp_ops, nm, AC_SLICE(NULL, 0));
     default:
         return -1;
     }
@@ -335,9 +334,9 @@ ip_of(const struct sockaddr_storage *ss, struct vcl_ip *ip)
 }
 
 static struct vcl_str
-arena_printf(struct sess *s, const char *fmt, unsigned long long v)
+arena_printf(struct req *req, const char *fmt, unsigned long long v)
 {
-    struct vcl_arena *a = &s->arena;
+    struct vcl_arena *a = &req->arena;
     char *d = a->base + a->used;
     int n;
 
@@ -351,69 +350,67 @@ arena_printf(struct sess *s, const char *fmt, unsigned long long v)
 static int
 op_get_var(void *priv, enum vcl_var var, struct vcl_value *out)
 {
-    struct sess *s = priv;
+    struct req *req = priv;
     struct store_times t;
-    double now = ev_now(s->w->loop);
+    double now = ev_now(req->w->loop);
 
     memset(out, 0, sizeof(*out));
     out->type = vcl_var_type(var);
     switch (var) {
-    case VCL_VAR_REQ_METHOD: out->u.s = vs(s->req.method); break;
-    case VCL_VAR_REQ_URL: out->u.s = vs(s->req.path); break;
-    case VCL_VAR_REQ_PROTO:
-        out->u.s = s->req.minor >= 1 ? VCL_LIT("HTTP/1.1") : VCL_LIT("HTTP/1.0");
-        break;
-    case VCL_VAR_REQ_BACKEND_HINT: out->u.ref = s->backend_hint; break;
-    case VCL_VAR_REQ_RESTARTS: out->u.i = s->restarts; break;
-    case VCL_VAR_REQ_HASH_ALWAYS_MISS: out->u.b = s->hash_always_miss; break;
+    case VCL_VAR_REQ_METHOD: out->u.s = vs(req->http.method); break;
+    case VCL_VAR_REQ_URL: out->u.s = vs(req->http.path); break;
+    case VCL_VAR_REQ_PROTO: out->u.s = vs(req->proto); break;
+    case VCL_VAR_REQ_BACKEND_HINT: out->u.ref = req->backend_hint; break;
+    case VCL_VAR_REQ_RESTARTS: out->u.i = req->restarts; break;
+    case VCL_VAR_REQ_HASH_ALWAYS_MISS: out->u.b = req->hash_always_miss; break;
     case VCL_VAR_REQ_XID:
-    case VCL_VAR_BEREQ_XID: out->u.s = arena_printf(s, "%llu", s->xid); break;
+    case VCL_VAR_BEREQ_XID: out->u.s = arena_printf(req, "%llu", req->xid); break;
     case VCL_VAR_REQ_CAN_GZIP: {
-        const struct h1_header *h = h1_header_find(s->hdrs, s->req.nhdrs,
+        const struct h1_header *h = h1_header_find(req->hdrs, req->http.nhdrs,
                                                    AC_LIT("Accept-Encoding"));
         out->u.b = h != NULL && h1_list_has_token(h->value, AC_LIT("gzip"));
         break;
     }
     case VCL_VAR_REQ_IS_HITMISS:
     case VCL_VAR_REQ_IS_HITPASS:
-        out->u.b = s->cstatus != NULL && strstr(s->cstatus, "hit-for-miss") != NULL;
+        out->u.b = req->cstatus != NULL && strstr(req->cstatus, "hit-for-miss") != NULL;
         break;
     case VCL_VAR_BEREQ_METHOD:
-        out->u.s = vs(s->bereq_method.len ? s->bereq_method : s->req.method);
+        out->u.s = vs(req->bereq_method.len ? req->bereq_method : req->http.method);
         break;
-    case VCL_VAR_BEREQ_URL: out->u.s = vs(s->req.path); break;
+    case VCL_VAR_BEREQ_URL: out->u.s = vs(req->http.path); break;
     case VCL_VAR_BEREQ_PROTO: out->u.s = VCL_LIT("HTTP/1.1"); break;
-    case VCL_VAR_BEREQ_BACKEND: out->u.ref = s->backend_hint; break;
-    case VCL_VAR_BEREQ_RETRIES: out->u.i = s->retries; break;
-    case VCL_VAR_BEREQ_IS_BGFETCH: out->u.b = s->bg; break;
-    case VCL_VAR_BEREQ_UNCACHEABLE: out->u.b = s->busy == NULL; break;
-    case VCL_VAR_BEREQ_CONNECT_TIMEOUT: out->u.d = fetch_timeout(s, FETCH_TMO_CONNECT); break;
+    case VCL_VAR_BEREQ_BACKEND: out->u.ref = req->backend_hint; break;
+    case VCL_VAR_BEREQ_RETRIES: out->u.i = req->fetch.retries; break;
+    case VCL_VAR_BEREQ_IS_BGFETCH: out->u.b = req->bg; break;
+    case VCL_VAR_BEREQ_UNCACHEABLE: out->u.b = req->busy == NULL; break;
+    case VCL_VAR_BEREQ_CONNECT_TIMEOUT: out->u.d = req_fetch_timeout(req, FETCH_TMO_CONNECT); break;
     case VCL_VAR_BEREQ_FIRST_BYTE_TIMEOUT:
-        out->u.d = fetch_timeout(s, FETCH_TMO_FIRST_BYTE);
+        out->u.d = req_fetch_timeout(req, FETCH_TMO_FIRST_BYTE);
         break;
     case VCL_VAR_BEREQ_BETWEEN_BYTES_TIMEOUT:
-        out->u.d = fetch_timeout(s, FETCH_TMO_BETWEEN_BYTES);
+        out->u.d = req_fetch_timeout(req, FETCH_TMO_BETWEEN_BYTES);
         break;
-    case VCL_VAR_BERESP_STATUS: out->u.i = s->resp.status; break;
-    case VCL_VAR_BERESP_REASON: out->u.s = vs(s->resp.reason_phrase); break;
+    case VCL_VAR_BERESP_STATUS: out->u.i = req->fetch.resp.status; break;
+    case VCL_VAR_BERESP_REASON: out->u.s = vs(req->fetch.resp.reason_phrase); break;
     case VCL_VAR_BERESP_PROTO: out->u.s = VCL_LIT("HTTP/1.1"); break;
-    case VCL_VAR_BERESP_TTL: out->u.d = s->dec.ttl - s->dec.initial_age; break;
-    case VCL_VAR_BERESP_GRACE: out->u.d = s->dec.grace; break;
-    case VCL_VAR_BERESP_KEEP: out->u.d = s->dec.keep; break;
-    case VCL_VAR_BERESP_AGE: out->u.d = s->dec.initial_age; break;
-    case VCL_VAR_BERESP_UNCACHEABLE: out->u.b = s->vcl_uncacheable; break;
+    case VCL_VAR_BERESP_TTL: out->u.d = req->dec.ttl - req->dec.initial_age; break;
+    case VCL_VAR_BERESP_GRACE: out->u.d = req->dec.grace; break;
+    case VCL_VAR_BERESP_KEEP: out->u.d = req->dec.keep; break;
+    case VCL_VAR_BERESP_AGE: out->u.d = req->dec.initial_age; break;
+    case VCL_VAR_BERESP_UNCACHEABLE: out->u.b = req->vcl_uncacheable; break;
     case VCL_VAR_BERESP_DO_STREAM: out->u.b = true; break;
-    case VCL_VAR_BERESP_DO_GZIP: out->u.b = s->do_gzip; break;
-    case VCL_VAR_BERESP_DO_GUNZIP: out->u.b = s->do_gunzip; break;
-    case VCL_VAR_BERESP_DO_BROTLI: out->u.b = s->do_brotli; break;
+    case VCL_VAR_BERESP_DO_GZIP: out->u.b = req->do_gzip; break;
+    case VCL_VAR_BERESP_DO_GUNZIP: out->u.b = req->do_gunzip; break;
+    case VCL_VAR_BERESP_DO_BROTLI: out->u.b = req->do_brotli; break;
     case VCL_VAR_BERESP_BACKEND_NAME:
-        out->u.s = s->be ? (struct vcl_str){ s->be->name, strlen(s->be->name) } : VCL_LIT("");
+        out->u.s = req->fetch.be ? (struct vcl_str){ req->fetch.be->name, strlen(req->fetch.be->name) } : VCL_LIT("");
         break;
-    case VCL_VAR_BERESP_WAS_304: out->u.b = s->revalidating && s->resp.status == 304; break;
+    case VCL_VAR_BERESP_WAS_304: out->u.b = req->revalidating && req->fetch.resp.status == 304; break;
     case VCL_VAR_BERESP_STORAGE_HINT: out->u.s = VCL_LIT(""); break;
-    case VCL_VAR_OBJ_STATUS: out->u.i = s->obj ? store_obj_status(s->obj) : 0; break;
+    case VCL_VAR_OBJ_STATUS: out->u.i = req->obj ? store_obj_status(req->obj) : 0; break;
     case VCL_VAR_OBJ_REASON: {
-        struct store_bytes b = s->obj ? store_obj_headers(s->obj) : (struct store_bytes){ "", 0 };
+        struct store_bytes b = req->obj ? store_obj_headers(req->obj) : (struct store_bytes){ "", 0 };
         b.len = cache_block_visible(AC_SLICE(b.p, b.len)).len;
         const char *sp = b.len > 4 ? memchr(b.p, ' ', b.len) : NULL;
         const char *nl = b.len ? memchr(b.p, '\r', b.len) : NULL;
@@ -422,41 +419,41 @@ op_get_var(void *priv, enum vcl_var var, struct vcl_value *out)
         break;
     }
     case VCL_VAR_OBJ_PROTO: out->u.s = VCL_LIT("HTTP/1.1"); break;
-    case VCL_VAR_OBJ_HITS: out->u.i = s->obj ? store_obj_hits(s->obj) : 0; break;
+    case VCL_VAR_OBJ_HITS: out->u.i = req->obj ? store_obj_hits(req->obj) : 0; break;
     case VCL_VAR_OBJ_TTL:
     case VCL_VAR_OBJ_GRACE:
     case VCL_VAR_OBJ_KEEP:
     case VCL_VAR_OBJ_AGE:
-        if (s->obj == NULL)
+        if (req->obj == NULL)
             break;
-        store_obj_times(s->obj, &t);
+        store_obj_times(req->obj, &t);
         out->u.d = var == VCL_VAR_OBJ_TTL ? t.insert + t.ttl - now
                  : var == VCL_VAR_OBJ_GRACE ? t.grace
                  : var == VCL_VAR_OBJ_KEEP ? t.keep : now - t.insert;
         break;
     case VCL_VAR_OBJ_UNCACHEABLE:
-        out->u.b = s->obj && (store_obj_flags(s->obj) & STORE_OBJ_F_HFM);
+        out->u.b = req->obj && (store_obj_flags(req->obj) & STORE_OBJ_F_HFM);
         break;
-    case VCL_VAR_RESP_STATUS: out->u.i = s->status; break;
+    case VCL_VAR_RESP_STATUS: out->u.i = req->status; break;
     case VCL_VAR_RESP_REASON:
-        out->u.s = s->resp_reason.p ? vs(s->resp_reason)
-                 : (struct vcl_str){ http_reason(s->status), strlen(http_reason(s->status)) };
+        out->u.s = req->resp_reason.p ? vs(req->resp_reason)
+                 : (struct vcl_str){ http_reason(req->status), strlen(http_reason(req->status)) };
         break;
     case VCL_VAR_RESP_PROTO: out->u.s = VCL_LIT("HTTP/1.1"); break;
     case VCL_VAR_CLIENT_IP:
     case VCL_VAR_REMOTE_IP:
-        ip_of(&s->peer, &out->u.ip);
+        ip_of(&req->meta->peer, &out->u.ip);
         break;
     case VCL_VAR_SERVER_IP:
     case VCL_VAR_LOCAL_IP: {
         struct sockaddr_storage ss;
-        socklen_t sl = sizeof(ss);
-        memset(&ss, 0, sizeof(ss));
-        if (s->c.fd >= 0 && getsockname(s->c.fd, (struct sockaddr *)&ss, &sl) == 0)
+        if (req_meta_local(req->meta, &ss) == 0)
             ip_of(&ss, &out->u.ip);
         break;
     }
-    case VCL_VAR_CLIENT_IDENTITY: out->u.s = (struct vcl_str){ s->client_ip, strlen(s->client_ip) }; break;
+    case VCL_VAR_CLIENT_IDENTITY:
+        out->u.s = (struct vcl_str){ req->meta->client_ip, strlen(req->meta->client_ip) };
+        break;
     case VCL_VAR_SERVER_HOSTNAME: {
         static __thread char host[256];
         if (host[0] == '\0' && gethostname(host, sizeof(host) - 1) != 0)
@@ -475,24 +472,24 @@ op_get_var(void *priv, enum vcl_var var, struct vcl_value *out)
 static int
 op_set_var(void *priv, enum vcl_var var, const struct vcl_value *v)
 {
-    struct sess *s = priv;
+    struct req *req = priv;
     struct ac_slice c;
 
     switch (var) {
     case VCL_VAR_REQ_METHOD:
     case VCL_VAR_BEREQ_METHOD:
-        if ((c = arena_copy(s, v->u.s)).p == NULL || c.len == 0)
+        if ((c = arena_copy(req, v->u.s)).p == NULL || c.len == 0)
             return -1;
         if (var == VCL_VAR_REQ_METHOD)
-            s->req.method = c;
+            req->http.method = c;
         else
-            s->bereq_method = c;
+            req->bereq_method = c;
         return 0;
     case VCL_VAR_REQ_URL:
     case VCL_VAR_BEREQ_URL:
-        if ((c = arena_copy(s, v->u.s)).p == NULL || c.len == 0)
+        if ((c = arena_copy(req, v->u.s)).p == NULL || c.len == 0)
             return -1;
-        s->req.path = c;
+        req->http.path = c;
         return 0;
     case VCL_VAR_REQ_PROTO:
     case VCL_VAR_BEREQ_PROTO:
@@ -501,10 +498,10 @@ op_set_var(void *priv, enum vcl_var var, const struct vcl_value *v)
         return 0;   /* accel speaks HTTP/1.1 on both sides */
     case VCL_VAR_REQ_BACKEND_HINT:
     case VCL_VAR_BEREQ_BACKEND:
-        s->backend_hint = v->u.ref;
+        req->backend_hint = v->u.ref;
         return 0;
     case VCL_VAR_REQ_HASH_ALWAYS_MISS:
-        s->hash_always_miss = v->u.b;
+        req->hash_always_miss = v->u.b;
         return 0;
     case VCL_VAR_REQ_HASH_IGNORE_BUSY:
     case VCL_VAR_REQ_TTL:
@@ -513,62 +510,62 @@ op_set_var(void *priv, enum vcl_var var, const struct vcl_value *v)
     case VCL_VAR_BERESP_DO_STREAM:
         return 0;   /* accepted, advisory (docs/vcl-lite.md "coming from Varnish") */
     case VCL_VAR_BEREQ_CONNECT_TIMEOUT:
-        s->bto[FETCH_TMO_CONNECT] = v->u.d > 0 ? v->u.d : 0.001;
+        req->fetch.bto[FETCH_TMO_CONNECT] = v->u.d > 0 ? v->u.d : 0.001;
         return 0;
     case VCL_VAR_BEREQ_FIRST_BYTE_TIMEOUT:
-        s->bto[FETCH_TMO_FIRST_BYTE] = v->u.d > 0 ? v->u.d : 0.001;
+        req->fetch.bto[FETCH_TMO_FIRST_BYTE] = v->u.d > 0 ? v->u.d : 0.001;
         return 0;
     case VCL_VAR_BEREQ_BETWEEN_BYTES_TIMEOUT:
-        s->bto[FETCH_TMO_BETWEEN_BYTES] = v->u.d > 0 ? v->u.d : 0.001;
+        req->fetch.bto[FETCH_TMO_BETWEEN_BYTES] = v->u.d > 0 ? v->u.d : 0.001;
         return 0;
     case VCL_VAR_BERESP_DO_GZIP:
-        s->do_gzip = v->u.b;        /* applied when the fill starts (cache_sess.c) */
+        req->do_gzip = v->u.b;        /* applied when the fill starts (cache_sess.c) */
         return 0;
     case VCL_VAR_BERESP_DO_GUNZIP:
-        s->do_gunzip = v->u.b;
+        req->do_gunzip = v->u.b;
         return 0;
     case VCL_VAR_BERESP_DO_BROTLI:
-        s->do_brotli = v->u.b;
+        req->do_brotli = v->u.b;
         return 0;
     case VCL_VAR_BERESP_STATUS:
         if (v->u.i < 100 || v->u.i > 999)
             return -1;
-        s->resp.status = (int)v->u.i;
+        req->fetch.resp.status = (int)v->u.i;
         return 0;
     case VCL_VAR_BERESP_REASON:
-        if ((c = arena_copy(s, v->u.s)).p == NULL && v->u.s.len)
+        if ((c = arena_copy(req, v->u.s)).p == NULL && v->u.s.len)
             return -1;
-        s->resp.reason_phrase = c;
+        req->fetch.resp.reason_phrase = c;
         return 0;
     case VCL_VAR_BERESP_TTL:
-        s->dec.ttl = v->u.d + s->dec.initial_age;
-        s->vcl_ttl_set = true;
+        req->dec.ttl = v->u.d + req->dec.initial_age;
+        req->vcl_ttl_set = true;
         return 0;
     case VCL_VAR_BERESP_GRACE:
-        s->dec.grace = v->u.d > 0 ? v->u.d : 0;
+        req->dec.grace = v->u.d > 0 ? v->u.d : 0;
         return 0;
     case VCL_VAR_BERESP_KEEP:
-        s->dec.keep = v->u.d > 0 ? v->u.d : 0;
+        req->dec.keep = v->u.d > 0 ? v->u.d : 0;
         return 0;
     case VCL_VAR_BERESP_UNCACHEABLE:
-        s->vcl_uncacheable = v->u.b;
+        req->vcl_uncacheable = v->u.b;
         return 0;
     case VCL_VAR_BERESP_BODY:
     case VCL_VAR_RESP_BODY:
-        ac_buf_reset(&s->synth_body);
-        ac_buf_cat(&s->synth_body, v->u.s.p, v->u.s.len);
-        s->synth_body_set = true;
+        ac_buf_reset(&req->synth_body);
+        ac_buf_cat(&req->synth_body, v->u.s.p, v->u.s.len);
+        req->synth_body_set = true;
         return 0;
     case VCL_VAR_RESP_STATUS:
         if (v->u.i < 100 || v->u.i > 999)
             return -1;
-        s->resp_status_set = (int)v->u.i;
-        s->status = (int)v->u.i;
+        req->resp_status_set = (int)v->u.i;
+        req->status = (int)v->u.i;
         return 0;
     case VCL_VAR_RESP_REASON:
-        if ((c = arena_copy(s, v->u.s)).p == NULL && v->u.s.len)
+        if ((c = arena_copy(req, v->u.s)).p == NULL && v->u.s.len)
             return -1;
-        s->resp_reason = c;
+        req->resp_reason = c;
         return 0;
     case VCL_VAR_CLIENT_IDENTITY:
         return 0;
@@ -580,42 +577,42 @@ op_set_var(void *priv, enum vcl_var var, const struct vcl_value *v)
 static int
 op_hash_data(void *priv, struct vcl_str str)
 {
-    struct sess *s = priv;
+    struct req *req = priv;
 
     /* Each part ends with a separator, so ("ab","c") and ("a","bc") differ;
      * parts are in canonical target form (h1_target_canon: "[" as "%5B",
      * a newline as "%0A"), so req.url as a browser and as curl send it
      * hash alike and no part can fake a separator. */
-    char *d = ac_buf_reserve(&s->key, 3 * str.len + 1);
+    char *d = ac_buf_reserve(&req->key, 3 * str.len + 1);
     if (d == NULL)
         return -1;
     size_t n = h1_target_canon(str.p, str.len, d);
     d[n] = '\n';
-    ac_buf_commit(&s->key, n + 1);
-    return ac_buf_error(&s->key) ? -1 : 0;
+    ac_buf_commit(&req->key, n + 1);
+    return ac_buf_error(&req->key) ? -1 : 0;
 }
 
 static int
 op_synthetic(void *priv, struct vcl_str str)
 {
-    struct sess *s = priv;
+    struct req *req = priv;
 
-    ac_buf_cat(&s->synth_body, str.p, str.len);
-    s->synth_body_set = true;
+    ac_buf_cat(&req->synth_body, str.p, str.len);
+    req->synth_body_set = true;
     return 0;
 }
 
 static int
 op_ban(void *priv, struct vcl_str expr)
 {
-    struct sess *s = priv;
+    struct req *req = priv;
 
     char err[256];
 
-    if (s->w->store == NULL)
+    if (req->w->store == NULL)
         return 0;
     /* As Varnish: a bad expression is logged and the request goes on. */
-    if (bans_add(s->w->store, as(expr), ev_now(s->w->loop), NULL, err, sizeof(err)) != 0)
+    if (bans_add(req->w->store, as(expr), ev_now(req->w->loop), NULL, err, sizeof(err)) != 0)
         LOG_W("vcl ban(\"%.*s\"): %s", (int)expr.len, expr.p, err);
     return 0;
 }
@@ -623,9 +620,9 @@ op_ban(void *priv, struct vcl_str expr)
 static void
 op_log(void *priv, struct vcl_str str)
 {
-    struct sess *s = priv;
+    struct req *req = priv;
 
-    LOG_I("vcl: %s: %.*s", s->client_ip, (int)str.len, str.p);
+    LOG_I("vcl: %s: %.*s", req->meta->client_ip, (int)str.len, str.p);
 }
 
 /*
@@ -636,13 +633,13 @@ op_log(void *priv, struct vcl_str str)
 static int
 op_director_backend(void *priv, unsigned director, struct vcl_str key, struct vcl_ref *out)
 {
-    struct sess *s = priv;
+    struct req *req = priv;
 
-    if (director >= vcl_program_director_count(s->prog))
+    if (director >= vcl_program_director_count(req->prog))
         return -1;
     if (key.p != NULL) {
-        s->dir_key = dir_hash(key.p, key.len);
-        s->dir_key_set = true;
+        req->dir_key = dir_hash(key.p, key.len);
+        req->dir_key_set = true;
     }
     out->kind = VCL_REF_DIRECTOR;
     out->idx = director;
@@ -652,8 +649,8 @@ op_director_backend(void *priv, unsigned director, struct vcl_str key, struct vc
 static int
 op_healthy(void *priv, struct vcl_ref ref, bool *out)
 {
-    struct sess *s = priv;
-    struct pool_set *ps = pool_set_of(s->prog);
+    struct req *req = priv;
+    struct pool_set *ps = pool_set_of(req->prog);
 
     *out = ps != NULL ? pool_ref_healthy(ps, ref, pool_now_ms()) : true;
     return 0;
@@ -662,12 +659,12 @@ op_healthy(void *priv, struct vcl_ref ref, bool *out)
 static int
 op_xkey_purge(void *priv, struct vcl_str keys, bool soft, int64_t *count)
 {
-    struct sess *s = priv;
+    struct req *req = priv;
     const char *p = keys.p, *end = keys.p + keys.len;
     size_t n, total = 0;
 
     *count = 0;
-    if (s->w->store == NULL)
+    if (req->w->store == NULL)
         return 0;
     while (p < end) {
         while (p < end && (*p == ' ' || *p == ','))
@@ -675,8 +672,8 @@ op_xkey_purge(void *priv, struct vcl_str keys, bool soft, int64_t *count)
         const char *q = p;
         while (q < end && *q != ' ' && *q != ',')
             q++;
-        if (q > p && store_purge_tag(s->w->store, (struct store_bytes){ p, (size_t)(q - p) },
-                                     soft ? STORE_PURGE_SOFT : 0, ev_now(s->w->loop),
+        if (q > p && store_purge_tag(req->w->store, (struct store_bytes){ p, (size_t)(q - p) },
+                                     soft ? STORE_PURGE_SOFT : 0, ev_now(req->w->loop),
                                      &n) == STORE_OK)
             total += n;
         p = q;
@@ -688,19 +685,19 @@ op_xkey_purge(void *priv, struct vcl_str keys, bool soft, int64_t *count)
 static int
 op_collect_header(void *priv, enum vcl_where w, struct vcl_str name, struct vcl_str sep)
 {
-    struct sess *s = priv;
+    struct req *req = priv;
     struct h1_header *h;
     unsigned *n;
-    struct vcl_arena *a = &s->arena;
+    struct vcl_arena *a = &req->arena;
     char *d;
     size_t start, cnt = 0;
 
     if (w == VCL_WHERE_REQ) {
-        h = s->hdrs;
-        n = &s->req.nhdrs;
-    } else if (w == VCL_WHERE_BERESP && s->resp.hdrs != NULL) {
-        h = s->resp.hdrs;
-        n = &s->resp.nhdrs;
+        h = req->hdrs;
+        n = &req->http.nhdrs;
+    } else if (w == VCL_WHERE_BERESP && req->fetch.resp.hdrs != NULL) {
+        h = req->fetch.resp.hdrs;
+        n = &req->fetch.resp.nhdrs;
     } else {
         return 0;
     }
@@ -725,26 +722,27 @@ op_collect_header(void *priv, enum vcl_where w, struct vcl_str name, struct vcl_
         return 0;
     }
     struct vcl_str joined = { a->base + start, a->used - start };
-    return arr_set(s, h, n, name, joined);
+    return arr_set(req, h, n, name, joined);
 }
 
 /* tls.is_tls() and friends: the client connection (Varnish Enterprise's
- * vmod tls).  A background fetch has no client: not TLS. */
+ * vmod tls).  An internal request answers for the client connection of the
+ * request that caused it (its metadata is a copy). */
 static int
 op_tls_info(void *priv, enum vcl_tls_what what, struct vcl_value *out)
 {
-    struct sess *s = priv;
+    struct req *req = priv;
     const char *v;
 
-    AC_CHECK_OBJ(s, SESS_MAGIC);
+    AC_CHECK_OBJ(req, REQ_MAGIC);
     if (what == VCL_TLS_IS_TLS) {
-        out->u.b = conn_is_tls(&s->c);
+        out->u.b = req->meta->tls;
         return 0;
     }
-    if (!conn_is_tls(&s->c))
+    if (!req->meta->tls)
         return 0;
-    v = what == VCL_TLS_VERSION ? tls_conn_version(&s->c)
-        : what == VCL_TLS_CIPHER ? tls_conn_cipher(&s->c) : tls_conn_sni(&s->c);
+    v = what == VCL_TLS_VERSION ? req_meta_tls_version(req->meta)
+        : what == VCL_TLS_CIPHER ? req_meta_tls_cipher(req->meta) : req_meta_tls_sni(req->meta);
     out->u.s = (struct vcl_str){ v, strlen(v) };
     return 0;
 }
@@ -769,63 +767,63 @@ static const struct vcl_host_ops host_ops = {
 /* ------------------------------------------------------- request side */
 
 void
-pol_begin(struct sess *s)
+pol_begin(struct req *req)
 {
-    if (s->prog != NULL || s->w->vcl == NULL)
+    if (req->prog != NULL || req->w->vcl == NULL)
         return;
-    pol_begin_from(s, s->w->vcl);
+    pol_begin_from(req, req->w->vcl);
 }
 
 void
-pol_begin_from(struct sess *s, struct vcl_program *p)
+pol_begin_from(struct req *req, struct vcl_program *p)
 {
-    s->prog = vcl_program_ref(p);
-    if (s->arena.base == NULL) {
-        s->arena.base = ac_xmalloc(POL_ARENA_SIZE);
-        s->arena.size = POL_ARENA_SIZE;
+    req->prog = vcl_program_ref(p);
+    if (req->arena.base == NULL) {
+        req->arena.base = ac_xmalloc(POL_ARENA_SIZE);
+        req->arena.size = POL_ARENA_SIZE;
     }
-    s->arena.used = 0;
-    vcl_ctx_init(&s->vctx, &host_ops, s, &s->arena);
-    s->backend_hint = vcl_program_default_backend(s->prog);
-    s->xid = ++s->w->xid_next * 64 + s->w->id;
-    s->restarts = 0;
-    s->dir_key_set = false;
-    s->moved = false;
-    for (unsigned i = 0; i < AC_ARRAY_LEN(s->bto); i++)
-        s->bto[i] = -1;
+    req->arena.used = 0;
+    vcl_ctx_init(&req->vctx, &host_ops, req, &req->arena);
+    req->backend_hint = vcl_program_default_backend(req->prog);
+    req->xid = ++req->w->xid_next * 64 + req->w->id;
+    req->restarts = 0;
+    req->dir_key_set = false;
+    req->moved = false;
+    for (unsigned i = 0; i < AC_ARRAY_LEN(req->fetch.bto); i++)
+        req->fetch.bto[i] = -1;
 }
 
 void
-pol_end(struct sess *s)
+pol_end(struct req *req)
 {
-    if (s->prog != NULL)
-        vcl_program_release(&s->prog);
-    s->arena.used = 0;
-    s->n_resp_ops = s->n_bereq_ops = 0;
-    s->hash_always_miss = false;
-    s->vcl_uncacheable = false;
-    s->vcl_ttl_set = false;
-    s->synth_body_set = false;
-    ac_buf_reset(&s->synth_body);
-    s->resp_reason = AC_SLICE(NULL, 0);
-    s->resp_status_set = 0;
+    if (req->prog != NULL)
+        vcl_program_release(&req->prog);
+    req->arena.used = 0;
+    req->n_resp_ops = req->n_bereq_ops = 0;
+    req->hash_always_miss = false;
+    req->vcl_uncacheable = false;
+    req->vcl_ttl_set = false;
+    req->synth_body_set = false;
+    ac_buf_reset(&req->synth_body);
+    req->resp_reason = AC_SLICE(NULL, 0);
+    req->resp_status_set = 0;
 }
 
 enum vcl_action
-pol_run(struct sess *s, enum vcl_sub sub, struct vcl_result *res)
+pol_run(struct req *req, enum vcl_sub sub, struct vcl_result *res)
 {
     int r;
 
     memset(res, 0, sizeof(*res));
-    if (s->prog == NULL) {
+    if (req->prog == NULL) {
         res->action = VCL_ACT_NONE;
         return VCL_ACT_NONE;
     }
-    r = vcl_run(s->prog, sub, &s->vctx, res);
+    r = vcl_run(req->prog, sub, &req->vctx, res);
     if (r != 0) {
         LOG_W("vcl: %s failed: %s (line %u; client %s)", vcl_sub_name(sub),
-              s->vctx.error && s->vctx.error[0] ? s->vctx.error : vcl_strerror(r),
-              s->vctx.error_line, s->client_ip);
+              req->vctx.error && req->vctx.error[0] ? req->vctx.error : vcl_strerror(r),
+              req->vctx.error_line, req->meta->client_ip);
         res->action = VCL_ACT_FAIL;
     }
     return res->action;
@@ -894,37 +892,32 @@ policy_main_explain(const struct config *cfg, int argc, char **argv)
     if (p == NULL)
         return 1;
 
-    /* A session without sockets, as a background fetch has. */
+    /* A request without a transport, as an internal one has, asked by a
+     * loopback client. */
     struct wrk w;
     memset(&w, 0, sizeof(w));
     w.magic = WRK_MAGIC;
     w.cfg = cfg;
     w.loop = EV_DEFAULT;
     w.vcl = p;
-    struct sess *s = ac_xcalloc(1, sizeof(*s));
-    s->magic = SESS_MAGIC;
-    s->w = &w;
-    s->c.fd = -1;
-    snprintf(s->client_ip, sizeof(s->client_ip), "127.0.0.1");
-    struct sockaddr_in *sin = (struct sockaddr_in *)&s->peer;
-    sin->sin_family = AF_INET;
-    sin->sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    s->hdrs = ac_xcalloc((size_t)cfg->p.max_headers, sizeof(*s->hdrs));
+    struct req *req = req_alloc(&w);
+    struct sockaddr_in sin = { .sin_family = AF_INET };
+    sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    req_meta_init(&req->meta_own, (struct sockaddr *)&sin, sizeof(sin), NULL, false);
     struct h1_limits lim = { 65536, 8192, 8192, (unsigned)cfg->p.max_headers,
                              cfg->p.uri_strict != 0 };
-    s->req.hdrs = s->hdrs;
-    if (h1_parse_request(raw.p, raw.len, &lim, &s->req) <= 0) {
+    if (h1_parse_request(raw.p, raw.len, &lim, &req->http) <= 0) {
         fprintf(stderr, "accel: explain: invalid request: %s\n",
-                s->req.reason ? s->req.reason : "?");
+                req->http.reason ? req->http.reason : "?");
         return 2;
     }
-    pol_begin(s);
+    pol_begin(req);
     ops.trace = op_trace;
-    vcl_ctx_init(&s->vctx, &ops, s, &s->arena);
+    vcl_ctx_init(&req->vctx, &ops, req, &req->arena);
 
     printf("request: %s\n", reqline);
     printf("vcl_recv:\n");
-    enum vcl_action a = pol_run(s, VCL_SUB_RECV, &res);
+    enum vcl_action a = pol_run(req, VCL_SUB_RECV, &res);
     printf("  => %s", vcl_action_name(a));
     if (a == VCL_ACT_SYNTH)
         printf("(%u%s%.*s)", res.status, res.reason.p ? ", " : "", (int)res.reason.len,
@@ -932,60 +925,55 @@ policy_main_explain(const struct config *cfg, int argc, char **argv)
     printf("\n");
     if (a == VCL_ACT_HASH || a == VCL_ACT_PURGE) {
         printf("vcl_hash:\n");
-        ac_buf_reset(&s->key);
-        pol_run(s, VCL_SUB_HASH, &res);
+        ac_buf_reset(&req->key);
+        pol_run(req, VCL_SUB_HASH, &res);
         printf("  => %s\ncache key: \"", vcl_action_name(res.action));
-        for (size_t i = 0; i < s->key.len; i++)
-            putchar(s->key.p[i] == '\n' ? '|' : s->key.p[i]);
+        for (size_t i = 0; i < req->key.len; i++)
+            putchar(req->key.p[i] == '\n' ? '|' : req->key.p[i]);
         printf("\"\n");
     }
-    printf("backend: %s%s\n", vcl_program_ref_name(p, s->backend_hint),
-           s->backend_hint.kind == VCL_REF_DIRECTOR
+    printf("backend: %s%s\n", vcl_program_ref_name(p, req->backend_hint),
+           req->backend_hint.kind == VCL_REF_DIRECTOR
                ? " (a director: it picks a healthy server when the request goes to the origin)"
                : "");
     printf("request headers after vcl_recv:\n");
-    for (unsigned i = 0; i < s->req.nhdrs; i++)
-        printf("  " AC_SLICE_FMT ": " AC_SLICE_FMT "\n", AC_SLICE_ARG(s->hdrs[i].name),
-               AC_SLICE_ARG(s->hdrs[i].value));
+    for (unsigned i = 0; i < req->http.nhdrs; i++)
+        printf("  " AC_SLICE_FMT ": " AC_SLICE_FMT "\n", AC_SLICE_ARG(req->hdrs[i].name),
+               AC_SLICE_ARG(req->hdrs[i].value));
     if (respline != NULL && (a == VCL_ACT_HASH || a == VCL_ACT_PASS)) {
         struct cache_params cp = { cfg->p.default_grace, cfg->p.default_keep, cfg->p.hfm_ttl,
                                    cfg->p.heuristic_fraction, cfg->p.heuristic_max,
                                    cfg->p.max_object_size,
                                    AC_SLICE(cfg->targeted_cc, strlen(cfg->targeted_cc)) };
         ac_buf_cat(&rawresp, "\r\n", 2);
-        s->bhdrs = ac_xcalloc((size_t)cfg->p.max_headers, sizeof(*s->bhdrs));
-        s->resp.hdrs = s->bhdrs;
-        if (h1_parse_response(rawresp.p, rawresp.len, &lim, AC_LIT("GET"), &s->resp) <= 0) {
+        if (req->fetch.bhdrs == NULL)
+            req->fetch.bhdrs = ac_xcalloc((size_t)cfg->p.max_headers, sizeof(*req->fetch.bhdrs));
+        req->fetch.resp.hdrs = req->fetch.bhdrs;
+        if (h1_parse_response(rawresp.p, rawresp.len, &lim, AC_LIT("GET"), &req->fetch.resp) <= 0) {
             fprintf(stderr, "accel: explain: invalid response: %s\n",
-                    s->resp.reason ? s->resp.reason : "?");
+                    req->fetch.resp.reason ? req->fetch.resp.reason : "?");
             rc = 2;
         } else {
             double now = ev_time();
-            cache_decide(&s->req, &s->resp, now, now, &cp, &s->dec);
+            cache_decide(&req->http, &req->fetch.resp, now, now, &cp, &req->dec);
             printf("RFC 9111: %s; ttl %.0fs, grace %.0fs, keep %.0fs%s%s\n",
-                   s->dec.store ? "storable" : "not storable", s->dec.ttl, s->dec.grace,
-                   s->dec.keep, s->dec.why ? "; why: " : "", s->dec.why ? s->dec.why : "");
+                   req->dec.store ? "storable" : "not storable", req->dec.ttl, req->dec.grace,
+                   req->dec.keep, req->dec.why ? "; why: " : "", req->dec.why ? req->dec.why : "");
             if (a == VCL_ACT_HASH)
-                s->busy = (struct store_obj *)1;  /* bereq.uncacheable = false; never dereferenced */
+                req->busy = (struct store_obj *)1;  /* bereq.uncacheable = false; never dereferenced */
             printf("vcl_backend_response:\n");
-            pol_run(s, VCL_SUB_BACKEND_RESPONSE, &res);
-            s->busy = NULL;
+            pol_run(req, VCL_SUB_BACKEND_RESPONSE, &res);
+            req->busy = NULL;
             printf("  => %s\n", vcl_action_name(res.action));
-            double ttl = s->dec.ttl - s->dec.initial_age;
-            bool store = a == VCL_ACT_HASH && !s->vcl_uncacheable && ttl > 0 &&
+            double ttl = req->dec.ttl - req->dec.initial_age;
+            bool store = a == VCL_ACT_HASH && !req->vcl_uncacheable && ttl > 0 &&
                          res.action == VCL_ACT_DELIVER;
             printf("decision: %s; ttl %.0fs, grace %.0fs, keep %.0fs\n",
-                   store ? "store" : s->vcl_uncacheable ? "hit-for-miss" : "do not store", ttl,
-                   s->dec.grace, s->dec.keep);
+                   store ? "store" : req->vcl_uncacheable ? "hit-for-miss" : "do not store", ttl,
+                   req->dec.grace, req->dec.keep);
         }
     }
-    pol_end(s);
-    free(s->hdrs);
-    free(s->bhdrs);
-    ac_buf_free(&s->key);
-    ac_buf_free(&s->synth_body);
-    free(s->arena.base);
-    free(s);
+    req_destroy(&req);
     vcl_program_release(&p);
     ac_buf_free(&raw);
     ac_buf_free(&rawresp);
@@ -993,38 +981,38 @@ policy_main_explain(const struct config *cfg, int argc, char **argv)
 }
 
 const struct backend *
-pol_backend_avoid(struct sess *s, const struct backend *avoid)
+pol_backend_avoid(struct req *req, const struct backend *avoid)
 {
-    struct pool_set *ps = pool_set_of(s->prog);
+    struct pool_set *ps = pool_set_of(req->prog);
     struct dir_pick pk = { 0, avoid, pool_now_ms() };
 
     if (ps == NULL)
         return NULL;
-    if (s->backend_hint.kind == VCL_REF_DIRECTOR) {
+    if (req->backend_hint.kind == VCL_REF_DIRECTOR) {
         /* hash/shard: the key given to .backend(), else the cache key,
          * else (pass, pipe) host and URL */
-        if (s->dir_key_set) {
-            pk.key = s->dir_key;
-        } else if (s->kind == CACHE_REQ_LOOKUP && s->key.len > 0) {
-            pk.key = dir_hash(s->key.p, s->key.len);
+        if (req->dir_key_set) {
+            pk.key = req->dir_key;
+        } else if (req->kind == CACHE_REQ_LOOKUP && req->key.len > 0) {
+            pk.key = dir_hash(req->key.p, req->key.len);
         } else {
-            uint64_t h = dir_hash(s->req.host.p, s->req.host.len);
-            pk.key = h ^ dir_hash(s->req.path.p, s->req.path.len);
+            uint64_t h = dir_hash(req->http.host.p, req->http.host.len);
+            pk.key = h ^ dir_hash(req->http.path.p, req->http.path.len);
         }
     }
-    return pool_resolve(ps, s->backend_hint, &pk);
+    return pool_resolve(ps, req->backend_hint, &pk);
 }
 
 const struct backend *
-pol_backend(struct sess *s)
+pol_backend(struct req *req)
 {
-    return pol_backend_avoid(s, NULL);
+    return pol_backend_avoid(req, NULL);
 }
 
 const char *
-pol_cstr(struct sess *s, struct vcl_str v)
+pol_cstr(struct req *req, struct vcl_str v)
 {
-    struct vcl_arena *a = &s->arena;
+    struct vcl_arena *a = &req->arena;
 
     if (a->base == NULL || a->used + v.len + 1 > a->size - 4096)
         return NULL;

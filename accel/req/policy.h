@@ -19,7 +19,7 @@
 
 #include "vcl.h"
 
-struct sess;
+struct req;
 struct wrk;
 
 /* Compile the policy at path with the configuration's options; print
@@ -40,13 +40,13 @@ void policy_worker_install(struct wrk *w, struct vcl_program *p);
 /* Request side (worker thread). */
 /* Start using the worker's current program for this request (no-op without
  * a policy or when already started). */
-void pol_begin(struct sess *s);
+void pol_begin(struct req *req);
 /* The same with a given program (background fetches take their parent's). */
-void pol_begin_from(struct sess *s, struct vcl_program *p);
+void pol_begin_from(struct req *req, struct vcl_program *p);
 /* Release the program, reset the arena and the header overlays. */
-void pol_end(struct sess *s);
+void pol_end(struct req *req);
 /* Run sub; on a VM failure logs why and returns VCL_ACT_FAIL. */
-enum vcl_action pol_run(struct sess *s, enum vcl_sub sub, struct vcl_result *res);
+enum vcl_action pol_run(struct req *req, enum vcl_sub sub, struct vcl_result *res);
 /* True when the session runs a policy. */
 #define pol_active(s) ((s)->prog != NULL)
 
@@ -60,7 +60,7 @@ struct pol_hdrop {
 #define POL_MAX_HDROPS 24
 
 /* A NUL-terminated copy of v in the request arena (NULL when full). */
-const char *pol_cstr(struct sess *s, struct vcl_str v);
+const char *pol_cstr(struct req *req, struct vcl_str v);
 
 /* Does the overlay mention name?  (Then the original field is not sent.) */
 bool pol_overlay_has(const struct pol_hdrop *ops, unsigned n, struct ac_slice name);

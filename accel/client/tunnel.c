@@ -1,12 +1,10 @@
 /*
- * tunnel.c -- after a 101 Switching Protocols (WebSocket and friends) the
- * session relays bytes both ways until both sides have closed.  rbuf carries
- * client → origin, relay carries origin → client; each direction reads only
- * when its buffer is empty, so memory stays at two buffers.
+ * tunnel.c -- after a 101 Switching Protocols (WebSocket and friends), or
+ * for return (pipe), bytes go both ways until both sides have closed
+ * (tunnel.h).  up carries client -> origin, down origin -> client; each
+ * direction reads only when its buffer is empty.
  */
-#include "sess.h"
-
-#include <sys/socket.h>
+#include "tunnel.h"
 
 /* Move bytes one way.  *need gets the events to wait for on each side.
  * Returns true if anything moved, false otherwise; sets *dead on an error. */
@@ -51,37 +49,26 @@ pump(struct conn *src, struct conn *dst, struct ac_iobuf *b, bool *src_eof, bool
     return true;
 }
 
-enum step
-tunnel_step(struct sess *s)
+int
+tunnel_run(struct tunnel *t, int *cev, int *oev)
 {
     bool dead = false;
 
-    if (s->niov > 0) {              /* the 101 head goes out first */
-        enum step r = sess_flush(s);
-        if (r != STEP_MORE)
-            return r;
-        STAT_INC(s->w, tunnel);
-    }
-    if (s->timed_out)
-        return STEP_DONE;
-    if (s->rbuf.cap < s->relay.cap)
-        ac_iobuf_grow(&s->rbuf, s->relay.cap);
+    if (t->up->cap < t->down->cap)
+        ac_iobuf_grow(t->up, t->down->cap);
     for (;;) {
-        int cev = 0, oev = 0;
         bool moved = false;
-        moved |= pump(&s->c, &s->oc->c, &s->rbuf, &s->client_eof, &s->origin_shut, &cev, &oev,
+        *cev = *oev = 0;
+        moved |= pump(t->client, t->origin, t->up, &t->client_eof, &t->origin_shut, cev, oev,
                       &dead);
-        moved |= pump(&s->oc->c, &s->c, &s->relay, &s->origin_eof, &s->client_shut, &oev, &cev,
+        moved |= pump(t->origin, t->client, t->down, &t->origin_eof, &t->client_shut, oev, cev,
                       &dead);
         if (dead)
-            return STEP_DONE;
-        if (s->client_eof && s->origin_eof && ac_iobuf_len(&s->rbuf) == 0 &&
-            ac_iobuf_len(&s->relay) == 0)
-            return STEP_DONE;
-        if (moved)
-            continue;
-        sess_want(s, cev, oev);
-        sess_timer(s, s->w->cfg->p.timeout_idle);
-        return STEP_WAIT;
+            return -1;
+        if (t->client_eof && t->origin_eof && ac_iobuf_len(t->up) == 0 &&
+            ac_iobuf_len(t->down) == 0)
+            return 0;
+        if (!moved)
+            return 1;
     }
 }

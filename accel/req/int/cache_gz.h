@@ -7,7 +7,7 @@
 #ifndef AC_CACHE_GZ_H
 #define AC_CACHE_GZ_H
 
-#include "sess.h"
+#include "req_int.h"
 
 /* stale-if-error seconds and must-revalidate travel in the object's flags
  * above the store's own bits (the store keeps flags as given). */
@@ -28,38 +28,28 @@
 
 enum dlv { DLV_DONE, DLV_DEAD, DLV_ABORTED, DLV_TAIL, DLV_WAIT_WRITE, DLV_WAIT_DATA };
 
-/* Write what the delivery queued: DLV_DONE when all of it went out (go on),
- * DLV_WAIT_WRITE when the socket is full, DLV_DEAD when the client is gone. */
-static inline enum dlv
-dlv_flush(struct sess *s)
-{
-    enum step r = sess_flush(s);
-
-    return r == STEP_WAIT ? DLV_WAIT_WRITE : r == STEP_DONE ? DLV_DEAD : DLV_DONE;
-}
-
 /* The STORE_ENC_* of a response's Content-Encoding (identity when unknown). */
 unsigned cache_gz_store_encoding(const struct h1_response *r);
 
 /* beresp.do_gzip / do_gunzip / do_brotli before vcl_backend_response. */
-void cache_gz_defaults(struct sess *s, const struct h1_response *r);
+void cache_gz_defaults(struct req *req, const struct h1_response *r);
 
 /*
  * After vcl_backend_response, for a response to store: the stored coding
  * (returned), the object's compression flags (*flagsp) and the fill filter
- * (s->fill_gz, s->fill_buf).
+ * (req->fill_gz, req->fill_buf).
  */
-unsigned cache_gz_setup(struct sess *s, const struct h1_response *r, unsigned *flagsp);
+unsigned cache_gz_setup(struct req *req, const struct h1_response *r, unsigned *flagsp);
 
 /* Remove Content-Encoding and ETag from a block being built (before
  * cache_block_seal): a negotiated object sends them per request. */
 void cache_gz_strip(struct ac_buf *b);
 
-/* The coding this request gets from s->obj (sets s->dlv_alt); may queue
+/* The coding this request gets from req->obj (sets req->dlv_alt); may queue
  * the object's brotli body.  complete/len: the object's state. */
-unsigned cache_gz_choose(struct sess *s, bool complete, size_t len);
+unsigned cache_gz_choose(struct req *req, bool complete, size_t len);
 
-/* Deliver s->obj through s->dlv_gz (identity for a client without gzip/br). */
-enum dlv cache_gz_pump(struct sess *s);
+/* Deliver req->obj through req->dlv_gz (identity for a client without gzip/br). */
+enum dlv cache_gz_pump(struct req *req);
 
 #endif /* AC_CACHE_GZ_H */

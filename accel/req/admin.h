@@ -18,19 +18,21 @@
 
 #include <stddef.h>
 
-struct sess;
+struct req;
 enum step;
 
-/* Answer the request of a session accepted on an admin listener. */
-enum step admin_request(struct sess *s);
+/* Answer a request that came on an admin listener. */
+enum step admin_request(struct req *req);
 /* A synthetic answer whose body is JSON (Content-Type: application/json),
  * as the admin listener and PURGE/BAN without a policy give; reason NULL:
  * the standard phrase.  json[0..len) is copied. */
-/* S_ADMIN: an admin request waiting for the main thread (POST /reload). */
-enum step admin_wait_step(struct sess *s);
-/* The session is going away: drop what it waits for (sess_free). */
-void admin_sess_end(struct sess *s);
-enum step admin_answer_json(struct sess *s, int status, const char *reason, const char *json,
+enum step admin_answer_json(struct req *req, int status, const char *reason, const char *json,
                             size_t len);
+/* R_ADMIN: an admin request waiting for the main thread (POST /reload);
+ * woken through its wrk_wakeup when the result is there. */
+enum step admin_wait_step(struct req *req);
+/* The request ends (req_end()): drop what it waits for.  No-op for one
+ * that waits for nothing. */
+void admin_req_end(struct req *req);
 
 #endif /* AC_ADMIN_H */

@@ -3,18 +3,19 @@
  * the admin listener's POST /reload, whose answer is the compile result.
  *
  * Both run on the main thread (reload_all()); a worker that takes a POST
- * /reload only queues a request here and waits for its session to be woken
- * with the result:
+ * /reload only queues a reload request here and waits, like any request
+ * waiting on something outside its worker, for a wrk_wakeup with the
+ * result:
  *
  *   worker                               main thread
- *   r = reload_req_submit(w, s)  ----->  poll() sees reload_queue_fd()
- *   (session waits, S_ADMIN)             reload_queue_serve(): takes every
+ *   r = reload_req_submit(w, wu) ----->  poll() sees reload_queue_fd()
+ *   (request waits in R_ADMIN)           reload_queue_serve(): takes every
  *                                        queued request, runs one reload,
- *   reload_req_result(&r, ...)  <-----   stores the result, wrk_wake(w, s)
+ *   reload_req_result(&r, ...)  <-----   stores the result, wrk_wake(w, wu)
  *
- * A session that goes away meanwhile calls reload_req_abandon(); the main
- * thread then frees the request instead of waking anybody.  All of it is
- * under one mutex, so a session is never woken after it abandoned.
+ * A request that goes away meanwhile calls reload_req_abandon(); the main
+ * thread then frees the reload request instead of waking anybody.  All of
+ * it is under one mutex, so wu is never queued after it abandoned.
  */
 #ifndef AC_RELOAD_H
 #define AC_RELOAD_H
@@ -24,7 +25,7 @@
 #include "config.h"
 
 struct wrk;
-struct sess;
+struct wrk_wakeup;
 struct vcl_program;
 
 /*
@@ -51,13 +52,15 @@ void reload_queue_fini(void);
 
 struct reload_req;
 
-/* Worker: queue a reload for session s of worker w.  The request is the
- * session's until reload_req_result() said done or reload_req_abandon(). */
-struct reload_req *reload_req_submit(struct wrk *w, struct sess *s);
+/* Worker: queue a reload; when it ran, wu is queued on w (wrk_wake()).
+ * The reload request is the caller's until reload_req_result() said done
+ * or reload_req_abandon(); wu must stay valid until then. */
+struct reload_req *reload_req_submit(struct wrk *w, struct wrk_wakeup *wu);
 /* Worker: true when the reload ran; then *status is reload_all()'s value,
  * msg (reset) its text, and *rp is freed and NULL. */
 bool reload_req_result(struct reload_req **rp, int *status, struct ac_buf *msg);
-/* Worker: the session is going away (or gave up waiting); NULL-safe. */
+/* Worker: the request is going away (or gave up waiting); NULL-safe.
+ * A wake-up already queued is the caller's to cancel (wrk_wake_cancel()). */
 void reload_req_abandon(struct reload_req **rp);
 
 #endif /* AC_RELOAD_H */

@@ -1,7 +1,7 @@
 /*
  * reload.c -- SIGHUP and POST /reload: compile the policy again beside the
  * running program and read the certificates again, on the main thread;
- * the queue through which admin sessions on the workers ask for it and get
+ * the queue through which admin requests on the workers ask for it and get
  * the compile result back (reload.h).
  */
 #include "reload.h"
@@ -132,7 +132,7 @@ struct reload_req {
     unsigned magic;
 #define RELOAD_REQ_MAGIC 0x3e6a91c5
     struct wrk *w;
-    struct sess *s;                 /* NULL once abandoned */
+    struct wrk_wakeup *wu;          /* the waiting request's; NULL once abandoned */
     struct reload_req *next;        /* queued, not yet taken */
     bool queued, taken, done;
     int status;
@@ -173,14 +173,14 @@ req_free(struct reload_req **rp)
 }
 
 struct reload_req *
-reload_req_submit(struct wrk *w, struct sess *s)
+reload_req_submit(struct wrk *w, struct wrk_wakeup *wu)
 {
     struct reload_req *r = ac_xcalloc(1, sizeof(*r));
     uint64_t one = 1;
 
     r->magic = RELOAD_REQ_MAGIC;
     r->w = w;
-    r->s = s;
+    r->wu = wu;
     ac_buf_init(&r->msg, 0, 0);
     AC_ZERO(pthread_mutex_lock(&Q.mtx));
     r->next = Q.head;
@@ -231,7 +231,7 @@ reload_req_abandon(struct reload_req **rp)
         }
         r->queued = false;
     } else if (r->taken && !r->done) {
-        r->s = NULL;                /* the main thread frees it when it is done */
+        r->wu = NULL;               /* the main thread frees it when it is done */
         mine = false;
     }
     AC_ZERO(pthread_mutex_unlock(&Q.mtx));
@@ -268,16 +268,16 @@ reload_queue_serve(int (*run)(void *arg, struct ac_buf *msg), void *arg)
     for (r = taken; r != NULL; r = next) {
         next = r->next;
         r->next = NULL;
-        if (r->s == NULL) {         /* its session went away meanwhile */
+        if (r->wu == NULL) {        /* its request went away meanwhile */
             req_free(&r);
             continue;
         }
         r->status = status;
         ac_buf_cats(&r->msg, ac_buf_slice(&msg));
         r->done = true;
-        /* under Q.mtx: the session cannot abandon (and be freed) between
+        /* under Q.mtx: the request cannot abandon (and be reused) between
          * the check above and this wake-up */
-        wrk_wake(r->w, r->s);
+        wrk_wake(r->w, r->wu);
     }
     AC_ZERO(pthread_mutex_unlock(&Q.mtx));
     ac_buf_free(&msg);
