@@ -2,7 +2,9 @@
 #
 #   make            build build/accel, build/libstore.a, build/libvcl.a
 #   make run        install missing Debian packages, build, start the demo
+#                   (PORT=8080 ORIGIN=host:port DEMO_PORT=8081 ADMIN_PORT=6082)
 #   make test       install missing Debian packages, build, run every test
+#   make docs-check the docs name only parameters and files that exist
 #   make deps       install missing Debian packages (apt-get, only when missing)
 #   make SAN=1 ...  ASan + UBSan build, output under build/san/
 #   make TSAN=1 ... ThreadSanitizer build, output under build/tsan/
@@ -87,7 +89,7 @@ LIBVCL    := $(BUILD)/libvcl.a
 LIBACCEL  := $(BUILD)/libaccel.a
 ALL_LIBS  := $(LIBACCEL) $(LIBVCL) $(LIBSTORE)
 
-.PHONY: all deps run test unit integration fuzz fuzz-smoke bench valgrind clean format
+.PHONY: all deps run test unit integration docs-check fuzz fuzz-smoke bench valgrind clean format
 all: $(BUILD)/accel $(UNIT_BIN)
 
 # The libraries compile with their own directory only on the include path,
@@ -147,14 +149,23 @@ else
 	$(MAKE) valgrind
 endif
 	$(MAKE) fuzz-smoke
+	$(MAKE) docs-check
 	$(MAKE) integration
+
+# The user docs agree with the binary: every -p parameter they name is in
+# `accel -h` (and the guide's table has them all), every repository file
+# they name exists, no internal issue numbers.  Alone: make docs-check.
+docs-check: $(BUILD)/accel
+	@/usr/bin/python3 scripts/check-docs.py $(BUILD)/accel
 
 valgrind: $(UNIT_BIN)
 	@VALGRIND=1 sh scripts/run-unit.sh $(UNIT_BIN)
 
+# make run [PORT=8080] [ORIGIN=host:port] [DEMO_PORT=8081] [ADMIN_PORT=6082]
 run: deps
 	$(MAKE) $(BUILD)/accel
-	@sh scripts/run-demo.sh $(BUILD)/accel
+	@PORT="$(PORT)" ORIGIN="$(ORIGIN)" DEMO_PORT="$(DEMO_PORT)" ADMIN_PORT="$(ADMIN_PORT)" \
+	    sh scripts/run-demo.sh $(BUILD)/accel
 
 # libFuzzer targets are built with clang from the same sources.
 FUZZ_CC     := clang

@@ -1,11 +1,14 @@
 /*
  * main.c -- accel: parse the command line, open listeners, start the
- * workers, then wait for signals: SIGTERM/SIGINT drain and exit 0.
+ * workers, then wait for signals and admin requests: SIGTERM/SIGINT drain
+ * and exit 0, SIGHUP (and POST /reload on the admin listener) reloads the
+ * policy and the certificates, SIGUSR1 reopens the log files.
  */
 #include "ac.h"
 #include "bans.h"
 #include "brjob.h"
 #include "cache.h"
+#include "check.h"
 #include "cluster.h"
 #include "config.h"
 #include "h1.h"
@@ -14,17 +17,24 @@
 #include "policy.h"
 #include "pool.h"
 #include "probe.h"
+#include "reload.h"
 #include "req.h"
 #include "store.h"
 #include "tls.h"
 #include "wrk.h"
 
+#include <arpa/inet.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <grp.h>
+#include <netinet/in.h>
+#include <poll.h>
 #include <pwd.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <sys/file.h>
+#include <sys/signalfd.h>
 #include <unistd.h>
 
 static struct config cfg;       /* read-only once workers start (architecture.md) */
@@ -94,67 +104,99 @@ open_store(void)
 }
 
 /*
- * SIGHUP: compile the policy file again beside the running program; on
- * success hand it to every worker (requests in flight keep the program they
- * started with), on failure keep the old one and say why.
+ * Signals.  Every signal whose default action would end the daemon by
+ * surprise is either used or ignored: a logrotate postrotate `kill -USR1`
+ * (the nginx convention) must never take the cache down.  Process-directed
+ * ones are blocked in every thread and read by the main thread through a
+ * signalfd (so they are logged); the ones the kernel sends to the thread
+ * that caused them (SIGPIPE on a write to a closed socket, SIGXFSZ on a log
+ * over the file size limit) are ignored, so the write just fails.
+ *   SIGTERM, SIGINT   drain and exit 0
+ *   SIGHUP            reload the policy and the certificates
+ *   SIGUSR1           reopen the log files (-e, -l)
+ *   others            logged and ignored (SIGUSR2, SIGALRM, SIGVTALRM,
+ *                     SIGPROF, SIGIO, SIGPWR, SIGSTKFLT, real-time signals)
+ * SIGQUIT keeps its default (quit with a core dump: a debugging tool, never
+ * sent by accident), as do the signals of faults (SIGSEGV, SIGBUS, ...).
  */
 static void
-reload(struct wrk *ws, struct vcl_program **progp)
+signals_block(sigset_t *set)
 {
-    struct vcl_program *p;
+    static const int waited[] = { SIGTERM, SIGINT, SIGHUP, SIGUSR1, SIGUSR2, SIGALRM, SIGVTALRM,
+                                  SIGPROF, SIGIO, SIGPWR,
+#ifdef SIGSTKFLT
+                                  SIGSTKFLT,
+#endif
+    };
 
-    if (cfg.vcl_file == NULL) {
-        LOG_I("SIGHUP: no policy file (-f) to reload");
-        return;
-    }
-    LOG_I("SIGHUP: reloading %s", cfg.vcl_file);
-    p = policy_compile(&cfg, cfg.vcl_file, stderr);
-    if (p == NULL) {
-        LOG_E("reload of %s failed: keeping the running policy", cfg.vcl_file);
-        return;
-    }
-    /* The new program brings its own pool set (backends, probes,
-     * directors); health carries over for unchanged backends.  Requests in
-     * flight finish on the old set; each worker closes its idle
-     * connections to the old one when it switches. */
-    char err[512];
-    struct pool_set *ps = pool_set_from_program(&cfg, p, err, sizeof(err));
-    if (ps == NULL) {
-        LOG_E("reload of %s failed: %s: keeping the running policy", cfg.vcl_file, err);
-        vcl_program_release(&p);
-        return;
-    }
-    pool_set_inherit(ps, pool_set_of(*progp));
-    probe_install(ps);
-    if (!probe_wait_first(ps))
-        LOG_W("reload: some first probes did not finish in time; those backends start sick");
-    pool_set_attach(ps, p);
-    LOG_I("reload: %zu backend(s), %zu director(s)", vcl_program_backend_count(p),
-          vcl_program_director_count(p));
-    for (unsigned i = 0; i < cfg.nworkers; i++)
-        policy_worker_install(&ws[i], p);
-    vcl_program_release(progp);
-    *progp = p;
-    LOG_I("reload of %s done", cfg.vcl_file);
+    sigemptyset(set);
+    for (size_t i = 0; i < AC_ARRAY_LEN(waited); i++)
+        sigaddset(set, waited[i]);
+    for (int sig = SIGRTMIN; sig <= SIGRTMAX; sig++)
+        sigaddset(set, sig);
+    /* Threads made from now on inherit the mask. */
+    pthread_sigmask(SIG_BLOCK, set, NULL);
+    signal(SIGPIPE, SIG_IGN);
+    signal(SIGXFSZ, SIG_IGN);
 }
 
-/*
- * SIGHUP: read every certificate and key again.  New connections get the
- * new ones; established connections keep theirs.  A bad file keeps the
- * running set (after -u, the key files must be readable by that user).
- */
-static void
-reload_certs(void)
+/* -P FILE: the pid, under an flock that lasts as long as the process, so a
+ * second accel with the same file refuses to start.  The fd, or -1. */
+static int
+pidfile_write(const char *path, char *err, size_t errlen)
 {
-    char err[512];
+    char buf[32] = "";
+    int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+    ssize_t n;
 
-    if (cfg.ncerts == 0)
-        return;
-    LOG_I("SIGHUP: reloading %u certificate(s)", cfg.ncerts);
-    if (tls_server_reload(err, sizeof(err)) != 0)
-        LOG_E("certificate reload failed, keeping the running certificates: %s", err);
-    else
-        LOG_I("certificate reload done");
+    if (fd < 0) {
+        snprintf(err, errlen, "-P %s: %s", path, strerror(errno));
+        return -1;
+    }
+    if (flock(fd, LOCK_EX | LOCK_NB) != 0) {
+        n = pread(fd, buf, sizeof(buf) - 1, 0);
+        buf[n > 0 ? n : 0] = '\0';
+        buf[strcspn(buf, "\n")] = '\0';
+        snprintf(err, errlen, "-P %s: another accel is running with it (pid %s)", path,
+                 buf[0] ? buf : "?");
+        close(fd);
+        return -1;
+    }
+    n = snprintf(buf, sizeof(buf), "%ld\n", (long)getpid());
+    if (ftruncate(fd, 0) != 0 || pwrite(fd, buf, (size_t)n, 0) != n) {
+        snprintf(err, errlen, "-P %s: %s", path, strerror(errno));
+        close(fd);
+        return -1;
+    }
+    return fd;
+}
+
+/* Is a (-T) address a loopback one? */
+static bool
+addr_is_loopback(const struct sockaddr_storage *ss)
+{
+    if (ss->ss_family == AF_INET)
+        return (ntohl(((const struct sockaddr_in *)(const void *)ss)->sin_addr.s_addr) >> 24) == 127;
+    if (ss->ss_family == AF_INET6)
+        return IN6_IS_ADDR_LOOPBACK(&((const struct sockaddr_in6 *)(const void *)ss)->sin6_addr);
+    return false;
+}
+
+/* What main's loop reloads with (reload_queue_serve()'s callback). */
+struct reload_env {
+    struct wrk *ws;
+    struct vcl_program **progp;
+};
+
+static int
+run_reload(void *arg, struct ac_buf *msg)
+{
+    struct reload_env *env = arg;
+
+    int rc = reload_all(&cfg, env->ws, env->progp, msg);
+
+    h2x_reload_all(env->ws, cfg.nworkers);  /* HTTP/2 connections: graceful GOAWAY */
+    return rc;
 }
 
 /*
@@ -185,13 +227,72 @@ drop_privileges(const char *user, char *err, size_t errlen)
     return 0;
 }
 
+/* The listening lines, the admin one named as such. */
+static void
+log_listeners(void)
+{
+    for (unsigned i = 0; i < cfg.nlisten; i++) {
+        const struct config_addr *a = &cfg.listen[i];
+        if (a->admin)
+            LOG_I("admin listening on %s (purge, ban, stats, reload%s)", a->spec,
+                  cfg.admin_secret ? "; X-Admin-Secret required" : "");
+        else
+            LOG_I("listening on %s (%s%u worker%s)", a->spec, a->tls ? "TLS, " : "",
+                  cfg.nworkers, cfg.nworkers == 1 ? "" : "s");
+    }
+}
+
+/*
+ * Wait for signals and POST /reload requests until SIGTERM/SIGINT; returns
+ * that signal.  sfd: the signalfd of the blocked set.
+ */
+static int
+serve_signals(int sfd, struct wrk *ws, struct vcl_program **progp)
+{
+    struct reload_env env = { ws, progp };
+    struct pollfd pfd[2] = { { sfd, POLLIN, 0 }, { reload_queue_fd(), POLLIN, 0 } };
+    struct signalfd_siginfo si;
+    struct ac_buf msg;
+
+    ac_buf_init(&msg, 0, 0);
+    for (;;) {
+        if (poll(pfd, 2, -1) < 0) {
+            if (errno != EINTR)
+                LOG_E("poll: %s", strerror(errno));
+            continue;
+        }
+        if (pfd[1].revents & POLLIN)
+            reload_queue_serve(run_reload, &env);
+        if (!(pfd[0].revents & POLLIN) || read(sfd, &si, sizeof(si)) != (ssize_t)sizeof(si))
+            continue;
+        switch ((int)si.ssi_signo) {
+        case SIGTERM:
+        case SIGINT:
+            ac_buf_free(&msg);
+            return (int)si.ssi_signo;
+        case SIGHUP:
+            LOG_I("SIGHUP: reload");
+            (void)reload_all(&cfg, ws, progp, &msg);
+            h2x_reload_all(ws, cfg.nworkers);
+            break;
+        case SIGUSR1:
+            (void)log_reopen(cfg.error_log, cfg.access_log, ws[0].alog.fd);
+            break;
+        default:
+            LOG_W("signal %u (%s) from pid %u ignored: SIGHUP reloads, SIGUSR1 reopens the logs, "
+                  "SIGTERM stops", si.ssi_signo, strsignal((int)si.ssi_signo), si.ssi_pid);
+            break;
+        }
+    }
+}
+
 int
 main(int argc, char **argv)
 {
-    char err[512];
+    char err[1024];
     struct wrk *ws = NULL;
     sigset_t set;
-    int sig, r;
+    int sig, r, sfd = -1, pidfd = -1;
 
     r = config_parse(&cfg, argc, argv, err, sizeof(err));
     if (r == 1) {
@@ -203,6 +304,9 @@ main(int argc, char **argv)
         config_free(&cfg);
         return 2;
     }
+    /* From here on no signal ends accel by surprise, not even during a
+     * long start-up (probes, a big disk tier). */
+    signals_block(&set);
     if (cfg.debug)
         log_set_level(LOG_DEBUG);
     vcl_set_panic_hook(on_store_panic);
@@ -212,12 +316,16 @@ main(int argc, char **argv)
         return 0;
     }
     if (cfg.x_tool != NULL) {
-        r = policy_main_explain(&cfg, cfg.x_argc, cfg.x_argv);
+        r = check_policy_file(&cfg, err, sizeof(err)) != 0 ? 1 : 0;
+        if (r != 0)
+            fprintf(stderr, "accel: %s\n", err);
+        else
+            r = policy_main_explain(&cfg, cfg.x_argc, cfg.x_argv);
         config_free(&cfg);
         return r;
     }
     if (cfg.compile_only) {
-        r = policy_main_check(&cfg);
+        r = check_main(&cfg);
         config_free(&cfg);
         return r;
     }
@@ -231,18 +339,30 @@ main(int argc, char **argv)
         config_free(&cfg);
         return 2;
     }
+    for (unsigned i = 0; i < cfg.nlisten; i++)
+        if (cfg.listen[i].admin && cfg.admin_secret == NULL &&
+            !addr_is_loopback(&cfg.listen[i].ss))
+            LOG_W("-T %s is not a loopback address and there is no -S secret: anyone who can "
+                  "reach it may purge, ban and reload; give -S FILE or listen on 127.0.0.1",
+                  cfg.listen[i].spec);
     struct vcl_program *prog = NULL;
     struct pool_set *bset = NULL;   /* -b origins (no policy) */
     if (cfg.vcl_file != NULL) {
         struct pool_set *ps;
+        if (check_policy_file(&cfg, err, sizeof(err)) != 0) {
+            fprintf(stderr, "accel: %s\n", err);
+            config_free(&cfg);
+            return 1;
+        }
         prog = policy_compile(&cfg, cfg.vcl_file, stderr);
         if (prog == NULL) {
-            fprintf(stderr, "accel: %s: the policy does not compile\n", cfg.vcl_file);
+            fprintf(stderr, "accel: -f %s: the policy does not compile (errors above)\n",
+                    cfg.vcl_file);
             config_free(&cfg);
             return 1;
         }
         if ((ps = pool_set_from_program(&cfg, prog, err, sizeof(err))) == NULL) {
-            fprintf(stderr, "accel: %s: %s\n", cfg.vcl_file, err);
+            fprintf(stderr, "%s\n", err);
             vcl_program_release(&prog);
             config_free(&cfg);
             return 1;
@@ -251,15 +371,8 @@ main(int argc, char **argv)
     } else if ((bset = pool_set_from_config(&cfg, err, sizeof(err))) == NULL) {
         fprintf(stderr, "accel: %s\n", err);
         config_free(&cfg);
-        return 2;
+        return 1;
     }
-    /* Workers inherit a mask with the signals main waits for. */
-    sigemptyset(&set);
-    sigaddset(&set, SIGTERM);
-    sigaddset(&set, SIGINT);
-    sigaddset(&set, SIGHUP);
-    pthread_sigmask(SIG_BLOCK, &set, NULL);
-    signal(SIGPIPE, SIG_IGN);
 
     cparams.default_grace = cfg.p.default_grace;
     cparams.default_keep = cfg.p.default_keep;
@@ -270,6 +383,9 @@ main(int argc, char **argv)
     cparams.targeted_cc = AC_SLICE(cfg.targeted_cc, strlen(cfg.targeted_cc));
     struct store *st = cfg.no_cache ? NULL : open_store();
     if (st == NULL && !cfg.no_cache) {
+        pool_set_release(&bset);
+        if (prog != NULL)
+            vcl_program_release(&prog);
         config_free(&cfg);
         return 1;
     }
@@ -293,12 +409,16 @@ main(int argc, char **argv)
     }
     if (cluster_on())
         bans_set_added_hook(cluster_ban_added);  /* bans accepted here are published */
+    err[0] = '\0';
     int wrc = wrk_create_all(&cfg, st, &cparams, &wrk_hooks, &ws, err, sizeof(err));
     for (unsigned i = 0; wrc == 0 && i < cfg.nworkers; i++)
         h2x_worker_init(&ws[i]);
     if (wrc != 0 ||
+        (sfd = signalfd(-1, &set, SFD_CLOEXEC)) < 0 || reload_queue_init() != 0 ||
+        (cfg.pid_file != NULL && (pidfd = pidfile_write(cfg.pid_file, err, sizeof(err))) < 0) ||
+        (cfg.error_log != NULL && log_error_file_open(cfg.error_log, err, sizeof(err)) != 0) ||
         (cfg.user != NULL && drop_privileges(cfg.user, err, sizeof(err)) != 0)) {
-        LOG_E("%s", err);
+        LOG_E("%s", err[0] ? err : strerror(errno));
         wrk_destroy_all(&ws, cfg.nworkers);
         cluster_stop();
         pool_set_release(&bset);
@@ -307,6 +427,13 @@ main(int argc, char **argv)
         tls_server_fini();
         if (st != NULL)
             store_close(&st);
+        if (sfd >= 0)
+            close(sfd);
+        reload_queue_fini();
+        if (pidfd >= 0) {
+            unlink(cfg.pid_file);
+            close(pidfd);
+        }
         config_free(&cfg);
         return 1;
     }
@@ -327,20 +454,9 @@ main(int argc, char **argv)
     }
     if (wrk_start_all(ws, cfg.nworkers) != 0)
         return 1;
-    for (unsigned i = 0; i < cfg.nlisten; i++)
-        LOG_I("listening on %s (%u workers)", cfg.listen[i].spec, cfg.nworkers);
-    for (;;) {
-        if (sigwait(&set, &sig) != 0)
-            continue;
-        if (sig == SIGHUP) {
-            reload(ws, &prog);
-            reload_certs();
-            h2x_reload_all(ws, cfg.nworkers);
-            continue;
-        }
-        break;
-    }
-    LOG_I("signal %d: draining (up to %gs)", sig, cfg.p.drain_timeout);
+    log_listeners();
+    sig = serve_signals(sfd, ws, &prog);
+    LOG_I("signal %d (%s): draining (up to %gs)", sig, strsignal(sig), cfg.p.drain_timeout);
     cluster_leave();
     wrk_stop_all(ws, cfg.nworkers);
     cluster_stop();                 /* after the workers: they used its peers */
@@ -356,6 +472,8 @@ main(int argc, char **argv)
         LOG_I("tls: %llu handshakes (%llu resumed), %llu failed", hs, res, fail);
     }
     wrk_destroy_all(&ws, cfg.nworkers);
+    reload_queue_fini();
+    close(sfd);
     pool_set_release(&bset);
     tls_server_fini();
     brjob_fini();                   /* its object references go before the store */
@@ -364,6 +482,12 @@ main(int argc, char **argv)
     bans_fini();
     if (prog != NULL)
         vcl_program_release(&prog);
+    if (pidfd >= 0) {
+        /* after -u the directory may not let us: the stale file is harmless
+         * (the lock went with us) */
+        (void)unlink(cfg.pid_file);
+        close(pidfd);
+    }
     config_free(&cfg);
     LOG_I("stopped");
     return 0;

@@ -396,6 +396,15 @@ char *vcl_program_dump(const struct vcl_program *p);
 
 /* ------------------------------------------------ declarations to read */
 
+/* A place in the policy's sources, for messages the host makes about a
+ * declaration once it is compiled ("site.vcl:3:13: backend web: .host
+ * 'x.invalid' does not resolve").  file belongs to the program; NULL (and
+ * line 0) when not known. */
+struct vcl_place {
+    const char *file;
+    unsigned line, col;
+};
+
 /* A backend.  Strings and arrays belong to the program and live as long as
  * it does.  Durations are seconds; a negative value means "not set in the
  * policy: use the daemon's default". */
@@ -417,6 +426,10 @@ struct vcl_backend_decl {
     const char *ssl_ca_file;  /* .ssl_ca_file: trust only this CA file (PEM) */
     int probe;                /* index for vcl_program_probe(), -1: none */
     unsigned line;            /* where it was declared (main or include) */
+    struct vcl_place at;      /* the declaration: its name */
+    struct vcl_place host_at; /* the values of .host, .path and .ssl_ca_file */
+    struct vcl_place path_at;
+    struct vcl_place ssl_ca_file_at;
 };
 
 /* A probe, named or inline (inline ones are named "<backend>.probe"). */

@@ -1403,10 +1403,9 @@ collect(struct cx *cx)
         case N_IMPORT:
             if (!vcl_vmod_known(d->s) && !cs->opt.unknown_vmods_stub) {
                 vcl_error(cs, d->tok,
-                          "vmod '%.*s' is not provided by accel (known: std, directors, xkey, "
-                          "cookie, var; migration mode -p vcl_unknown_vmods=stub turns its calls "
-                          "into neutral values)",
-                          (int)d->s.len, d->s.p);
+                          "vmod '%.*s' is not provided by accel (known: %s; migration mode "
+                          "-p vcl_unknown_vmods=stub turns its calls into neutral values)",
+                          (int)d->s.len, d->s.p, vcl_vmod_names());
                 return;
             }
             if (!vcl_vmod_known(d->s))

@@ -573,6 +573,29 @@ backend_probe(struct gen *g, struct vcl_backend_decl *b, struct vcl_node *f, boo
     vcl_error(g->cs, f->tok, "field .probe needs a probe name or { ... }");
 }
 
+/* Where tok is, with the file name copied into the program. */
+static struct vcl_place
+place_of(struct gen *g, const struct vcl_token *tok)
+{
+    struct vcl_place pl = { NULL, 0, 0 };
+    const char *name;
+
+    if (tok == NULL || tok->src >= g->cs->nsrcs)
+        return pl;
+    name = g->cs->srcs[tok->src].name;
+    pl.file = vcl_pool_strndup(g->p->pool, name, strlen(name));
+    pl.line = tok->line;
+    pl.col = tok->col;
+    return pl;
+}
+
+/* The place of a field's value (its first token), else of the field. */
+static struct vcl_place
+value_place(struct gen *g, const struct vcl_node *f)
+{
+    return place_of(g, f->a != NULL && f->a->tok != NULL ? f->a->tok : f->tok);
+}
+
 static void
 gen_backend(struct gen *g, struct vcl_backend_decl *b, struct vcl_node *d, bool *pused)
 {
@@ -581,13 +604,16 @@ gen_backend(struct gen *g, struct vcl_backend_decl *b, struct vcl_node *d, bool 
     b->probe = -1;
     b->ssl_sni = b->ssl_verify_peer = b->ssl_verify_host = true;
     b->line = d->tok->line;
+    b->at = place_of(g, d->tok);
     for (struct vcl_node *f = d->a; f != NULL; f = f->next) {
         if (vcl_str_eq_cstr(f->s, "host")) {
             field_str(g, f, &b->host);
+            b->host_at = value_place(g, f);
         } else if (vcl_str_eq_cstr(f->s, "port")) {
             field_str(g, f, &b->port);
         } else if (vcl_str_eq_cstr(f->s, "path")) {
             field_str(g, f, &b->path);
+            b->path_at = value_place(g, f);
         } else if (vcl_str_eq_cstr(f->s, "host_header")) {
             field_str(g, f, &b->host_header);
         } else if (vcl_str_eq_cstr(f->s, "connect_timeout")) {
@@ -608,6 +634,7 @@ gen_backend(struct gen *g, struct vcl_backend_decl *b, struct vcl_node *d, bool 
             field_bool(g, f, &b->ssl_verify_host);
         } else if (vcl_str_eq_cstr(f->s, "ssl_ca_file")) {
             field_str(g, f, &b->ssl_ca_file);
+            b->ssl_ca_file_at = value_place(g, f);
         } else if (vcl_str_eq_cstr(f->s, "probe")) {
             backend_probe(g, b, f, pused);
         } else {

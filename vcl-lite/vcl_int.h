@@ -413,6 +413,8 @@ extern const struct vcl_where_info vcl_wheres[VCL_WHERE__MAX];
 extern const unsigned vcl_sub_actions[VCL_SUB__MAX];
 /* Vmods accel provides natively. */
 bool vcl_vmod_known(struct vcl_str name);
+/* Every vmod accel provides, comma-separated, for messages (static). */
+const char *vcl_vmod_names(void);
 /* Levenshtein distance, capped. */
 unsigned vcl_edit_distance(const char *a, size_t alen, const char *b, size_t blen);
 

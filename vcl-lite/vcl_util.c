@@ -320,13 +320,28 @@ vcl_strerror(int code)
 }
 
 /* The vmods accel implements natively (import is accepted). */
+/* The vmods accel provides; one list for the check and the message. */
+#define VCL_VMODS(X) X(std) X(directors) X(xkey) X(cookie) X(var) X(tls)
+
 bool
 vcl_vmod_known(struct vcl_str name)
 {
-    static const char *const known[] = {"std", "directors", "xkey", "cookie", "var", "tls"};
+#define X(v) #v,
+    static const char *const known[] = {VCL_VMODS(X)};
+#undef X
 
     for (size_t i = 0; i < VCL_ARRAY_LEN(known); i++)
         if (vcl_str_eq_cstr(name, known[i]))
             return true;
     return false;
+}
+
+const char *
+vcl_vmod_names(void)
+{
+#define X(v) ", " #v
+    static const char names[] = VCL_VMODS(X);
+#undef X
+
+    return names + 2; /* "std, directors, ..." */
 }

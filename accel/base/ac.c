@@ -3,8 +3,12 @@
  */
 #include "ac.h"
 
+#include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 void
 ac_panic(const char *func, const char *file, int line, const char *expr)
@@ -57,4 +61,26 @@ char *
 ac_xstrdup(const char *s)
 {
     return ac_xstrndup(s, strlen(s));
+}
+
+int
+ac_file_readable(const char *path, char *err, size_t errlen)
+{
+    struct stat st;
+    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+    int e = 0;
+
+    if (fd < 0)
+        e = errno;
+    else if (fstat(fd, &st) != 0)
+        e = errno;
+    else if (S_ISDIR(st.st_mode))
+        e = EISDIR;
+    if (fd >= 0)
+        close(fd);
+    if (e != 0) {
+        snprintf(err, errlen, "%s", strerror(e));
+        return -1;
+    }
+    return 0;
 }

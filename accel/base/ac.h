@@ -84,4 +84,11 @@ void *ac_xrealloc(void *p, size_t n);
 char *ac_xstrdup(const char *s);
 char *ac_xstrndup(const char *s, size_t n);
 
+/* Can path be opened and read as a file?  0, or -1 with the system's words
+ * for why in err ("No such file or directory", "Permission denied", "Is a
+ * directory"), for messages such as "-c site.pem: No such file or
+ * directory" that name the flag instead of a library's error code.  The
+ * check opens the file (access(2) would answer for the real uid). */
+int ac_file_readable(const char *path, char *err, size_t errlen);
+
 #endif /* AC_H */

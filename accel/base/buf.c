@@ -126,6 +126,8 @@ ac_buf_json_escape(struct ac_buf *b, struct ac_slice v)
         unsigned char c = (unsigned char)v.p[i];
         if (c == '"' || c == '\\')
             ac_buf_printf(b, "\\%c", c);
+        else if (c == '\n')
+            ac_buf_cat(b, "\\n", 2);     /* multi-line messages stay readable */
         else if (c < 0x20)
             ac_buf_printf(b, "\\u%04x", c);
         else

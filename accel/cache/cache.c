@@ -122,7 +122,7 @@ cache_key(const struct h1_request *req, struct ac_buf *out)
     if (h.len > 3 && memcmp(h.p + h.len - 3, ":80", 3) == 0 && h.p[h.len - 4] != ':')
         h.len -= 3;
     ac_buf_reset(out);
-    d = ac_buf_reserve(out, h.len + 1 + req->path.len);
+    d = ac_buf_reserve(out, h.len + 1 + 3 * req->path.len);
     if (d == NULL)
         return;
     for (size_t i = 0; i < h.len; i++) {
@@ -130,8 +130,8 @@ cache_key(const struct h1_request *req, struct ac_buf *out)
         d[i] = (c >= 'A' && c <= 'Z') ? (char)(c + 32) : c;
     }
     d[h.len] = '\n';
-    memcpy(d + h.len + 1, req->path.p, req->path.len);
-    ac_buf_commit(out, h.len + 1 + req->path.len);
+    /* "/a[b]" and "/a%5Bb%5D" are one resource to every origin (h1_parse.h) */
+    ac_buf_commit(out, h.len + 1 + h1_target_canon(req->path.p, req->path.len, d + h.len + 1));
 }
 
 static bool

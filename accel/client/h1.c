@@ -730,9 +730,10 @@ new_req(struct h1_conn *c)
     return c->req;
 }
 
-/* A request refused before it had a head: the answer, then the close. */
+/* A request refused before it had a head: the answer, then the close.
+ * why/off: the rule and the offending byte, for the access log. */
 static enum h1_step
-refuse(struct h1_conn *c, int status, const char *body)
+refuse(struct h1_conn *c, int status, const char *body, const char *why, size_t off)
 {
     struct req *req;
 
@@ -740,7 +741,7 @@ refuse(struct h1_conn *c, int status, const char *body)
     memset(&c->hr, 0, sizeof(c->hr));
     c->hr.hdrs = c->hdrs;
     req = new_req(c);
-    req_start_error(req, status, body);
+    req_start_error(req, status, body, why, off);
     return H_MORE;
 }
 
@@ -760,14 +761,21 @@ reject(struct h1_conn *c)
         [H1_ERR_VERSION] = { 505, "HTTP version not supported\n" },
     };
     unsigned e = (unsigned)c->hr.error;
+    const char *why = c->hr.reason ? c->hr.reason : "bad request";
+    size_t off = c->hr.reason ? c->hr.err_off : SIZE_MAX;
+    char body[160];
 
     if (e >= AC_ARRAY_LEN(map))
         e = H1_ERR_BAD;
     STAT_INC(c->w, client_req_bad);
-    AC_DEBUG("client %s: bad request: %s", c->meta.client_ip, c->hr.reason ? c->hr.reason : "?");
+    /* Say why, to the client (the body), the access log (BAD:<rule>@<off>)
+     * and, at -d, the error log with the bytes around the offset. */
+    log_bad_request(c->meta.client_ip, map[e].status, c->hr.reason, off, ac_iobuf_head(&c->rbuf),
+                    ac_iobuf_len(&c->rbuf));
+    http_bad_request_body(body, sizeof(body), map[e].body, c->hr.reason, off);
     /* Nothing of a rejected request is trusted, not even its method. */
     c->head_len = ac_iobuf_len(&c->rbuf);
-    return refuse(c, map[e].status, map[e].body);
+    return refuse(c, map[e].status, body, why, off);
 }
 
 /*
@@ -809,7 +817,8 @@ step_tls(struct h1_conn *c)
         conn_close_transport(&c->c);
         c->meta.tls = false;
         c->head_len = 0;
-        return refuse(c, 400, "The plain HTTP request was sent to HTTPS port\n");
+        return refuse(c, 400, "The plain HTTP request was sent to HTTPS port\n",
+                      "plain HTTP on a TLS port", SIZE_MAX);
     }
     STAT_INC(c->w, tls_handshake);
     if (tls_conn_resumed(&c->c))
@@ -906,7 +915,8 @@ step_head(struct h1_conn *c)
         STAT_INC(c->w, client_timeout);
         if (ac_iobuf_len(b) == 0)
             return H_DONE;          /* idle keep-alive connection */
-        return refuse(c, 408, "Request head not received in time\n");
+        return refuse(c, 408, "Request head not received in time\n",
+                      "request head not received in time", SIZE_MAX);
     }
     int pre = h2_preface(c);
     if (pre == 1)
@@ -917,6 +927,7 @@ step_head(struct h1_conn *c)
             .max_target = (size_t)cfg->p.max_target,
             .max_header_line = (size_t)cfg->p.max_header_line,
             .max_headers = (unsigned)cfg->p.max_headers,
+            .strict_target = cfg->p.uri_strict != 0,
         };
         memset(&c->hr, 0, sizeof(c->hr));
         c->hr.hdrs = c->hdrs;
@@ -942,6 +953,8 @@ step_head(struct h1_conn *c)
             size_t max = (size_t)cfg->p.max_head_bytes + 1024;
             if (b->cap >= max) {
                 c->hr.error = H1_ERR_HEAD_TOO_LARGE;
+                c->hr.reason = "head too large";
+                c->hr.err_off = SIZE_MAX;
                 return reject(c);
             }
             ac_iobuf_grow(b, AC_MIN(b->cap * 4, max));

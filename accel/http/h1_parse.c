@@ -84,11 +84,13 @@ static const uint8_t cls[256] = {
 /* What the field lines told us, gathered while parsing them. */
 struct head {
     const struct h1_limits *lim;
+    const char *buf;        /* start of the caller's buffer, for error offsets */
     bool is_request;
     struct h1_header *hdrs;
     unsigned nhdrs;
     enum h1_error error;
     const char *reason;
+    size_t at;              /* offset of the byte that broke the rule, or SIZE_MAX */
 
     unsigned nhost;
     struct ac_slice host;
@@ -109,6 +111,15 @@ fail(struct head *h, enum h1_error e, const char *why)
     h->error = e;
     h->reason = why;
     return AC_EPROTO;
+}
+
+/* fail(), naming the byte at `where` (inside the buffer) as the culprit, so
+ * the log can say "at byte 17" instead of only the rule. */
+static int
+fail_at(struct head *h, enum h1_error e, const char *why, const char *where)
+{
+    h->at = (size_t)(where - h->buf);
+    return fail(h, e, why);
 }
 
 static inline bool
@@ -164,20 +175,20 @@ head_scan(struct head *h, const char *buf, size_t len, size_t off, size_t *line1
         if (nl == NULL)
             break;
         if (nl == ls || nl[-1] != '\r')
-            return fail(h, H1_ERR_BAD, "bare LF");
+            return fail_at(h, H1_ERR_BAD, "bare LF", nl);
         n = (size_t)(nl - 1 - ls);  /* the line without its CR LF */
         if (*line1 == 0) {
             *line1 = (size_t)(nl - 1 - buf);    /* never 0: the line is not empty */
         } else if (n == 0) {
             *head_end = (size_t)(nl + 1 - buf);
             if ((lim->max_head && *head_end > lim->max_head) || *head_end > INT_MAX)
-                return fail(h, H1_ERR_HEAD_TOO_LARGE, "head too large");
+                return fail_at(h, H1_ERR_HEAD_TOO_LARGE, "head too large", nl);
             return 0;
         } else {
             if (++nfields > lim->max_headers)
-                return fail(h, H1_ERR_HEAD_TOO_LARGE, "too many header fields");
+                return fail_at(h, H1_ERR_HEAD_TOO_LARGE, "too many header fields", ls);
             if (lim->max_header_line && n > lim->max_header_line)
-                return fail(h, H1_ERR_HEAD_TOO_LARGE, "header field line too long");
+                return fail_at(h, H1_ERR_HEAD_TOO_LARGE, "header field line too long", ls);
         }
         ls = nl + 1;
     }
@@ -191,9 +202,9 @@ head_scan(struct head *h, const char *buf, size_t len, size_t off, size_t *line1
         if (n > 0 && end[-1] == '\r')
             n--;
         if (n > 0 && nfields + 1 > lim->max_headers)
-            return fail(h, H1_ERR_HEAD_TOO_LARGE, "too many header fields");
+            return fail_at(h, H1_ERR_HEAD_TOO_LARGE, "too many header fields", ls);
         if (lim->max_header_line && n > lim->max_header_line)
-            return fail(h, H1_ERR_HEAD_TOO_LARGE, "header field line too long");
+            return fail_at(h, H1_ERR_HEAD_TOO_LARGE, "header field line too long", ls);
     }
     return AC_AGAIN;
 }
@@ -235,27 +246,84 @@ pct_ok(const char *p, const char *end)
     return end - p >= 3 && IS(p[1], C_HEX) && IS(p[2], C_HEX);
 }
 
-/* path-abempty [ "?" query ] (or absolute-path when it starts with "/"). */
-static bool
-path_valid(const char *p, const char *end)
+/*
+ * path-abempty [ "?" query ] (or absolute-path when it starts with "/").
+ * Returns NULL when p..end is fine, else the first byte that is not, with
+ * *why saying which rule it broke.
+ *
+ * Two grammars (-p uri_strict):
+ *   liberal (the default): every byte above 0x20 except DEL, as nginx and
+ *     Varnish take them.  Browsers and PHP frameworks send "[", "]", "|",
+ *     "^", "{", "}", "\", raw UTF-8, or a "%" that starts no escape
+ *     ("?q=100%"); RFC 9112 §3.2 lets a recipient be lenient here.  What
+ *     request smuggling and log or header injection need (SP, HTAB, CR, LF,
+ *     NUL, other controls, DEL) stays an error.
+ *   strict: RFC 3986 exactly (pchar, "/", "?", pct-encoded).
+ */
+static const char *
+path_bad(const char *p, const char *end, bool strict, const char **why)
 {
     unsigned k = C_PATH;
 
+    if (!strict) {
+        for (; p < end; p++) {
+            uint8_t c = (uint8_t)*p;
+
+            if (c <= 0x20 || c == 0x7f) {
+                *why = c == 0 ? "NUL in request-target"
+                              : c == 0x7f ? "DEL in request-target"
+                                          : "control character in request-target";
+                return p;
+            }
+        }
+        return NULL;
+    }
     while (p < end) {
         if (IS(*p, k)) {
             p++;
         } else if (*p == '%') {
-            if (!pct_ok(p, end))
-                return false;
+            if (!pct_ok(p, end)) {
+                *why = "invalid percent-encoding in request-target (uri_strict)";
+                return p;
+            }
             p += 3;
         } else if (*p == '?') {
             k = C_QUERY;            /* C_QUERY holds "?", so only the first lands here */
             p++;
         } else {
-            return false;           /* "#", SP, CTLs, "[", "{", "\"", ... */
+            /* "#", SP, CTLs, "[", "{", "\"", ... */
+            *why = (uint8_t)*p <= 0x20 || *p == 0x7f
+                       ? "control character in request-target"
+                       : "character not allowed in request-target (uri_strict)";
+            return p;
         }
     }
-    return true;
+    return NULL;
+}
+
+size_t
+h1_target_canon(const char *p, size_t n, char *out)
+{
+    static const char hex[] = "0123456789ABCDEF";
+    const char *end = p + n;
+    char *o = out;
+
+    while (p < end) {
+        if (IS(*p, C_QUERY)) {
+            *o++ = *p++;
+        } else if (*p == '%' && pct_ok(p, end)) {
+            memcpy(o, p, 3);
+            o += 3;
+            p += 3;
+        } else {
+            uint8_t c = (uint8_t)*p++;
+
+            *o++ = '%';
+            *o++ = hex[c >> 4];
+            *o++ = hex[c & 15];
+        }
+    }
+    return (size_t)(o - out);
 }
 
 static bool
@@ -436,24 +504,30 @@ parse_request_line(struct head *h, const char *p, const char *eol, struct h1_req
     while (IS(*p, C_TCHAR))     /* stops at the CR at eol at the latest */
         p++;
     if (p == m || *p != ' ')
-        return fail(h, H1_ERR_BAD, "invalid method");
+        return fail_at(h, H1_ERR_BAD, "invalid method", p);
     req->method = AC_SLICE(m, (size_t)(p - m));
     t = ++p;
     sp = memchr(t, ' ', (size_t)(eol - t));
     if (sp == NULL) {
         if (lim->max_target && (size_t)(eol - t) > lim->max_target)
-            return fail(h, H1_ERR_TARGET_TOO_LONG, "request-target too long");
-        return fail(h, H1_ERR_BAD, "invalid request line");
+            return fail_at(h, H1_ERR_TARGET_TOO_LONG, "request-target too long", t + lim->max_target);
+        return fail_at(h, H1_ERR_BAD, "invalid request line (no version)", eol);
     }
     if (sp == t)
-        return fail(h, H1_ERR_BAD, "empty request-target");
+        return fail_at(h, H1_ERR_BAD, "empty request-target", t);
     req->target = AC_SLICE(t, (size_t)(sp - t));
     if (lim->max_target && req->target.len > lim->max_target)
-        return fail(h, H1_ERR_TARGET_TOO_LONG, "request-target too long");
+        return fail_at(h, H1_ERR_TARGET_TOO_LONG, "request-target too long", t + lim->max_target);
     /* The version first: "PRI * HTTP/2.0" (the h2 preface) is a 505, not a
      * misplaced asterisk. */
-    if ((r = parse_version(h, sp + 1, (size_t)(eol - sp - 1), &req->minor)) != 0)
+    if ((r = parse_version(h, sp + 1, (size_t)(eol - sp - 1), &req->minor)) != 0) {
+        /* "GET /a b HTTP/1.1": a version at the end, a space in the target */
+        const char *lsp = memrchr(sp + 1, ' ', (size_t)(eol - sp - 1));
+        if (lsp != NULL && eol - lsp - 1 == 8 && memcmp(lsp + 1, "HTTP/", 5) == 0)
+            return fail_at(h, H1_ERR_BAD, "space in request-target", sp);
+        h->at = (size_t)(sp + 1 - h->buf);
         return r;
+    }
     return 0;
 }
 
@@ -466,7 +540,8 @@ static int
 parse_target(struct head *h, struct h1_request *req, struct ac_slice *abs_authority,
              long *defport)
 {
-    const char *p = req->target.p, *end = p + req->target.len;
+    const char *p = req->target.p, *end = p + req->target.len, *bad, *why;
+    bool strict = h->lim->strict_target;
     size_t hl;
     long port;
 
@@ -474,20 +549,20 @@ parse_target(struct head *h, struct h1_request *req, struct ac_slice *abs_author
     if (ac_slice_eq(req->method, AC_LIT("CONNECT"))) {     /* methods are case-sensitive */
         /* authority-form = uri-host ":" port */
         if (!authority_valid(p, req->target.len, true, &hl, &port))
-            return fail(h, H1_ERR_BAD, "invalid authority-form target");
+            return fail_at(h, H1_ERR_BAD, "invalid authority-form target", p);
         req->flags |= H1_F_AUTHORITY_FORM;
         req->path = AC_SLICE(NULL, 0);
         return 0;
     }
     if (*p == '/') {
-        if (!path_valid(p, end))
-            return fail(h, H1_ERR_BAD, "invalid request-target");
+        if ((bad = path_bad(p, end, strict, &why)) != NULL)
+            return fail_at(h, H1_ERR_BAD, why, bad);
         req->path = req->target;
         return 0;
     }
     if (*p == '*' && req->target.len == 1) {
         if (!ac_slice_eq(req->method, AC_LIT("OPTIONS")))
-            return fail(h, H1_ERR_BAD, "asterisk-form only for OPTIONS");
+            return fail_at(h, H1_ERR_BAD, "asterisk-form only for OPTIONS", p);
         req->flags |= H1_F_ASTERISK_FORM;
         req->path = req->target;
         return 0;
@@ -500,7 +575,7 @@ parse_target(struct head *h, struct h1_request *req, struct ac_slice *abs_author
         p += 8;
         *defport = 443;
     } else {
-        return fail(h, H1_ERR_BAD, "invalid request-target");
+        return fail_at(h, H1_ERR_BAD, "request-target is not /path, http(s)://... or *", p);
     }
     {
         const char *a = p;
@@ -508,7 +583,7 @@ parse_target(struct head *h, struct h1_request *req, struct ac_slice *abs_author
         while (p < end && *p != '/' && *p != '?')
             p++;
         if (!authority_valid(a, (size_t)(p - a), false, &hl, &port))
-            return fail(h, H1_ERR_BAD, "invalid authority in absolute-form target");
+            return fail_at(h, H1_ERR_BAD, "invalid authority in absolute-form target", a);
         *abs_authority = AC_SLICE(a, (size_t)(p - a));
     }
     if (p == end) {
@@ -516,10 +591,10 @@ parse_target(struct head *h, struct h1_request *req, struct ac_slice *abs_author
     } else if (*p == '?') {
         /* "http://a?q" is valid RFC 3986, but the path we would forward,
          * "/?q", is not in the buffer; no client sends this. */
-        return fail(h, H1_ERR_BAD, "absolute-form with a query but no path");
+        return fail_at(h, H1_ERR_BAD, "absolute-form with a query but no path", p);
     } else {
-        if (!path_valid(p, end))
-            return fail(h, H1_ERR_BAD, "invalid request-target");
+        if ((bad = path_bad(p, end, strict, &why)) != NULL)
+            return fail_at(h, H1_ERR_BAD, why, bad);
         req->path = AC_SLICE(p, (size_t)(end - p));
     }
     req->flags |= H1_F_ABSOLUTE_FORM;
@@ -540,11 +615,11 @@ request_line_partial(struct head *h, const char *p, const char *end)
     if (p == end)
         return AC_AGAIN;
     if (p == m || *p != ' ')
-        return fail(h, H1_ERR_BAD, "invalid method");
+        return fail_at(h, H1_ERR_BAD, "invalid method", p);
     p++;
     sp = memchr(p, ' ', (size_t)(end - p));
     if (h->lim->max_target && (size_t)((sp ? sp : end) - p) > h->lim->max_target)
-        return fail(h, H1_ERR_TARGET_TOO_LONG, "request-target too long");
+        return fail_at(h, H1_ERR_TARGET_TOO_LONG, "request-target too long", p + h->lim->max_target);
     return AC_AGAIN;
 }
 
@@ -581,13 +656,13 @@ content_length_field(struct head *h, struct ac_slice v)
             unsigned dig = (unsigned)(*p++ - '0');
 
             if (x > (CL_MAX - dig) / 10)
-                return fail(h, H1_ERR_BAD, "Content-Length too large");
+                return fail_at(h, H1_ERR_BAD, "Content-Length too large", d);
             x = x * 10 + dig;
         }
         if (p == d)
-            return fail(h, H1_ERR_BAD, "invalid Content-Length");
+            return fail_at(h, H1_ERR_BAD, "invalid Content-Length", d);
         if (h->has_cl && x != h->cl)
-            return fail(h, H1_ERR_BAD, "differing Content-Length values");
+            return fail_at(h, H1_ERR_BAD, "differing Content-Length values", d);
         h->has_cl = true;
         h->cl = x;
         while (p < end && IS_WS(*p))
@@ -595,7 +670,7 @@ content_length_field(struct head *h, struct ac_slice v)
         if (p == end)
             return 0;
         if (*p++ != ',')
-            return fail(h, H1_ERR_BAD, "invalid Content-Length");
+            return fail_at(h, H1_ERR_BAD, "invalid Content-Length", p - 1);
         while (p < end && IS_WS(*p))
             p++;
     }
@@ -624,7 +699,7 @@ transfer_encoding_field(struct head *h, struct ac_slice v)
         while (p < end && IS(*p, C_TCHAR))
             p++;
         if (p == t)
-            return fail(h, H1_ERR_BAD, "invalid Transfer-Encoding");
+            return fail_at(h, H1_ERR_BAD, "invalid Transfer-Encoding", p);
         coding = AC_SLICE(t, (size_t)(p - t));
         for (;;) {
             const char *q = p;
@@ -641,21 +716,21 @@ transfer_encoding_field(struct head *h, struct ac_slice v)
             for (t = p; p < end && IS(*p, C_TCHAR); p++)
                 ;
             if (p == t)
-                return fail(h, H1_ERR_BAD, "invalid Transfer-Encoding parameter");
+                return fail_at(h, H1_ERR_BAD, "invalid Transfer-Encoding parameter", v.p);
             while (p < end && IS_WS(*p))
                 p++;
             if (p == end || *p++ != '=')
-                return fail(h, H1_ERR_BAD, "invalid Transfer-Encoding parameter");
+                return fail_at(h, H1_ERR_BAD, "invalid Transfer-Encoding parameter", v.p);
             while (p < end && IS_WS(*p))
                 p++;
             if (p < end && *p == '"') {
                 if ((p = quoted_end(p, end)) == NULL)
-                    return fail(h, H1_ERR_BAD, "invalid Transfer-Encoding parameter");
+                    return fail_at(h, H1_ERR_BAD, "invalid Transfer-Encoding parameter", v.p);
             } else {
                 for (t = p; p < end && IS(*p, C_TCHAR); p++)
                     ;
                 if (p == t)
-                    return fail(h, H1_ERR_BAD, "invalid Transfer-Encoding parameter");
+                    return fail_at(h, H1_ERR_BAD, "invalid Transfer-Encoding parameter", v.p);
             }
         }
         chunked = NAME_IS(coding, "chunked");
@@ -669,7 +744,7 @@ transfer_encoding_field(struct head *h, struct ac_slice v)
         if (p == end)
             return 0;
         if (*p++ != ',')
-            return fail(h, H1_ERR_BAD, "invalid Transfer-Encoding");
+            return fail_at(h, H1_ERR_BAD, "invalid Transfer-Encoding", p - 1);
     }
 }
 
@@ -733,10 +808,10 @@ host_field(struct head *h, struct ac_slice v)
     long port;
 
     if (++h->nhost > 1)
-        return fail(h, H1_ERR_BAD, "several Host fields");
+        return fail_at(h, H1_ERR_BAD, "several Host fields", v.p);
     h->host = v;
     if (v.len > 0 && !authority_valid(v.p, v.len, false, &hl, &port))
-        return fail(h, H1_ERR_BAD, "invalid Host");
+        return fail_at(h, H1_ERR_BAD, "invalid Host", v.p);
     return 0;
 }
 
@@ -838,7 +913,7 @@ parse_fields(struct head *h, const char *p, const char *head_end)
 
         if (*p == '\r') {
             if (p[1] != '\n')
-                return fail(h, H1_ERR_BAD, "bare CR");
+                return fail_at(h, H1_ERR_BAD, "bare CR", p);
             AC_DEBUG_CHECK(p + 2 == head_end);
             (void)head_end;
             return 0;
@@ -847,26 +922,26 @@ parse_fields(struct head *h, const char *p, const char *head_end)
             p++;
         if (*p != ':') {
             if (p == n && IS_WS(*p))
-                return fail(h, H1_ERR_BAD, h->nhdrs == 0 ? "whitespace before first field"
-                                                         : "obs-fold");
+                return fail_at(h, H1_ERR_BAD, h->nhdrs == 0 ? "whitespace before first field"
+                                                            : "obs-fold", p);
             if (IS_WS(*p))
-                return fail(h, H1_ERR_BAD, "whitespace between field name and colon");
+                return fail_at(h, H1_ERR_BAD, "whitespace between field name and colon", p);
             if (*p == '\r' && p[1] != '\n')
-                return fail(h, H1_ERR_BAD, "bare CR");
-            return fail(h, H1_ERR_BAD, "invalid field name");
+                return fail_at(h, H1_ERR_BAD, "bare CR", p);
+            return fail_at(h, H1_ERR_BAD, "invalid field name", p);
         }
         if (p == n)
-            return fail(h, H1_ERR_BAD, "empty field name");
+            return fail_at(h, H1_ERR_BAD, "empty field name", p);
         ne = p++;
         while (IS_WS(*p))
             p++;
         v = p;
         p = value_scan(p, head_end);
         if (*p != '\r')
-            return fail(h, H1_ERR_BAD, *p == '\0' ? "NUL in field value"
-                                                  : "control character in field value");
+            return fail_at(h, H1_ERR_BAD, *p == '\0' ? "NUL in field value"
+                                                     : "control character in field value", p);
         if (p[1] != '\n')
-            return fail(h, H1_ERR_BAD, "bare CR");
+            return fail_at(h, H1_ERR_BAD, "bare CR", p);
         for (ve = p; ve > v && IS_WS(ve[-1]); ve--)
             ;
         if (h->nhdrs >= h->lim->max_headers)    /* pass 1 counted; belt and braces */
@@ -885,10 +960,13 @@ parse_fields(struct head *h, const char *p, const char *head_end)
  */
 
 static void
-head_init(struct head *h, const struct h1_limits *lim, struct h1_header *hdrs, bool is_request)
+head_init(struct head *h, const struct h1_limits *lim, const char *buf, struct h1_header *hdrs,
+          bool is_request)
 {
     memset(h, 0, sizeof(*h));
     h->lim = lim;
+    h->buf = buf;
+    h->at = SIZE_MAX;
     h->hdrs = hdrs;
     h->is_request = is_request;
 }
@@ -966,7 +1044,7 @@ h1_parse_request(const char *buf, size_t len, const struct h1_limits *lim,
     AC_NOTNULL(req);
     AC_NOTNULL(req->hdrs);
     AC_ASSERT(lim->max_headers > 0);
-    head_init(&h, lim, req->hdrs, true);
+    head_init(&h, lim, buf, req->hdrs, true);
     req->method = req->target = req->path = req->host = AC_SLICE(NULL, 0);
     req->minor = 0;
     req->flags = 0;
@@ -994,6 +1072,7 @@ h1_parse_request(const char *buf, size_t len, const struct h1_limits *lim,
     req->nhdrs = h.nhdrs;
     req->error = h.error;
     req->reason = h.reason;
+    req->err_off = r == AC_EPROTO ? h.at : SIZE_MAX;
     return r;
 }
 
@@ -1029,7 +1108,7 @@ parse_status_line(struct head *h, const char *p, const char *eol, struct h1_resp
     while (IS(*p, C_VALUE))     /* stops at the CR */
         p++;
     if (p != eol)
-        return fail(h, H1_ERR_BAD, "control character in reason phrase");
+        return fail_at(h, H1_ERR_BAD, "control character in reason phrase", p);
     return 0;
 }
 
@@ -1081,7 +1160,7 @@ h1_parse_response(const char *buf, size_t len, const struct h1_limits *lim,
     AC_NOTNULL(resp);
     AC_NOTNULL(resp->hdrs);
     AC_ASSERT(lim->max_headers > 0);
-    head_init(&h, lim, resp->hdrs, false);
+    head_init(&h, lim, buf, resp->hdrs, false);
     resp->status = 0;
     resp->reason_phrase = AC_SLICE(NULL, 0);
     resp->minor = 0;
@@ -1110,6 +1189,7 @@ h1_parse_response(const char *buf, size_t len, const struct h1_limits *lim,
     resp->nhdrs = h.nhdrs;
     resp->error = h.error;
     resp->reason = h.reason;
+    resp->err_off = r == AC_EPROTO ? h.at : SIZE_MAX;
     return r;
 }
 

@@ -25,6 +25,8 @@ struct h1_limits {
     size_t max_target;      /* bytes of the request-target (414) */
     size_t max_header_line; /* bytes of one field line (431) */
     unsigned max_headers;   /* number of field lines (431) */
+    bool strict_target;     /* -p uri_strict=on: RFC 3986 characters only in the
+                             * request-target; off: any byte above 0x20 but DEL */
 };
 
 /* How the body of a message is framed (RFC 9112 §6.3). */
@@ -75,6 +77,9 @@ struct h1_request {
     unsigned nhdrs;             /* filled in */
     enum h1_error error;        /* when the call returned AC_EPROTO */
     const char *reason;         /* static string saying why, for the log; NULL when fine */
+    size_t err_off;             /* AC_EPROTO: offset in buf of the byte that broke the
+                                 * rule (where a limit was crossed); SIZE_MAX when the
+                                 * rule names no byte (missing Host) or on success */
 };
 
 struct h1_response {
@@ -88,6 +93,7 @@ struct h1_response {
     unsigned nhdrs;
     enum h1_error error;
     const char *reason;
+    size_t err_off;             /* as in h1_request */
 };
 
 /*
@@ -103,7 +109,12 @@ struct h1_response {
  * start line or a field line; obs-fold; whitespace between field name and
  * colon; an empty or invalid field name; a method that is not a token; a
  * request-target that does not match origin-form, absolute-form (http/https),
- * authority-form (CONNECT only) or asterisk-form (OPTIONS only); an HTTP
+ * authority-form (CONNECT only) or asterisk-form (OPTIONS only), where the
+ * path and query of origin- and absolute-form may hold any byte above 0x20
+ * but DEL (the liberal grammar nginx and Varnish use: "[", "|", "{", "\",
+ * raw UTF-8, a "%" that starts no escape), or only RFC 3986 characters and
+ * valid pct-encoding with lim->strict_target; SP, HTAB, NUL and other
+ * control bytes in a target are always rejected; an HTTP
  * version that is not HTTP/1.x (505 for other majors); missing Host on
  * HTTP/1.1; several Host fields; an invalid Host (RFC 3986 authority); an
  * absolute-form target whose authority disagrees with Host; Content-Length
@@ -157,6 +168,19 @@ int h1_parse_request(const char *buf, size_t len, const struct h1_limits *lim,
  */
 int h1_parse_response(const char *buf, size_t len, const struct h1_limits *lim,
                       struct ac_slice req_method, struct h1_response *resp);
+
+/*
+ * The canonical form of a request-target's path and query for cache keys:
+ * every byte the strict grammar (lim->strict_target) refuses is written
+ * as %XX (upper-case hex), everything else as received, so "/a[b]" and
+ * "/a%5Bb%5D" (what a browser sends for the same link) name one object.
+ * A "%" that starts a valid escape is kept; one that does not becomes
+ * "%25".  Existing escapes are not decoded or re-cased (dot-segment and
+ * percent normalisation is a separate step).  out must have room for 3 * n
+ * bytes; returns the bytes written.  The result is itself a valid strict
+ * target (when p is a path), and canonicalising it again changes nothing.
+ */
+size_t h1_target_canon(const char *p, size_t n, char *out);
 
 /* Find a header by case-insensitive name; NULL if absent.  Returns the first. */
 const struct h1_header *h1_header_find(const struct h1_header *hdrs, unsigned n,

@@ -3,6 +3,8 @@
  */
 #include "http.h"
 
+#include <stdio.h>
+
 bool
 http_is_hop_by_hop(struct ac_slice n)
 {
@@ -255,4 +257,17 @@ http_delta_seconds(struct ac_slice s, int64_t *out)
     }
     *out = v > 2147483648LL ? 2147483648LL : v;
     return true;
+}
+
+void
+http_bad_request_body(char *buf, size_t len, const char *what, const char *reason, size_t off)
+{
+    size_t wl = strcspn(what, "\n");
+
+    if (reason == NULL)
+        snprintf(buf, len, "%.*s\n", (int)wl, what);
+    else if (off == SIZE_MAX)
+        snprintf(buf, len, "%.*s: %s\n", (int)wl, what, reason);
+    else
+        snprintf(buf, len, "%.*s: %s (byte %zu)\n", (int)wl, what, reason, off);
 }

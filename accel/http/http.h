@@ -17,6 +17,13 @@ bool http_conn_lists(const struct h1_header *hdrs, unsigned n, struct ac_slice n
 bool http_method_idempotent(struct ac_slice m);
 /* Standard reason phrase, or "Unknown". */
 const char *http_reason(int status);
+/* The body of the answer to a request head the parser refused, so a person
+ * with curl sees why: "Bad request: control character in request-target
+ * (byte 6)\n".  what: the generic text ("Bad request\n"); reason: the
+ * parser's rule or NULL; off: the byte (SIZE_MAX: none).  Into buf
+ * (NUL-terminated, truncated to len). */
+void http_bad_request_body(char *buf, size_t len, const char *what, const char *reason,
+                           size_t off);
 
 
 

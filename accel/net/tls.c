@@ -479,9 +479,20 @@ certset_build(const struct config *cfg, char *err, size_t errlen)
     set->certs = ac_xcalloc(cfg->ncerts, sizeof(*set->certs));
     for (unsigned i = 0; i < cfg->ncerts; i++) {
         struct tls_cert *c = &set->certs[i];
+        char ferr[128];
         cert_spec(cfg->certs[i], cert, sizeof(cert), key, sizeof(key));
         c->file = ac_xstrdup(cert);
         set->ncerts++;
+        /* A missing or unreadable file in the words of the system, not as
+         * OpenSSL's "error:0A080002:SSL routines::system lib". */
+        if (ac_file_readable(cert, ferr, sizeof(ferr)) != 0) {
+            snprintf(err, errlen, "-c %s: certificate %s: %s", cfg->certs[i], cert, ferr);
+            goto fail;
+        }
+        if (strcmp(key, cert) != 0 && ac_file_readable(key, ferr, sizeof(ferr)) != 0) {
+            snprintf(err, errlen, "-c %s: private key %s: %s", cfg->certs[i], key, ferr);
+            goto fail;
+        }
         c->ctx = server_ctx_new(cfg, err, errlen);
         if (c->ctx == NULL || ctx_load(c->ctx, cert, key, err, errlen) != 0)
             goto fail;
@@ -547,6 +558,19 @@ tls_server_init(const struct config *cfg, char *err, size_t errlen)
     tkey_make(&tls_keys[0]);
     tls_keys_born = wall_now();
     AC_ZERO(pthread_mutex_unlock(&tls_mtx));
+    return 0;
+}
+
+int
+tls_server_check(const struct config *cfg, char *err, size_t errlen)
+{
+    struct tls_certset *set;
+
+    if (cfg->ncerts == 0)
+        return 0;
+    if ((set = certset_build(cfg, err, errlen)) == NULL)
+        return -1;
+    certset_release(&set);
     return 0;
 }
 

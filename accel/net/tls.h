@@ -49,6 +49,8 @@ conn_is_tls(const struct conn *c)
  * certificate, a bad cipher list).  With no -c, does nothing and returns 0.
  */
 int tls_server_init(const struct config *cfg, char *err, size_t errlen);
+/* The same checks without installing anything (accel -C): 0 or -1 with err. */
+int tls_server_check(const struct config *cfg, char *err, size_t errlen);
 /* Re-read every certificate and key; on success new connections use them,
  * on failure (message in err) the running set stays.  0 or -1. */
 int tls_server_reload(char *err, size_t errlen);

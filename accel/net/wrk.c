@@ -262,7 +262,7 @@ wrk_create_all(const struct config *cfg, struct store *st, const struct cache_pa
         } else {
             alog_fd = open(cfg->access_log, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644);
             if (alog_fd < 0) {
-                snprintf(err, errlen, "access log %s: %s", cfg->access_log, strerror(errno));
+                snprintf(err, errlen, "-l %s: %s", cfg->access_log, strerror(errno));
                 free(ws);
                 return -1;
             }

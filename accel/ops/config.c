@@ -86,15 +86,15 @@ config_parse_addr(const char *spec, const char *default_host, struct config_addr
     if (p[0] == '[') {
         const char *rb = strchr(p, ']');
         if (rb == NULL)
-            return fail(err, errlen, "'%s': missing ']' in IPv6 address", spec);
+            return fail(err, errlen, "missing ']' in IPv6 address");
         hl = (size_t)(rb - p - 1);
         if (hl >= sizeof(host))
-            return fail(err, errlen, "'%s': address too long", spec);
+            return fail(err, errlen, "address too long");
         memcpy(host, p + 1, hl);
         host[hl] = '\0';
         colon = rb[1] == ':' ? rb + 1 : NULL;
         if (rb[1] != '\0' && colon == NULL)
-            return fail(err, errlen, "'%s': expected ':port' after ']'", spec);
+            return fail(err, errlen, "expected ':PORT' after ']'");
     } else {
         colon = strrchr(p, ':');
         if (colon == NULL) {
@@ -108,13 +108,13 @@ config_parse_addr(const char *spec, const char *default_host, struct config_addr
             } else {
                 hl = strlen(p);
                 if (hl >= sizeof(host))
-                    return fail(err, errlen, "'%s': host name too long", spec);
+                    return fail(err, errlen, "host name too long");
                 memcpy(host, p, hl + 1);
             }
         } else {
             hl = (size_t)(colon - p);
             if (hl >= sizeof(host))
-                return fail(err, errlen, "'%s': host name too long", spec);
+                return fail(err, errlen, "host name too long");
             memcpy(host, p, hl);
             host[hl] = '\0';
             if (hl == 0)
@@ -128,7 +128,7 @@ config_parse_addr(const char *spec, const char *default_host, struct config_addr
         errno = 0;
         v = strtol(ps, &end, 10);
         if (*ps == '\0' || *end != '\0' || errno || v < 0 || v > 65535)
-            return fail(err, errlen, "'%s': invalid port '%s'", spec, ps);
+            return fail(err, errlen, "invalid port '%s' (expected 0-65535)", ps);
         snprintf(port, sizeof(port), "%ld", v);
     } else {
         snprintf(port, sizeof(port), "80");
@@ -139,12 +139,55 @@ config_parse_addr(const char *spec, const char *default_host, struct config_addr
     hints.ai_flags = AI_NUMERICSERV | (host[0] == '\0' || strcmp(host, "*") == 0 ? AI_PASSIVE : 0);
     r = getaddrinfo(host[0] == '\0' || strcmp(host, "*") == 0 ? NULL : host, port, &hints, &res);
     if (r != 0 || res == NULL)
-        return fail(err, errlen, "'%s': cannot resolve '%s': %s", spec, host, gai_strerror(r));
+        return fail(err, errlen, "cannot resolve host '%s': %s", host,
+                    r == EAI_SYSTEM ? strerror(errno) : gai_strerror(r));
     memcpy(&out->ss, res->ai_addr, res->ai_addrlen);
     out->len = res->ai_addrlen;
     freeaddrinfo(res);
     out->spec = ac_xstrdup(spec);
     return 0;
+}
+
+/* config_parse_addr() for the argument of flag -X, the message naming
+ * both: "-b nonsense: cannot resolve host 'nonsense': Name or service not
+ * known". */
+static int
+addr_opt(char flag, const char *arg, const char *spec, const char *default_host,
+         struct config_addr *a, char *err, size_t errlen)
+{
+    char e[384];
+
+    if (config_parse_addr(spec, default_host, a, e, sizeof(e)) == 0)
+        return 0;
+    return fail(err, errlen, "-%c %s: %s", flag, arg, e);
+}
+
+/* A listen address must say its port: "-a 127.0.0.1" listening on :80 by
+ * surprise helps nobody.  ADDR:PORT, [V6]:PORT, :PORT or a bare PORT. */
+static bool
+has_port(const char *spec)
+{
+    const char *rb = spec[0] == '[' ? strchr(spec, ']') : NULL, *colon;
+    bool digits = *spec != '\0';
+
+    if (spec[0] == '[')
+        return rb != NULL && rb[1] == ':' && rb[2] != '\0';
+    if ((colon = strrchr(spec, ':')) != NULL)
+        return colon[1] != '\0';
+    for (const char *q = spec; *q; q++)
+        digits = digits && isdigit((unsigned char)*q);
+    return digits;
+}
+
+static int
+listen_opt(char flag, const char *arg, const char *spec, const char *default_host,
+           struct config_addr *a, char *err, size_t errlen)
+{
+    if (!has_port(spec))
+        return fail(err, errlen, "-%c %s: no port (expected ADDR:PORT, e.g. -%c %s:%s, or "
+                    "-%c :PORT for every address)", flag, arg, flag,
+                    spec[0] ? spec : "127.0.0.1", flag == 'T' ? "6082" : "8080", flag);
+    return addr_opt(flag, arg, spec, default_host, a, err, errlen);
 }
 
 /* -b HOST:PORT, or https://HOST[:PORT][/] for an origin spoken to over TLS
@@ -160,7 +203,7 @@ parse_origin(const char *arg, struct config_addr *a, char *err, size_t errlen)
     if (strncasecmp(arg, "http://", 7) == 0)
         arg += 7;
     if (strncasecmp(arg, "https://", 8) != 0)
-        return config_parse_addr(arg, "127.0.0.1", a, err, errlen);
+        return addr_opt('b', arg, arg, "127.0.0.1", a, err, errlen);
     rest = arg + 8;
     n = strcspn(rest, "/");
     if (n == 0 || n >= sizeof(name) || (rest[n] == '/' && rest[n + 1] != '\0'))
@@ -175,7 +218,7 @@ parse_origin(const char *arg, struct config_addr *a, char *err, size_t errlen)
     snprintf(name, sizeof(name), "%.*s", (int)(pc ? (size_t)(pc - spec) : n), spec);
     if (pc == NULL)
         snprintf(spec + n, sizeof(spec) - n, ":443");
-    if (config_parse_addr(spec, "127.0.0.1", a, err, errlen) != 0)
+    if (addr_opt('b', arg, spec, "127.0.0.1", a, err, errlen) != 0)
         return -1;
     if (name[0] == '[') {               /* [::1] -> ::1 for the certificate check */
         memmove(name, name + 1, strlen(name));
@@ -193,26 +236,34 @@ config_usage(FILE *f)
 {
     fprintf(f,
         "usage: accel [options]\n"
-        "  -a ADDR:PORT[,tls]  listen address (repeatable; default 127.0.0.1:8080)\n"
-        "  -b HOST:PORT        origin server (repeatable: round robin);\n"
+        "  -a ADDR:PORT[,tls]  listen address (repeatable; default 127.0.0.1:8080;\n"
+        "                      :PORT for every address; the port is required)\n"
+        "  -b HOST[:PORT]      origin server (repeatable: round robin; port 80 by default);\n"
         "                      https://HOST[:PORT] for TLS to the origin\n"
-        "  -f FILE             vcl-lite policy file\n"
-        "  -s SPEC             storage: mem=SIZE (default 256m), disk=PATH[,size=SIZE],\n"
-        "                      or none (no cache: a plain reverse proxy)\n"
-        "  -C                  compile-check the policy (-f), print its listing, exit 0/1\n"
+        "  -f FILE             vcl-lite policy file (backends come from it; not with -b)\n"
+        "  -s SPEC             storage: mem=SIZE (default 256m; also malloc,SIZE),\n"
+        "                      disk=PATH[,size=SIZE], or none (no cache: a plain reverse proxy)\n"
+        "  -C                  check everything start-up checks (policy, backends, CA files,\n"
+        "                      certificates, log files), print the policy listing, exit 0/1\n"
         "  -x builtin          print the built-in policy\n"
-        "  -x explain -f FILE 'GET /path' [-H 'Name: value']... [-R 'HTTP/1.1 200 OK'\n"
-        "                      [-B 'Name: value']...]  run the policy offline, print decisions\n"
+        "  -x explain [-f FILE] 'GET /path' [-H 'Name: value']... [-R 'HTTP/1.1 200 OK'\n"
+        "                      [-B 'Name: value']...]  run the policy (default: the built-in\n"
+        "                      one) offline, print its decisions\n"
         "  -w N                worker threads (default: number of CPUs)\n"
         "  -l FILE             access log file ('-' for stdout; default: none)\n"
+        "  -e FILE             error log file (default: stderr); SIGUSR1 reopens -e and -l\n"
+        "  -P FILE             write the pid to FILE (locked while accel runs)\n"
         "  -p NAME=VALUE       set a parameter (repeatable), see below\n"
         "  -c CERT[,KEY]       TLS certificate chain and key, PEM (repeatable: SNI picks;\n"
         "                      the first is the default); needed by -a ADDR:PORT,tls\n"
         "  -u USER             drop privileges to USER once listeners and keys are open\n"
-        "  -T ADDR:PORT        admin listener (purge, ban, bans, stats; JSON), e.g. 127.0.0.1:6082\n"
+        "  -T ADDR:PORT        admin listener (purge, ban, bans, stats, reload; JSON),\n"
+        "                      e.g. 127.0.0.1:6082\n"
         "  -S FILE             admin secret: clients send it in X-Admin-Secret\n"
-        "  -d                  debug logging\n"
+        "  -d                  debug logging (also: why each bad request was refused)\n"
         "  -h                  this help\n"
+        "signals: HUP reloads the policy and certificates, USR1 reopens the log files,\n"
+        "  TERM/INT drain and stop\n"
         "parameters (durations: 1.5, 500ms, 2s, 1m; sizes: 64k, 1m):\n"
         "  %-22s %-8s %s\n", "targeted_cache_control", "Accel-Cache-Control",
         "RFC 9213 field for accel (empty: none)");
@@ -231,9 +282,29 @@ config_usage(FILE *f)
     fprintf(f, "  %-22s %-10s %s\n", "cluster_name", "accel", "namespace of the cluster's Redis keys");
     fprintf(f, "  %-22s %-10s %s\n", "cluster_addr", "(first -a)",
             "HOST:PORT other members reach this node at");
-#define X(name, kind, def, help) fprintf(f, "  %-22s %-10.10g %s\n", #name, (double)(def), help);
+#define X(name, kind, def, help) \
+    if (CONFIG_##kind == CONFIG_BOOL) \
+        fprintf(f, "  %-22s %-10s %s\n", #name, (def) ? "on" : "off", help); \
+    else \
+        fprintf(f, "  %-22s %-10.10g %s\n", #name, (double)(def), help);
     CONFIG_PARAMS(X)
 #undef X
+}
+
+/* on/off (and the usual synonyms) -> 1/0; -1 for anything else. */
+static double
+parse_bool(const char *s)
+{
+    static const char *const yes[] = { "on", "true", "yes", "1" }, *const no[] = { "off", "false",
+                                                                               "no", "0" };
+
+    for (size_t i = 0; i < AC_ARRAY_LEN(yes); i++) {
+        if (strcasecmp(s, yes[i]) == 0)
+            return 1;
+        if (strcasecmp(s, no[i]) == 0)
+            return 0;
+    }
+    return -1;
 }
 
 static int
@@ -293,7 +364,8 @@ set_param(struct config *cfg, const char *arg, char *err, size_t errlen)
     if (nl == sizeof(#name) - 1 && memcmp(arg, #name, nl) == 0) { \
         enum config_kind k = CONFIG_##kind; \
         v = k == CONFIG_DUR ? config_parse_duration(eq + 1) \
-            : k == CONFIG_REAL ? strtod(eq + 1, NULL) : config_parse_size(eq + 1); \
+            : k == CONFIG_REAL ? strtod(eq + 1, NULL) \
+            : k == CONFIG_BOOL ? parse_bool(eq + 1) : config_parse_size(eq + 1); \
         if (v < 0 || (k == CONFIG_UINT && v != (double)(unsigned long)v)) \
             return fail(err, errlen, "-p %s: invalid value '%s'", #name, eq + 1); \
         cfg->p.name = v; \
@@ -385,7 +457,7 @@ config_parse(struct config *cfg, int argc, char **argv, char *err, size_t errlen
 #undef X
     optind = 1;
     opterr = 0;
-    while ((c = getopt(argc, argv, "+:a:b:c:f:s:Cw:l:p:dhx:T:S:u:")) != -1) {
+    while ((c = getopt(argc, argv, "+:a:b:c:e:f:s:Cw:l:p:dhx:T:S:u:P:")) != -1) {
         switch (c) {
         case 'a': {
             char spec[512];
@@ -402,7 +474,7 @@ config_parse(struct config *cfg, int argc, char **argv, char *err, size_t errlen
                 else
                     return fail(err, errlen, "-a '%s': unknown option '%s'", optarg, comma + 1);
             }
-            if (config_parse_addr(spec, "", &a, err, errlen) != 0)
+            if (listen_opt('a', optarg, spec, "", &a, err, errlen) != 0)
                 return -1;
             a.tls = tls;
             add_addr(&cfg->listen, &cfg->nlisten, &a);
@@ -448,6 +520,14 @@ config_parse(struct config *cfg, int argc, char **argv, char *err, size_t errlen
             free(cfg->access_log);
             cfg->access_log = ac_xstrdup(optarg);
             break;
+        case 'e':
+            free(cfg->error_log);
+            cfg->error_log = ac_xstrdup(optarg);
+            break;
+        case 'P':
+            free(cfg->pid_file);
+            cfg->pid_file = ac_xstrdup(optarg);
+            break;
         case 'p':
             if (set_param(cfg, optarg, err, errlen) != 0)
                 return -1;
@@ -459,16 +539,18 @@ config_parse(struct config *cfg, int argc, char **argv, char *err, size_t errlen
             config_usage(stdout);
             return 1;
         case 'T':
-            if (config_parse_addr(optarg, "127.0.0.1", &a, err, errlen) != 0)
+            if (listen_opt('T', optarg, optarg, "127.0.0.1", &a, err, errlen) != 0)
                 return -1;
             a.admin = true;
             add_addr(&cfg->listen, &cfg->nlisten, &a);
             break;
         case 'S': {
-            FILE *f = fopen(optarg, "r");
             char buf[256];
+            FILE *f;
             size_t n;
-            if (f == NULL)
+            if (ac_file_readable(optarg, buf, sizeof(buf)) != 0)
+                return fail(err, errlen, "-S %s: %s", optarg, buf);
+            if ((f = fopen(optarg, "r")) == NULL)
                 return fail(err, errlen, "-S %s: %s", optarg, strerror(errno));
             n = fread(buf, 1, sizeof(buf) - 1, f);
             fclose(f);
@@ -550,6 +632,8 @@ config_free(struct config *cfg)
     free(cfg->storage);
     free(cfg->vcl_file);
     free(cfg->access_log);
+    free(cfg->error_log);
+    free(cfg->pid_file);
     free(cfg->targeted_cc);
     free(cfg->disk_path);
     free(cfg->x_tool);

@@ -12,7 +12,8 @@
 #include <sys/socket.h>
 
 /* Tunable parameters (-p name=value).  X(name, kind, default, help)
- * kind: DUR (seconds, "500ms", "2s", "1m"), UINT, SIZE ("64k", "1m"), REAL. */
+ * kind: DUR (seconds, "500ms", "2s", "1m"), UINT, SIZE ("64k", "1m"), REAL,
+ * BOOL ("on"/"off", also true/false, yes/no, 1/0; stored as 1 or 0). */
 #define CONFIG_PARAMS(X) \
     X(timeout_idle, DUR, 60, "idle keep-alive client connection timeout") \
     X(timeout_req_head, DUR, 10, "deadline to receive a whole request head") \
@@ -26,6 +27,7 @@
     X(max_header_line, SIZE, 8192, "one header field line (431)") \
     X(max_headers, UINT, 100, "number of header fields (431)") \
     X(max_target, SIZE, 8192, "request-target length (414)") \
+    X(uri_strict, BOOL, 0, "on: only RFC 3986 characters in request-targets (400 for [ ] { } | ^ \\ \" raw UTF-8)") \
     X(drain_timeout, DUR, 10, "on SIGTERM, wait this long for requests in flight") \
     X(origin_idle_conns, UINT, 64, "idle origin connections kept per origin per worker") \
     X(origin_idle_timeout, DUR, 30, "idle origin connections are closed after this") \
@@ -64,7 +66,7 @@
     X(cluster_heartbeat, DUR, 1, "cluster: heartbeat interval (a member is gone after 3 missed)") \
     X(cluster_retention, DUR, 86400, "cluster: invalidations kept for absent members at most this long")
 
-enum config_kind { CONFIG_DUR, CONFIG_UINT, CONFIG_SIZE, CONFIG_REAL };
+enum config_kind { CONFIG_DUR, CONFIG_UINT, CONFIG_SIZE, CONFIG_REAL, CONFIG_BOOL };
 
 struct config_params {
 #define X(name, kind, def, help) double name;
@@ -91,6 +93,8 @@ struct config {
     unsigned nbackend;
     unsigned nworkers;
     char *access_log;                   /* NULL: none, "-": stdout */
+    char *error_log;                    /* -e FILE: NULL: stderr */
+    char *pid_file;                     /* -P FILE: NULL: none */
     char *vcl_file;                     /* -f */
     char **storage;                     /* -s specs, as given */
     unsigned nstorage;

@@ -19,6 +19,7 @@
 #include "tls.h"
 
 #include <errno.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <time.h>
@@ -71,6 +72,12 @@ pool_set_from_config(const struct config *cfg, char *err, size_t errlen)
             be->ssl = be->ssl_sni = be->ssl_verify_host = true;
             be->host = ac_xstrdup(cfg->backend[i].name);
             be->tls_name = be->host;
+            if (cfg->origin_ca_file != NULL &&
+                ac_file_readable(cfg->origin_ca_file, terr, sizeof(terr)) != 0) {
+                snprintf(err, errlen, "-p origin_ca_file=%s: %s", cfg->origin_ca_file, terr);
+                pool_set_release(&ps);
+                return NULL;
+            }
             be->tls_ctx = tls_client_ctx(cfg->origin_ca_file, true, terr, sizeof(terr));
             if (be->tls_ctx == NULL) {
                 snprintf(err, errlen, "-b %s: %s", cfg->backend[i].spec, terr);
@@ -158,6 +165,25 @@ probe_cfg(struct backend *be, const struct vcl_probe_decl *pd)
     atomic_store(&be->probe_ok, pc->initial >= pc->threshold);
 }
 
+/* An error about a backend declaration, at its place in the policy, as
+ * the compiler words its own: "site.vcl:3:13: error: backend web: ...". */
+static void __attribute__((format(printf, 5, 6)))
+decl_error(char *err, size_t errlen, const struct vcl_place *at, const char *name,
+           const char *fmt, ...)
+{
+    char what[384];
+    va_list ap;
+
+    va_start(ap, fmt);
+    vsnprintf(what, sizeof(what), fmt, ap);
+    va_end(ap);
+    if (at->file != NULL)
+        snprintf(err, errlen, "%s:%u:%u: error: backend %s: %s", at->file, at->line, at->col, name,
+                 what);
+    else
+        snprintf(err, errlen, "backend %s: %s", name, what);
+}
+
 struct pool_set *
 pool_set_from_program(const struct config *cfg, const struct vcl_program *p, char *err,
                       size_t errlen)
@@ -169,14 +195,14 @@ pool_set_from_program(const struct config *cfg, const struct vcl_program *p, cha
     for (size_t i = 0; i < nbe; i++) {
         const struct vcl_backend_decl *b = vcl_program_backend(p, i);
         struct backend *be = &ps->be[i];
-        char spec[512];
+        char spec[512], aerr[384];
         struct config_addr a;
 
         snprintf(be->vname, sizeof(be->vname), "%s", b->name);
         if (b->none || b->host == NULL) {
             if (b->path != NULL) {
-                snprintf(err, errlen, "backend %s: .path (unix sockets) is not supported yet",
-                         b->name);
+                decl_error(err, errlen, &b->path_at, b->name, ".path \"%s\": unix-socket "
+                           "backends are not supported yet (give .host and .port)", b->path);
                 goto fail;
             }
             be->none = true;
@@ -189,8 +215,9 @@ pool_set_from_program(const struct config *cfg, const struct vcl_program *p, cha
         else
             snprintf(spec, sizeof(spec), "%s:%s", b->host, port);
         memset(&a, 0, sizeof(a));
-        if (config_parse_addr(spec, "127.0.0.1", &a, err, errlen) != 0) {
+        if (config_parse_addr(spec, "127.0.0.1", &a, aerr, sizeof(aerr)) != 0) {
             free(a.spec);
+            decl_error(err, errlen, &b->host_at, b->name, "%s", aerr);
             goto fail;
         }
         memcpy(&be->ss, &a.ss, a.len);
@@ -205,9 +232,15 @@ pool_set_from_program(const struct config *cfg, const struct vcl_program *p, cha
             be->ssl_sni = b->ssl_sni;
             be->ssl_verify_host = b->ssl_verify_host;
             be->tls_name = be->host_header ? be->host_header : be->host;
+            if (b->ssl_ca_file != NULL && ac_file_readable(b->ssl_ca_file, terr, sizeof(terr)) != 0) {
+                decl_error(err, errlen, &b->ssl_ca_file_at, b->name, ".ssl_ca_file %s: %s",
+                           b->ssl_ca_file, terr);
+                goto fail;
+            }
             be->tls_ctx = tls_client_ctx(b->ssl_ca_file, b->ssl_verify_peer, terr, sizeof(terr));
             if (be->tls_ctx == NULL) {
-                snprintf(err, errlen, "backend %s: %s", b->name, terr);
+                decl_error(err, errlen, b->ssl_ca_file ? &b->ssl_ca_file_at : &b->at, b->name,
+                           "%s", terr);
                 goto fail;
             }
         }

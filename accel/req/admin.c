@@ -7,6 +7,7 @@
 #include "bans.h"
 #include "cluster.h"
 #include "pool.h"
+#include "reload.h"
 #include "req_int.h"
 
 #include <stdio.h>
@@ -64,16 +65,20 @@ json_str(struct ac_buf *b, struct ac_slice v)
     ac_buf_cat(b, "\"", 1);
 }
 
+enum step
+admin_answer_json(struct req *req, int status, const char *reason, const char *json, size_t len)
+{
+    req->resp_ops[0].name = AC_LIT("Content-Type");
+    req->resp_ops[0].value = AC_LIT("application/json");
+    req->n_resp_ops = 1;
+    return req_synth_ex(req, status, reason, json, len, false, true);
+}
+
 static enum step
 answer(struct req *req, int status, struct ac_buf *body)
 {
     ac_buf_cat(body, "\n", 1);
-    ac_buf_cat(body, "", 1);
-    req->n_resp_ops = 0;
-    req->resp_ops[0].name = AC_LIT("Content-Type");
-    req->resp_ops[0].value = AC_LIT("application/json");
-    req->n_resp_ops = 1;
-    return req_synth_ex(req, status, NULL, body->p, body->len - 1, false, true);
+    return admin_answer_json(req, status, NULL, body->p, body->len);
 }
 
 static int
@@ -109,6 +114,119 @@ secret_ok(const struct req *req)
     return diff == 0;
 }
 
+/* Does the client want text rather than JSON?  (Accept names text/plain
+ * and not application/json.) */
+static bool
+wants_text(const struct req *req)
+{
+    const struct h1_header *h = h1_header_find(req->hdrs, req->http.nhdrs, AC_LIT("Accept"));
+
+    if (h == NULL)
+        return false;
+    return h1_list_has_token(h->value, AC_LIT("text/plain")) &&
+           !h1_list_has_token(h->value, AC_LIT("application/json"));
+}
+
+/* Longest a POST /reload waits for the main thread (compile, DNS, the
+ * first probes of new backends): then 504 and the reload goes on. */
+#define RELOAD_WAIT_MAX 60.0
+
+/* The main thread has the result (reload_queue_serve(), any thread but
+ * ours): on the request's worker now. */
+static void
+on_reload_wake(struct wrk_wakeup *wu)
+{
+    struct req *req = AC_CONTAINER_OF(wu, struct req, admin_wake);
+
+    AC_CHECK_OBJ(req, REQ_MAGIC);
+    if (req->in_drive || req->state != R_ADMIN)
+        return;
+    req_drive(req);
+}
+
+/*
+ * POST /reload: the main thread compiles the policy and reads the
+ * certificates (reload.h); the request waits in R_ADMIN (for the wake-up
+ * that carries the result, or its own timer) and answers the result: 200
+ * {"status": "ok"}, or 422 {"status": "error", "message": "site.vcl:3:9:
+ * error: ..."} (the running policy stays), or 409 when there is nothing
+ * to reload.  Accept: text/plain gets the same as plain text.
+ */
+static enum step
+reload_begin(struct req *req)
+{
+    AC_ASSERT(req->reload == NULL);
+    req->admin_wake.fn = on_reload_wake;
+    req->reload = reload_req_submit(req->w, &req->admin_wake);
+    req_timer(req, RELOAD_WAIT_MAX);
+    req->state = R_ADMIN;
+    return STEP_WAIT;
+}
+
+static enum step
+reload_answer(struct req *req, int status, struct ac_slice msg)
+{
+    struct ac_buf *body = &req->tmpbuf;
+    int code = status == 0 ? 200 : status > 0 ? 409 : status == -2 ? 504 : 422;
+
+    ac_buf_reset(body);
+    if (wants_text(req)) {
+        if (status == 0)
+            ac_buf_catstr(body, "reloaded\n");
+        else
+            ac_buf_printf(body, "reload failed%s:\n" AC_SLICE_FMT "\n",
+                          status < 0 ? ", the running policy and certificates stay" : "",
+                          AC_SLICE_ARG(msg));
+        req->resp_ops[0].name = AC_LIT("Content-Type");
+        req->resp_ops[0].value = AC_LIT("text/plain; charset=utf-8");
+        req->n_resp_ops = 1;
+        return req_synth_ex(req, code, NULL, body->p, body->len, false, true);
+    }
+    if (status == 0) {
+        ac_buf_catstr(body, "{\"status\": \"ok\"}");
+    } else {
+        ac_buf_catstr(body, "{\"status\": \"error\", \"message\": ");
+        json_str(body, msg);
+        ac_buf_catstr(body, "}");
+    }
+    return answer(req, code, body);
+}
+
+enum step
+admin_wait_step(struct req *req)
+{
+    struct ac_buf msg;
+    int status;
+    enum step r;
+
+    AC_CHECK_OBJ(req, REQ_MAGIC);
+    if (req->reload == NULL)
+        return STEP_DONE;
+    ac_buf_init(&msg, 0, 0);
+    if (reload_req_result(&req->reload, &status, &msg)) {
+        ev_timer_stop(req->w->loop, &req->tmr);
+        r = reload_answer(req, status, ac_buf_slice(&msg));
+        ac_buf_free(&msg);
+        return r;
+    }
+    ac_buf_free(&msg);
+    if (req->timed_out) {
+        admin_req_end(req);
+        return reload_answer(req, -2, AC_LIT("the reload did not finish in time (it goes on; "
+                                             "the error log has the result)"));
+    }
+    return STEP_WAIT;               /* woken early: the result is not there yet */
+}
+
+void
+admin_req_end(struct req *req)
+{
+    if (req->reload == NULL)
+        return;
+    reload_req_abandon(&req->reload);
+    wrk_wake_cancel(req->w, &req->admin_wake);  /* a wake-up already queued for it */
+}
+
 enum step
 admin_request(struct req *req)
 {
@@ -126,6 +244,13 @@ admin_request(struct req *req)
     if (!secret_ok(req)) {
         ac_buf_catstr(body, "{\"error\": \"missing or wrong X-Admin-Secret\"}");
         return answer(req, 401, body);
+    }
+    if (ac_slice_eq(route, AC_LIT("/reload"))) {
+        if (!post) {
+            ac_buf_catstr(body, "{\"error\": \"POST /reload\"}");
+            return answer(req, 405, body);
+        }
+        return reload_begin(req);
     }
     if (get && ac_slice_eq(route, AC_LIT("/stats")) && req->w->store == NULL) {
         ac_buf_catstr(body, "{\"backends\": ");
@@ -260,7 +385,7 @@ admin_request(struct req *req)
         return answer(req, 200, body);
     }
     ac_buf_catstr(body, "{\"error\": \"unknown admin request\", \"routes\": [\"POST /purge\", "
-                        "\"POST /ban\", \"GET /bans\", \"GET /stats\", \"GET /cluster\", "
-                        "\"GET /cluster/owner?url=\"]}");
+                        "\"POST /ban\", \"GET /bans\", \"GET /stats\", \"POST /reload\", "
+                        "\"GET /cluster\", \"GET /cluster/owner?url=\"]}");
     return answer(req, 404, body);
 }

@@ -130,6 +130,7 @@ cache_synth_or_restart(struct req *req, enum vcl_action a, const struct vcl_resu
 {
     if (a == VCL_ACT_RESTART)
         return req_restart(req);
+    req->cache_state = "SYNTH";     /* the policy answered (access log) */
     if (a == VCL_ACT_SYNTH)
         return req_synth(req, (int)res->status,
                           res->reason.p ? pol_cstr(req, res->reason) : NULL, NULL, false);
@@ -925,7 +926,7 @@ freshen(struct req *req)
     memset(&mr, 0, sizeof(mr));
     mr.hdrs = mh;
     struct h1_limits lim = { req->tmpbuf.len + 1, 0, req->tmpbuf.len + 1,
-                             (unsigned)req->w->cfg->p.max_headers };
+                             (unsigned)req->w->cfg->p.max_headers, false };
     pr = h1_parse_response(req->tmpbuf.p, req->tmpbuf.len, &lim, AC_LIT("GET"), &mr);
     if (pr > 0)
         cache_decide(&req->http, &mr, req->req_time, req->resp_time, cp, &req->dec);

@@ -7,6 +7,7 @@
  */
 #include "req_int.h"
 
+#include "admin.h"
 #include "bans.h"
 #include "cluster.h"
 #include "http.h"
@@ -153,9 +154,10 @@ cache_ban_request(struct req *req)
     req->cache_state = "BAN";
     if (!is_loopback(&req->meta->peer))
         return req_synth(req, 405, "Not allowed", "BAN is allowed from loopback only\n", false);
-    if (h == NULL)
-        return req_synth(req, 400, NULL, "{\"error\": \"expected a Ban: header with the "
-                                        "expression\"}\n", false);
+    if (h == NULL) {
+        static const char no_ban[] = "{\"error\": \"expected a Ban: header with the expression\"}\n";
+        return admin_answer_json(req, 400, NULL, no_ban, sizeof(no_ban) - 1);
+    }
     ac_buf_reset(&req->tmpbuf);
     ac_buf_catstr(&req->tmpbuf, "{\"ban\": \"");
     struct ac_buf canon;
@@ -166,8 +168,7 @@ cache_ban_request(struct req *req)
         ac_buf_catstr(&req->tmpbuf, "{\"error\": \"");
         ac_buf_json_escape(&req->tmpbuf, AC_SLICE(err, strlen(err)));
         ac_buf_catstr(&req->tmpbuf, "\"}\n");
-        ac_buf_cat(&req->tmpbuf, "", 1);
-        return req_synth(req, 400, NULL, req->tmpbuf.p, false);
+        return admin_answer_json(req, 400, NULL, req->tmpbuf.p, req->tmpbuf.len);
     }
     ac_buf_json_escape(&req->tmpbuf, ac_buf_slice(&canon));
     ac_buf_free(&canon);
@@ -176,8 +177,7 @@ cache_ban_request(struct req *req)
         return peer_inval_answer(req, 200, "Banned", cluster_ticket_last());
     }
     ac_buf_catstr(&req->tmpbuf, "\"}\n");
-    ac_buf_cat(&req->tmpbuf, "", 1);
-    return req_synth(req, 200, "Banned", req->tmpbuf.p, false);
+    return admin_answer_json(req, 200, "Banned", req->tmpbuf.p, req->tmpbuf.len);
 }
 
 /* return (purge): drop every variant of the key, then vcl_purge. */

@@ -6,6 +6,7 @@
 #include "policy.h"
 
 #include "bans.h"
+#include "check.h"
 #include "http.h"
 #include "log.h"
 #include "pool.h"
@@ -38,7 +39,14 @@ policy_compile(const struct config *cfg, const char *path, FILE *diag)
     int r;
 
     vcl_options_from(cfg, &o);
-    r = vcl_compile_file(path, &o, &p, &d);
+    if (path == NULL) {
+        /* No -f: the built-in policy in front of the -b origins (-x explain). */
+        char *src = check_builtin_policy_text(cfg);
+        r = vcl_compile_string("<built-in policy>", src, strlen(src), &o, &p, &d);
+        free(src);
+    } else {
+        r = vcl_compile_file(path, &o, &p, &d);
+    }
     if (d != NULL && diag != NULL && vcl_diags_count(d) > 0)
         fputs(vcl_diags_text(d), diag);
     vcl_diags_free(&d);
@@ -48,27 +56,6 @@ policy_compile(const struct config *cfg, const char *path, FILE *diag)
         return NULL;
     }
     return p;
-}
-
-int
-policy_main_check(const struct config *cfg)
-{
-    struct vcl_program *p;
-    char *dump;
-
-    if (cfg->vcl_file == NULL) {
-        fprintf(stderr, "accel: -C needs a policy file (-f FILE)\n");
-        return 2;
-    }
-    p = policy_compile(cfg, cfg->vcl_file, stderr);
-    if (p == NULL)
-        return 1;
-    dump = vcl_program_dump(p);
-    if (dump != NULL)
-        fputs(dump, stdout);
-    free(dump);
-    vcl_program_release(&p);
-    return 0;
 }
 
 /* ------------------------------------------------------------ installing */
@@ -592,9 +579,16 @@ op_hash_data(void *priv, struct vcl_str str)
 {
     struct req *req = priv;
 
-    /* Each part ends with a separator, so ("ab","c") and ("a","bc") differ. */
-    ac_buf_cat(&req->key, str.p, str.len);
-    ac_buf_cat(&req->key, "\n", 1);
+    /* Each part ends with a separator, so ("ab","c") and ("a","bc") differ;
+     * parts are in canonical target form (h1_target_canon: "[" as "%5B",
+     * a newline as "%0A"), so req.url as a browser and as curl send it
+     * hash alike and no part can fake a separator. */
+    char *d = ac_buf_reserve(&req->key, 3 * str.len + 1);
+    if (d == NULL)
+        return -1;
+    size_t n = h1_target_canon(str.p, str.len, d);
+    d[n] = '\n';
+    ac_buf_commit(&req->key, n + 1);
     return ac_buf_error(&req->key) ? -1 : 0;
 }
 
@@ -862,10 +856,6 @@ policy_main_explain(const struct config *cfg, int argc, char **argv)
     struct vcl_result res;
     int rc = 0;
 
-    if (cfg->vcl_file == NULL) {
-        fprintf(stderr, "accel: -x explain needs a policy file (-f FILE)\n");
-        return 2;
-    }
     ac_buf_init(&raw, 256, 0);
     ac_buf_init(&rawresp, 256, 0);
     for (int i = 0; i < argc; i++) {
@@ -891,7 +881,7 @@ policy_main_explain(const struct config *cfg, int argc, char **argv)
         }
     }
     if (reqline == NULL) {
-        fprintf(stderr, "usage: accel -x explain -f FILE 'METHOD /path' [-H 'Name: value']... "
+        fprintf(stderr, "usage: accel -x explain [-f FILE] 'METHOD /path' [-H 'Name: value']... "
                         "[-R 'HTTP/1.1 200 OK' [-B 'Name: value']...]\n");
         return 2;
     }
@@ -914,7 +904,8 @@ policy_main_explain(const struct config *cfg, int argc, char **argv)
     struct sockaddr_in sin = { .sin_family = AF_INET };
     sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
     req_meta_init(&req->meta_own, (struct sockaddr *)&sin, sizeof(sin), NULL, false);
-    struct h1_limits lim = { 65536, 8192, 8192, (unsigned)cfg->p.max_headers };
+    struct h1_limits lim = { 65536, 8192, 8192, (unsigned)cfg->p.max_headers,
+                             cfg->p.uri_strict != 0 };
     if (h1_parse_request(raw.p, raw.len, &lim, &req->http) <= 0) {
         fprintf(stderr, "accel: explain: invalid request: %s\n",
                 req->http.reason ? req->http.reason : "?");

@@ -26,9 +26,10 @@ struct wrk;
  * diagnostics (warnings and errors, with line:col) to diag.  Returns the
  * program (one reference) or NULL. */
 struct vcl_program *policy_compile(const struct config *cfg, const char *path, FILE *diag);
+/* (path NULL: the built-in policy in front of the -b origins, as
+ * check_builtin_policy_text() writes it.) */
 
 /* Offline tools: return the process exit code. */
-int policy_main_check(const struct config *cfg);                 /* -C */
 int policy_main_explain(const struct config *cfg, int argc, char **argv); /* -x explain */
 
 /* Worker side: install p (takes a reference) as the program for new

@@ -32,6 +32,7 @@ static req_step_f *const steps[R__MAX] = {
     [R_TUNNEL] = req_tunnel_step,
     [R_SYNTH] = step_synth,
     [R_CLWAIT] = peer_wait_step,
+    [R_ADMIN] = admin_wait_step,
     [R_FINISH] = step_finish,
 };
 
@@ -107,6 +108,7 @@ req_alloc(struct wrk *w)
     req_meta_init(&req->meta_own, NULL, 0, NULL, false);
     fetch_init(&req->fetch, w);
     req->kind = CACHE_REQ_PASS;
+    req->bad_off = SIZE_MAX;
     return req;
 }
 
@@ -243,9 +245,11 @@ req_start(struct req *req)
 }
 
 void
-req_start_error(struct req *req, int status, const char *body)
+req_start_error(struct req *req, int status, const char *body, const char *why, size_t off)
 {
     AC_CHECK_OBJ(req, REQ_MAGIC);
+    req->bad_reason = why;
+    req->bad_off = off;
     /* Nothing of a refused request is trusted, not even its method. */
     memset(&req->http, 0, sizeof(req->http));
     req->http.hdrs = req->hdrs;
@@ -505,6 +509,8 @@ synth_build(struct req *req, int status, struct ac_slice rs, const char *body, s
     struct xp_head h;
     size_t flen;
 
+    if (req->cache_state == NULL)
+        req->cache_state = "SYNTH"; /* answered before any cache or origin step */
     req->status = status;
     ac_buf_reset(b);
     if (policy)
@@ -654,6 +660,8 @@ log_request(struct req *req)
         r.user_agent = h->value;
     r.upstream_status = req->upstream_status;
     r.cache = req->cache_state;
+    r.bad_reason = req->bad_reason;
+    r.bad_off = req->bad_off;
     log_access_add(&req->w->alog, &r);
 }
 
@@ -681,6 +689,7 @@ req_end(struct req *req, enum xp_end how)
     AC_CHECK_OBJ(req, REQ_MAGIC);
     if (!req->bg && !req->logged)
         log_request(req);
+    admin_req_end(req);             /* a POST /reload still waiting */
     cache_req_reset(req);
     pol_end(req);
     fetch_end(&req->fetch);
@@ -699,6 +708,8 @@ req_end(struct req *req, enum xp_end how)
     req->bytes_sent = 0;
     req->upstream_status = 0;
     req->cache_state = NULL;
+    req->bad_reason = NULL;
+    req->bad_off = SIZE_MAX;
     req->logged = false;
     req->out_wait = false;
     req->head_pending = false;

@@ -100,8 +100,11 @@ void req_start(struct req *req);
 /* A request the transport refused before it had a head (a bad head, a
  * head timeout, plain HTTP on a TLS port): answered with status and body,
  * logged, and the connection ends after it (close).  Instead of
- * req_start(). */
-void req_start_error(struct req *req, int status, const char *body);
+ * req_start().  why: the rule the head broke (a static string: the
+ * parser's h1_request.reason), off: the offending byte or SIZE_MAX; the
+ * access log's cache field then reads BAD:<why>[@<off>]. */
+void req_start_error(struct req *req, int status, const char *body, const char *why,
+                     size_t off);
 
 /* The transport can take more output (what it held after AC_AGAIN is out),
  * or has more body bytes, for this request: drive it again.  Never call

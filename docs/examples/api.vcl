@@ -5,6 +5,10 @@
 # pools are spread with a hash director on the URL, so each URL's misses go to
 # the same origin (their local caches stay warm).  A 5xx is retried once on
 # the other pool, then served stale from grace if there is a copy.
+#
+# The backends: 10.0.2.10 and 10.0.2.11, port 8000, stand for your two API
+# servers; set .host and .port to theirs (docs/vcl-lite.md, "backend") and
+# check with `accel -C -f api.vcl`.
 
 vcl 4.1;
 

@@ -6,6 +6,10 @@
 #   PURGE with "X-Magento-Tags-Pattern: cat_p_42"   (ban by tag, Magento style)
 #   PURGE with "xkey-purge: cat_p_42 cat_c_7"        (xkey, instant)
 # Customer-specific blocks are split with the X-Magento-Vary cookie.
+#
+# The backends: 10.0.1.11 and 10.0.1.12, port 80, stand for your web
+# servers; set .host and .port to theirs (docs/vcl-lite.md, "backend") and
+# check with `accel -C -f magento.vcl`.
 
 vcl 4.0;
 

@@ -3,14 +3,19 @@
 # Everything is public and versioned by URL, so objects live for a long time
 # and the cache key ignores cookies and tracking parameters.  Text is stored
 # compressed (gzip and brotli variants); images are stored as they come.
+#
+# The backend: as shipped, the asset server is 127.0.0.1:8081 (the port
+# `make run`'s demo origin uses) and is asked for the name
+# assets.example.com (.host_header); set .host, .port and .host_header to
+# yours (docs/vcl-lite.md, "backend") and check with `accel -C -f`.
 
 vcl 4.1;
 
 import std;
 
 backend assets {
-    .host = "assets.internal";
-    .port = "80";
+    .host = "127.0.0.1";
+    .port = "8081";
     .host_header = "assets.example.com";
     .connect_timeout = 1s;
     .first_byte_timeout = 15s;

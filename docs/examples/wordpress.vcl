@@ -4,6 +4,10 @@
 # comment posters and WooCommerce carts go to WordPress every time.  Tracking
 # cookies and query parameters are stripped so they don't split the cache.
 # Editors purge a page with `PURGE /path` from an allowed address.
+#
+# The backend: WordPress on 127.0.0.1:8081 as shipped (the port `make run`'s
+# demo origin uses, never accel's own 8080); set .host and .port to your
+# server (docs/vcl-lite.md, "backend") and check with `accel -C -f`.
 
 vcl 4.1;
 
@@ -11,7 +15,7 @@ import std;
 
 backend wordpress {
     .host = "127.0.0.1";
-    .port = "8080";
+    .port = "8081";
     .connect_timeout = 2s;
     .first_byte_timeout = 60s;
     .probe = {

@@ -8,9 +8,16 @@
  *   - every slice points inside the buffer (path may be the static "/");
  *   - a head that parses also parses alone (the bytes after it do not
  *     matter) and its prefix one byte short is AC_AGAIN;
- *   - tiny limits never crash either.
+ *   - tiny limits never crash either;
+ *   - err_off names a byte inside the input (or SIZE_MAX);
+ *   - the strict target grammar (-p uri_strict=on) only ever refuses more:
+ *     a head it takes, the liberal default takes the same way;
+ *   - the canonical form of an accepted origin-form target (cache keys,
+ *     h1_target_canon) is a target the strict grammar takes, and
+ *     canonicalising it again changes nothing.
  */
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -33,6 +40,7 @@ parse(const char *b, size_t n, const struct h1_limits *lim, struct h1_request *r
     FUZZ_ASSERT(r == AC_AGAIN || r == AC_EPROTO || (r > 0 && (size_t)r <= n));
     if (r == AC_EPROTO) {
         FUZZ_ASSERT(req->error != H1_ERR_NONE && req->reason != NULL);
+        FUZZ_ASSERT(req->err_off == SIZE_MAX || req->err_off <= n);
     } else {
         FUZZ_ASSERT(req->error == H1_ERR_NONE && req->reason == NULL);
     }
@@ -58,9 +66,10 @@ parse(const char *b, size_t n, const struct h1_limits *lim, struct h1_request *r
 int
 LLVMFuzzerTestOneInput(const uint8_t *d, size_t n)
 {
-    static const struct h1_limits lim = { 8192, 2048, 4096, 64 };
-    static const struct h1_limits tiny = { 40, 12, 16, 2 };
-    struct h1_header hdrs[64];
+    static const struct h1_limits lim = { 8192, 2048, 4096, 64, false };
+    static const struct h1_limits strict = { 8192, 2048, 4096, 64, true };
+    static const struct h1_limits tiny = { 40, 12, 16, 2, false };
+    struct h1_header hdrs[64], shdrs[64];
     struct h1_request req = { .hdrs = hdrs };
     char *b = malloc(n ? n : 1);
     int r;
@@ -73,11 +82,33 @@ LLVMFuzzerTestOneInput(const uint8_t *d, size_t n)
         uint64_t cl = req.content_length;
         unsigned flags = req.flags;
 
+        if (req.path.len > 0 && req.path.p[0] == '/' && req.path.len <= 600) {
+            char canon[1800], again2[5400], line[1900];
+            struct h1_header ch[2];
+            struct h1_request creq = { .hdrs = ch };
+            size_t cn = h1_target_canon(req.path.p, req.path.len, canon);
+            int ln;
+
+            FUZZ_ASSERT(cn >= req.path.len && cn <= 3 * req.path.len);
+            FUZZ_ASSERT(h1_target_canon(canon, cn, again2) == cn && memcmp(canon, again2, cn) == 0);
+            ln = snprintf(line, sizeof(line), "GET %.*s HTTP/1.1\r\nHost: a\r\n\r\n", (int)cn,
+                          canon);
+            FUZZ_ASSERT(h1_parse_request(line, (size_t)ln, &strict, &creq) == ln);
+        }
         memcpy(alone, b, (size_t)r);
         FUZZ_ASSERT(parse(alone, (size_t)r, &lim, &again) == r);
         FUZZ_ASSERT(again.flags == flags && again.content_length == cl);
         FUZZ_ASSERT(parse(alone, (size_t)r - 1, &lim, &again) == AC_AGAIN);
         free(alone);
+    }
+    {
+        struct h1_request sreq = { .hdrs = shdrs };
+        int sr = parse(b, n, &strict, &sreq);
+
+        if (sr > 0)
+            FUZZ_ASSERT(r == sr && req.flags == sreq.flags && req.body == sreq.body);
+        else if (sr == AC_AGAIN)
+            FUZZ_ASSERT(r == AC_AGAIN);
     }
     parse(b, n, &tiny, &req);
     free(b);

@@ -25,7 +25,7 @@ check_slice(struct ac_slice s, const char *b, size_t n)
 static int
 parse(const char *b, size_t n, struct ac_slice m, struct h1_response *resp)
 {
-    static const struct h1_limits lim = { 8192, 2048, 4096, 64 };
+    static const struct h1_limits lim = { 8192, 2048, 4096, 64, false };
     int r = h1_parse_response(b, n, &lim, m, resp);
 
     FUZZ_ASSERT(r == AC_AGAIN || r == AC_EPROTO || (r > 0 && (size_t)r <= n));

@@ -1,7 +1,8 @@
 /*
  * test_config.c -- the command line: TLS listeners and certificates (-a
- * ADDR:PORT,tls, -c, -u, the tls_* parameters), https:// origins (-b) and
- * option interplay.
+ * ADDR:PORT,tls, -c, -u, the tls_* parameters), https:// origins (-b),
+ * listen addresses that must name a port, messages that name the flag, -e,
+ * -P, boolean parameters, and option interplay.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -134,6 +135,75 @@ https_origins_keep_their_name_and_default_to_443(void **state)
     config_free(&cfg);
 }
 
+/* A listen address says its port; a bare number is a port. */
+static void
+listen_addresses_need_a_port(void **state)
+{
+    struct config cfg;
+    char err[256] = "";
+
+    (void)state;
+    static const char *const bad[] = { "127.0.0.1", "localhost", "[::1]", "[::1]:", "127.0.0.1:" };
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        assert_int_equal(PARSE(&cfg, err, "-a", (char *)bad[i], "-b", "127.0.0.1:9"), -1);
+        assert_non_null(strstr(err, "no port"));
+        assert_non_null(strstr(err, bad[i]));
+        config_free(&cfg);
+    }
+    assert_int_equal(PARSE(&cfg, err, "-T", "127.0.0.1", "-b", "127.0.0.1:9"), -1);
+    assert_non_null(strstr(err, "-T 127.0.0.1: no port"));
+    config_free(&cfg);
+    assert_int_equal(PARSE(&cfg, err, "-a", "8080", "-a", ":8081", "-a", "[::1]:8082", "-T",
+                           "6082", "-b", "127.0.0.1:9"), 0);
+    assert_int_equal(cfg.nlisten, 4);
+    assert_true(cfg.listen[3].admin);
+    config_free(&cfg);
+    /* -b keeps its default port: an origin on :80 is the common case */
+    assert_int_equal(PARSE(&cfg, err, "-b", "127.0.0.1"), 0);
+    config_free(&cfg);
+}
+
+static void
+address_errors_name_the_flag(void **state)
+{
+    struct config cfg;
+    char err[256] = "";
+
+    (void)state;
+    assert_int_equal(PARSE(&cfg, err, "-b", "127.0.0.1:70000"), -1);
+    assert_string_equal(err, "-b 127.0.0.1:70000: invalid port '70000' (expected 0-65535)");
+    config_free(&cfg);
+    assert_int_equal(PARSE(&cfg, err, "-b", "[::1:80"), -1);
+    assert_string_equal(err, "-b [::1:80: missing ']' in IPv6 address");
+    config_free(&cfg);
+}
+
+static void
+bool_parameters_and_log_files(void **state)
+{
+    struct config cfg;
+    char err[256] = "";
+
+    (void)state;
+    assert_int_equal(PARSE(&cfg, err, "-b", "127.0.0.1:9"), 0);
+    assert_true(cfg.p.uri_strict == 0);             /* liberal targets by default */
+    assert_null(cfg.error_log);
+    assert_null(cfg.pid_file);
+    config_free(&cfg);
+    assert_int_equal(PARSE(&cfg, err, "-b", "127.0.0.1:9", "-p", "uri_strict=on", "-e", "e.log",
+                           "-P", "a.pid"), 0);
+    assert_true(cfg.p.uri_strict == 1);
+    assert_string_equal(cfg.error_log, "e.log");
+    assert_string_equal(cfg.pid_file, "a.pid");
+    config_free(&cfg);
+    assert_int_equal(PARSE(&cfg, err, "-b", "127.0.0.1:9", "-p", "uri_strict=OFF"), 0);
+    assert_true(cfg.p.uri_strict == 0);
+    config_free(&cfg);
+    assert_int_equal(PARSE(&cfg, err, "-b", "127.0.0.1:9", "-p", "uri_strict=maybe"), -1);
+    assert_string_equal(err, "-p uri_strict: invalid value 'maybe'");
+    config_free(&cfg);
+}
+
 static void
 http2_parameters_are_checked(void **state)
 {
@@ -173,12 +243,15 @@ int
 main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(http2_parameters_are_checked),
         cmocka_unit_test(tls_listener_needs_a_certificate),
         cmocka_unit_test(tls_listener_and_certificates_are_kept_in_order),
         cmocka_unit_test(bad_tls_arguments_are_refused),
         cmocka_unit_test(explain_after_admin_secret_keeps_the_secret),
         cmocka_unit_test(https_origins_keep_their_name_and_default_to_443),
+        cmocka_unit_test(http2_parameters_are_checked),
+        cmocka_unit_test(listen_addresses_need_a_port),
+        cmocka_unit_test(address_errors_name_the_flag),
+        cmocka_unit_test(bool_parameters_and_log_files),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);

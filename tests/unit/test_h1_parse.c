@@ -62,6 +62,11 @@ static const struct h1_limits LIM = {
     .max_head = 8192, .max_target = 2048, .max_header_line = 4096, .max_headers = 64,
 };
 static struct h1_header hdrs[64];
+/* -p uri_strict=on: the RFC 3986 grammar for request-targets */
+static const struct h1_limits STRICT = {
+    .max_head = 8192, .max_target = 2048, .max_header_line = 4096, .max_headers = 64,
+    .strict_target = true,
+};
 
 #define S(lit) (lit), (sizeof(lit) - 1)
 
@@ -145,6 +150,133 @@ get_origin_form_is_split_into_slices(void **state)
     assert_slice(req.hdrs[1].name, "User-Agent");
     assert_slice(req.hdrs[1].value, "t/1");
     assert_slice(req.hdrs[2].value, "*/*");
+}
+
+/* What browsers, PHP frameworks and shell users send, which RFC 3986 does
+ * not allow raw but nginx and Varnish take (RFC 9112 §3.2 lets a recipient
+ * be lenient): accepted as received by default, refused with uri_strict. */
+static void
+liberal_targets_are_taken_as_received(void **state)
+{
+    static const char *const targets[] = {
+        "/catalog?filter[color]=red&filter[size][]=m",      /* PHP / Magento */
+        "/a|b^c", "/q?json={\"a\":1}", "/win\\path", "/x?y=`z`", "/<tag>",
+        "/caf\xc3\xa9?q=\xe2\x82\xac", "/q?p=100%", "/q?p=%zz&r=%4", "/page#frag",
+        "/?a=b?c=[d]", "/%",
+    };
+    char buf[256];
+    struct h1_request req;
+
+    (void)state;
+    for (size_t i = 0; i < AC_ARRAY_LEN(targets); i++) {
+        int n = snprintf(buf, sizeof(buf), "GET %s HTTP/1.1\r\nHost: a\r\n\r\n", targets[i]);
+
+        req_ok(buf, (size_t)n, &req);
+        assert_slice(req.target, targets[i]);
+        assert_slice(req.path, targets[i]);
+        req.hdrs = hdrs;
+        if (h1_parse_request(at_end(buf, (size_t)n), (size_t)n, &STRICT, &req) != AC_EPROTO)
+            fail_msg("uri_strict took %s", targets[i]);
+        /* absolute-form too */
+        n = snprintf(buf, sizeof(buf), "GET http://a%s HTTP/1.1\r\nHost: a\r\n\r\n",
+                     targets[i]);
+        req_ok(buf, (size_t)n, &req);
+        assert_slice(req.path, targets[i]);
+    }
+}
+
+/* RFC 3986 characters of a path or query (pchar, "/", "?"), without "%":
+ * an oracle written apart from the parser's table. */
+static bool
+rfc3986_target_byte(unsigned c)
+{
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+           (c != 0 && strchr("-._~!$&'()*+,;=:@/?", (int)c) != NULL);
+}
+
+/* Every byte at every position of a target long enough to cross the
+ * vector boundaries, under both grammars. */
+static void
+every_target_byte_at_every_position(void **state)
+{
+    char buf[128];
+    struct h1_request req = { .hdrs = hdrs };
+    const size_t pre = 5, tlen = 40;    /* "GET /" */
+    static const char tail[] = " HTTP/1.1\r\nHost: a\r\n\r\n";
+
+    (void)state;
+    for (unsigned c = 0; c < 256; c++) {
+        bool liberal_ok = c > 0x20 && c != 0x7f;
+        bool strict_ok = rfc3986_target_byte(c);
+
+        if (c == '%')
+            continue;           /* escapes: the reject table and the liberal list */
+        for (size_t i = 0; i < tlen; i++) {
+            size_t n;
+            int rc;
+
+            memcpy(buf, "GET /", pre);
+            memset(buf + pre, 'p', tlen);
+            buf[pre + i] = (char)c;
+            memcpy(buf + pre + tlen, tail, sizeof(tail) - 1);
+            n = pre + tlen + sizeof(tail) - 1;
+            rc = h1_parse_request(at_end(buf, n), n, &LIM, &req);
+            if (liberal_ok != (rc == (int)n))
+                fail_msg("liberal: byte %#x at %zu: %d (%s)", c, i, rc,
+                         req.reason ? req.reason : "-");
+            if (rc == AC_EPROTO && c != '\n' && req.err_off != pre + i)
+                fail_msg("liberal: byte %#x at %zu: err_off %zu", c, i, req.err_off);
+            rc = h1_parse_request(at_end(buf, n), n, &STRICT, &req);
+            if (strict_ok != (rc == (int)n))
+                fail_msg("strict: byte %#x at %zu: %d (%s)", c, i, rc,
+                         req.reason ? req.reason : "-");
+        }
+    }
+}
+
+/* The cache key's form of a target: what strict refuses, percent-encoded. */
+static void
+canonical_target_encodes_what_strict_refuses(void **state)
+{
+    static const struct { const char *in, *out; } cases[] = {
+        { "/catalog?filter[color]=red", "/catalog?filter%5Bcolor%5D=red" },
+        { "/catalog?filter%5Bcolor%5D=red", "/catalog?filter%5Bcolor%5D=red" },
+        { "/a|b^c{d}\\e\"f`g<h>", "/a%7Cb%5Ec%7Bd%7D%5Ce%22f%60g%3Ch%3E" },
+        { "/caf\xc3\xa9", "/caf%C3%A9" },
+        { "/q?p=100%", "/q?p=100%25" },
+        { "/q?p=%zz&r=%4", "/q?p=%25zz&r=%254" },
+        { "/a%2fb%2F", "/a%2fb%2F" },           /* escapes kept as sent */
+        { "/page#frag", "/page%23frag" },
+        { "/plain/path?a=b&c=d;e=f:g@h!$'()*+,~", "/plain/path?a=b&c=d;e=f:g@h!$'()*+,~" },
+        { "a\nb", "a%0Ab" },                     /* hash_data: no fake separators */
+        { "", "" },
+    };
+    char out[256], again[768];
+    struct h1_request req = { .hdrs = hdrs };
+
+    (void)state;
+    for (size_t i = 0; i < AC_ARRAY_LEN(cases); i++) {
+        size_t n = h1_target_canon(cases[i].in, strlen(cases[i].in), out);
+
+        if (n != strlen(cases[i].out) || memcmp(out, cases[i].out, n) != 0)
+            fail_msg("canon(%s) = %.*s, want %s", cases[i].in, (int)n, out, cases[i].out);
+        assert_int_equal(h1_target_canon(out, n, again), n);    /* idempotent */
+        assert_memory_equal(again, out, n);
+        if (cases[i].in[0] == '/') {                /* and a valid strict target */
+            char buf[512];
+            int l = snprintf(buf, sizeof(buf), "GET %.*s HTTP/1.1\r\nHost: a\r\n\r\n", (int)n,
+                             out);
+            assert_int_equal(h1_parse_request(at_end(buf, (size_t)l), (size_t)l, &STRICT, &req), l);
+        }
+    }
+    /* every byte: 3 bytes out at most, and strict-valid bytes unchanged */
+    for (unsigned c = 0; c < 256; c++) {
+        char in = (char)c;
+        size_t n = h1_target_canon(&in, 1, out);
+
+        assert_true(n == 1 || n == 3);
+        assert_true((n == 1) == rfc3986_target_byte(c));
+    }
 }
 
 static void
@@ -408,15 +540,20 @@ list_and_find_helpers(void **state)
  * Rejected requests: one cmocka test each, built from this table.
  */
 
+enum rej_limits { R_LIM, R_SMALL, R_STRICT, R_BOTH };
 struct reject {
     const char *name;
     const char *in;
     size_t len;
     enum h1_error err;
-    bool small_limits;
+    enum rej_limits limits;     /* R_BOTH: liberal (LIM) and strict (STRICT) alike */
+    long off;                   /* err_off wanted; -1: not checked */
 };
-#define REJ(n, s, e) { n, s, sizeof(s) - 1, e, false }
-#define REJ_SMALL(n, s, e) { n, s, sizeof(s) - 1, e, true }
+#define REJ(n, s, e) { n, s, sizeof(s) - 1, e, R_BOTH, -1 }
+#define REJ_AT(n, s, e, o) { n, s, sizeof(s) - 1, e, R_BOTH, o }
+#define REJ_SMALL(n, s, e) { n, s, sizeof(s) - 1, e, R_SMALL, -1 }
+/* rejected by the RFC 3986 grammar of -p uri_strict=on only */
+#define REJ_STRICT(n, s, e) { n, s, sizeof(s) - 1, e, R_STRICT, -1 }
 #define H11 " HTTP/1.1\r\nHost: a\r\n"
 
 static const struct reject rejects[] = {
@@ -430,10 +567,19 @@ static const struct reject rejects[] = {
     REJ("bare CR as line end", "GET /" H11 "X: a\r\r\n\r\n", H1_ERR_BAD),
     REJ("bare CR starting a line", "GET /" H11 "\rX: a\r\n\r\n", H1_ERR_BAD),
     REJ("NUL in field value", "GET /" H11 "X: a\0b\r\n\r\n", H1_ERR_BAD),
-    REJ("CTL in field value", "GET /" H11 "X: a\x01\r\n\r\n", H1_ERR_BAD),
+    REJ_AT("CTL in field value", "GET /" H11 "X: a\x01\r\n\r\n", H1_ERR_BAD, 29),
     REJ("DEL in field value", "GET /" H11 "X: a\x7f\r\n\r\n", H1_ERR_BAD),
     REJ("ESC in field value", "GET /" H11 "X: \x1b[0m\r\n\r\n", H1_ERR_BAD),
-    REJ("NUL in target", "GET /a\0b HTTP/1.1\r\nHost: a\r\n\r\n", H1_ERR_BAD),
+    REJ_AT("NUL in target", "GET /a\0b HTTP/1.1\r\nHost: a\r\n\r\n", H1_ERR_BAD, 6),
+    REJ_AT("CTL in target", "GET /a\x01b" H11 "\r\n", H1_ERR_BAD, 6),
+    REJ_AT("ESC in target", "GET /?q=\x1b[0m" H11 "\r\n", H1_ERR_BAD, 8),
+    REJ_AT("DEL in target", "GET /a\x7f" H11 "\r\n", H1_ERR_BAD, 6),
+    REJ_AT("tab in target", "GET /a\tb" H11 "\r\n", H1_ERR_BAD, 6),
+    REJ_AT("CTL in absolute-form path", "GET http://a/\x1f" H11 "\r\n", H1_ERR_BAD, 13),
+    REJ_AT("bare CR in target", "GET /a\rb" H11 "\r\n", H1_ERR_BAD, 6),
+    REJ_STRICT("bracket in target", "GET /?a[b]=c" H11 "\r\n", H1_ERR_BAD),
+    REJ_STRICT("pipe in target", "GET /a|b" H11 "\r\n", H1_ERR_BAD),
+    REJ_STRICT("backslash in target", "GET /a\\b" H11 "\r\n", H1_ERR_BAD),
     REJ("CTL in method", "G\x01T / HTTP/1.1\r\nHost: a\r\n\r\n", H1_ERR_BAD),
     REJ("obs-fold", "GET /" H11 "X: a\r\n  b\r\n\r\n", H1_ERR_BAD),
     REJ("obs-fold with tab", "GET /" H11 "X: a\r\n\tb\r\n\r\n", H1_ERR_BAD),
@@ -445,25 +591,25 @@ static const struct reject rejects[] = {
     REJ("field name not a token", "GET /" H11 "X(y): a\r\n\r\n", H1_ERR_BAD),
     REJ("bare CR in field name", "GET /" H11 "X\rY: a\r\n\r\n", H1_ERR_BAD),
     REJ("field name with obs-text", "GET /" H11 "X\x80: a\r\n\r\n", H1_ERR_BAD),
-    REJ("method not a token", "G@T / HTTP/1.1\r\nHost: a\r\n\r\n", H1_ERR_BAD),
+    REJ_AT("method not a token", "G@T / HTTP/1.1\r\nHost: a\r\n\r\n", H1_ERR_BAD, 1),
     REJ("empty method", " / HTTP/1.1\r\nHost: a\r\n\r\n", H1_ERR_BAD),
     REJ("two spaces after method", "GET  / HTTP/1.1\r\nHost: a\r\n\r\n", H1_ERR_BAD),
     REJ("two spaces before version", "GET /  HTTP/1.1\r\nHost: a\r\n\r\n", H1_ERR_BAD),
     REJ("tab as separator", "GET\t/ HTTP/1.1\r\nHost: a\r\n\r\n", H1_ERR_BAD),
-    REJ("space in target", "GET /a b HTTP/1.1\r\nHost: a\r\n\r\n", H1_ERR_BAD),
-    REJ("quote in target", "GET /a\"b" H11 "\r\n", H1_ERR_BAD),
-    REJ("fragment in target", "GET /a#f" H11 "\r\n", H1_ERR_BAD),
-    REJ("brace in target", "GET /a{b}" H11 "\r\n", H1_ERR_BAD),
-    REJ("obs-text in target", "GET /caf\xc3\xa9" H11 "\r\n", H1_ERR_BAD),
-    REJ("bad percent escape", "GET /%zz" H11 "\r\n", H1_ERR_BAD),
-    REJ("truncated percent escape", "GET /%4" H11 "\r\n", H1_ERR_BAD),
+    REJ_AT("space in target", "GET /a b HTTP/1.1\r\nHost: a\r\n\r\n", H1_ERR_BAD, 6),
+    REJ_STRICT("quote in target", "GET /a\"b" H11 "\r\n", H1_ERR_BAD),
+    REJ_STRICT("fragment in target", "GET /a#f" H11 "\r\n", H1_ERR_BAD),
+    REJ_STRICT("brace in target", "GET /a{b}" H11 "\r\n", H1_ERR_BAD),
+    REJ_STRICT("obs-text in target", "GET /caf\xc3\xa9" H11 "\r\n", H1_ERR_BAD),
+    REJ_STRICT("bad percent escape", "GET /%zz" H11 "\r\n", H1_ERR_BAD),
+    REJ_STRICT("truncated percent escape", "GET /%4" H11 "\r\n", H1_ERR_BAD),
     REJ("relative target", "GET a/b" H11 "\r\n", H1_ERR_BAD),
     REJ("absolute-form ftp", "GET ftp://a/" H11 "\r\n", H1_ERR_BAD),
     REJ("absolute-form userinfo", "GET http://u@a/" H11 "\r\n", H1_ERR_BAD),
     REJ("absolute-form empty host", "GET http:///a" H11 "\r\n", H1_ERR_BAD),
     REJ("absolute-form query no path", "GET http://a?x" H11 "\r\n", H1_ERR_BAD),
     REJ("absolute-form bad path", "GET http://a/ b" H11 "\r\n", H1_ERR_BAD),
-    REJ("absolute-form bad path char", "GET http://a/{}" H11 "\r\n", H1_ERR_BAD),
+    REJ_STRICT("absolute-form bad path char", "GET http://a/{}" H11 "\r\n", H1_ERR_BAD),
     REJ("Host disagrees with absolute-form",
         "GET http://b/ HTTP/1.1\r\nHost: a\r\n\r\n", H1_ERR_BAD),
     REJ("Host port disagrees with absolute-form",
@@ -591,10 +737,8 @@ static const struct h1_limits SMALL = {
 };
 
 static void
-rejected_request(void **state)
+rejected_with(const struct reject *c, const struct h1_limits *lim)
 {
-    const struct reject *c = *state;
-    const struct h1_limits *lim = c->small_limits ? &SMALL : &LIM;
     struct h1_request req;
     int rc;
 
@@ -604,6 +748,35 @@ rejected_request(void **state)
     if (req.error != c->err)
         fail_msg("%s: error %d (%s), want %d", c->name, req.error, req.reason, c->err);
     assert_non_null(req.reason);
+    if (c->off >= 0 && req.err_off != (size_t)c->off)
+        fail_msg("%s: err_off %zu, want %ld (%s)", c->name, req.err_off, c->off, req.reason);
+    if (req.err_off != SIZE_MAX && req.err_off > c->len)
+        fail_msg("%s: err_off %zu past the input", c->name, req.err_off);
+}
+
+static void
+rejected_request(void **state)
+{
+    const struct reject *c = *state;
+    struct h1_request req;
+
+    switch (c->limits) {
+    case R_SMALL:
+        rejected_with(c, &SMALL);
+        break;
+    case R_LIM:
+        rejected_with(c, &LIM);
+        break;
+    case R_BOTH:
+        rejected_with(c, &LIM);
+        rejected_with(c, &STRICT);
+        break;
+    case R_STRICT:
+        rejected_with(c, &STRICT);
+        /* the liberal grammar (the default) takes it */
+        req_ok(c->in, c->len, &req);
+        break;
+    }
 }
 
 /* Limits hit while the head is still incomplete are reported at once. */
@@ -1032,6 +1205,9 @@ main(void)
 {
     static const struct CMUnitTest fixed[] = {
         cmocka_unit_test(get_origin_form_is_split_into_slices),
+        cmocka_unit_test(liberal_targets_are_taken_as_received),
+        cmocka_unit_test(every_target_byte_at_every_position),
+        cmocka_unit_test(canonical_target_encodes_what_strict_refuses),
         cmocka_unit_test(absolute_form_gives_path_and_authority),
         cmocka_unit_test(options_asterisk_form),
         cmocka_unit_test(connect_authority_form),

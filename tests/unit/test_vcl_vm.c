@@ -887,6 +887,8 @@ migration_mode_stubs_unknown_vmods(void **state)
     assert_int_equal(vcl_compile_string("m.vcl", src, strlen(src), NULL, &p, &d), VCL_ECOMPILE);
     assert_non_null(
         strstr(vcl_diags_text(d), "m.vcl:3:8: error: vmod 'geoip2' is not provided by accel"));
+    /* the message lists every vmod accel has, tls included */
+    assert_non_null(strstr(vcl_diags_text(d), "(known: std, directors, xkey, cookie, var, tls;"));
     vcl_diags_free(&d);
     vcl_options_init(&opt);
     opt.unknown_vmods_stub = true;

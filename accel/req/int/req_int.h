@@ -3,7 +3,7 @@
  * shared by the files of req/ (req.c: driver, receive, synthetic answers,
  * end; req_fetch.c: the origin steps and the pass relay; cache_sess.c: the
  * caching states; cache_gz.c, inval.c, policy.c) and the admin listener's
- * requests (ops/admin.c).  Transports use req.h only.
+ * requests (admin.c).  Transports use req.h only.
  *
  * Callbacks (origin socket, timers, store waiters, req_resume()) only
  * record what happened and call req_drive(), so every transition is in one
@@ -29,6 +29,8 @@
 
 #include <sys/uio.h>
 
+struct reload_req;                  /* reload.h: a POST /reload waiting for the main thread */
+
 #define REQ_STATES(X) \
     X(R_RECV)       /* a request head is given: decide what to do */ \
     X(R_LOOKUP)     /* cache lookup (cache_sess.c) */ \
@@ -43,6 +45,7 @@
     X(R_TUNNEL)     /* the transport relays bytes both ways (Upgrade, pipe) */ \
     X(R_SYNTH)      /* writing a response accel made itself */ \
     X(R_CLWAIT)     /* a purge answer waits for the cluster's members (peer.c) */ \
+    X(R_ADMIN)      /* an admin request waiting for the main thread (admin.c) */ \
     X(R_FINISH)     /* done: log, release, tell the transport */
 
 enum req_state {
@@ -82,7 +85,9 @@ struct req {
     int status;                     /* status sent to the client */
     uint64_t bytes_sent;            /* body bytes sent */
     int upstream_status;
-    const char *cache_state;        /* for the log: "PASS", "MISS", ... */
+    const char *cache_state;        /* for the log: "PASS", "MISS", "SYNTH", ... */
+    const char *bad_reason;         /* refused by the parser: the rule, for the log */
+    size_t bad_off;                 /* ... and the offending byte (SIZE_MAX: none) */
     bool logged;                    /* the access-log line of this request is written */
 
     /* output (xport) */
@@ -176,6 +181,11 @@ struct req {
     int cl_status;
     const char *cl_reason;
     bool cl_owner_behind;           /* a peer's answer: the owner had applied less than us */
+
+    /* admin requests (admin.c): POST /reload waiting in R_ADMIN for the
+     * main thread, which wakes it through admin_wake (reload.h) */
+    struct reload_req *reload;
+    struct wrk_wakeup admin_wake;
 };
 
 /* ------------------------------------------------------------ req.c */
