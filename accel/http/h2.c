@@ -78,6 +78,11 @@ struct h2_stream {
     bool closed;                    /* closed on the wire */
     uint32_t close_code;
     bool body_end;                  /* END_STREAM received */
+    bool head_end;                  /* END_STREAM was on the HEADERS: no body.
+                                     * Kept apart from body_end: the head is
+                                     * built when its event is delivered, and
+                                     * a DATA frame with END_STREAM read in
+                                     * the same packet may have come by then */
     bool responded;                 /* a final response head was submitted */
     bool has_body;                  /* ... with a body */
     bool complete;                  /* the whole response is handed to the library */
@@ -590,6 +595,7 @@ on_frame_recv(nghttp2_session *ng, const nghttp2_frame *frame, void *ud)
         if (!st->head_done) {
             st->head_done = true;
             st->body_end = end;
+            st->head_end = end;
             queue(st, EV_REQUEST);
         } else if (end) {
             st->body_end = true;    /* trailers end the body; they are dropped */
@@ -866,7 +872,7 @@ build_request(struct h2_stream *st)
                                             AC_SLICE(st->hb.p + cookie_off, cookie_len) };
     r->hdrs = st->hdrs;
     r->nhdrs = j;
-    if (st->body_end) {
+    if (st->head_end) {
         r->body = H1_BODY_NONE;
     } else if (cl_i >= 0) {
         if (!parse_u64(fld_value(st, (unsigned)cl_i), &r->content_length)) {

@@ -657,6 +657,46 @@ request_body_is_flow_controlled(void **state)
     assert_int_equal(total, 300000);
 }
 
+/* HEADERS and a short DATA with END_STREAM in one read: the head is built
+ * when its event is delivered, after the DATA frame was seen, and must
+ * still say that a body follows (it once said "no body", and the origin
+ * got a POST without its body). */
+static void
+short_body_in_the_same_read_as_the_head(void **state)
+{
+    struct world *w = *state;
+    size_t left = 5;
+    nghttp2_data_provider prd = { .source.ptr = &left, .read_callback = body_read };
+    nghttp2_nv nva[] = { NV(":method", "POST"), NV(":scheme", "https"),
+                         NV(":authority", "example.com"), NV(":path", "/up"),
+                         NV("content-length", "5") };
+    struct ac_slice b;
+    bool end;
+
+    uint8_t all[4096];
+    size_t len = 0;
+    const uint8_t *p;
+    ssize_t n;
+
+    pump(w);                        /* the prefaces and SETTINGS */
+    w->srv.keep_body = true;
+    (void)cli_request(&w->cli, nva, 5, &prd);
+    /* nghttp2 hands out one frame at a time: one read of all of them */
+    while ((n = nghttp2_session_mem_send(w->cli.ng, &p)) > 0) {
+        assert_true(len + (size_t)n <= sizeof(all));
+        memcpy(all + len, p, (size_t)n);
+        len += (size_t)n;
+    }
+    assert_int_equal(h2_conn_recv(w->srv.h, all, len, w->now), 0);
+    pump(w);
+    assert_int_equal(w->srv.nreq, 1);
+    assert_int_equal(w->srv.req[0].r.body, H1_BODY_LENGTH);
+    assert_int_equal(w->srv.req[0].r.content_length, 5);
+    h2_stream_body(w->srv.req[0].st, &b, &end);
+    assert_int_equal(b.len, 5);
+    assert_memory_equal(b.p, "bbbbb", 5);
+}
+
 /* A stream reset with body bytes unread gives the connection window back:
  * later uploads on the connection still flow. */
 static void
@@ -1116,6 +1156,7 @@ main(void)
         cmocka_unit_test_setup_teardown(body_pieces_by_reference, setup, teardown),
         cmocka_unit_test_setup_teardown(stalled_stream_does_not_stall_others, setup, teardown),
         cmocka_unit_test_setup_teardown(request_body_is_flow_controlled, setup, teardown),
+        cmocka_unit_test_setup_teardown(short_body_in_the_same_read_as_the_head, setup, teardown),
         cmocka_unit_test_setup_teardown(reset_stream_returns_connection_window, setup, teardown),
         cmocka_unit_test_setup_teardown(header_list_too_large_is_431, setup, teardown),
         cmocka_unit_test_setup_teardown(host_and_authority_must_agree, setup, teardown),
